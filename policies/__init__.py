@@ -1,0 +1,36 @@
+"""replicast policies: the pure decision core both shells (controller, simulator) call.
+
+Public API (shells, notebooks and external checks use exactly this):
+`Observation`, `autoscaler(spec, state=None) -> Autoscaler`, `Autoscaler.tick(obs) ->
+DecisionRecord`, the pure `tick(obs, state, policy, guards)`, `SpecError`, and the plugin
+contract `Policy` / `PolicyFactory` / `Proposal`. This package reads no clock, does no I/O and
+holds no global random state.
+"""
+
+from policies.autoscaler import Autoscaler, autoscaler
+from policies.engine import DecisionRecord, EngineState, tick
+from policies.guards import Guards, GuardStep
+from policies.observation import SIGNALS, Observation, ObservationError
+from policies.policy import Policy, PolicyFactory, Proposal, StatelessPolicy
+from policies.registry import available, resolve
+from policies.spec import SpecError
+
+__all__ = [
+    "SIGNALS",
+    "Autoscaler",
+    "DecisionRecord",
+    "EngineState",
+    "GuardStep",
+    "Guards",
+    "Observation",
+    "ObservationError",
+    "Policy",
+    "PolicyFactory",
+    "Proposal",
+    "SpecError",
+    "StatelessPolicy",
+    "autoscaler",
+    "available",
+    "resolve",
+    "tick",
+]

@@ -1,0 +1,425 @@
+"""The guard pipeline: every policy's raw proposal passes the same guards, in this order.
+
+1. stabilization over raw proposals (HPA `stabilizeRecommendationWithBehaviors`),
+2. rate limits (HPA `convertDesiredReplicasWithBehaviorRate` with `selectPolicy`),
+3. min/max,
+4. starting capacity (no further scale-up while replicas are still starting; off by default),
+5. missing data (never scale down while a signal the policy requires is missing),
+6. flap budget (at most N direction changes per window; off by default).
+
+In: the proposal, the current replica count, the observation and `GuardState`. Out: the final
+count, one `GuardStep` per guard that changed the value, and the new `GuardState`. Scale events
+are recorded by `record_scale` at `now_s` for the value `tick` returns, as HPA's
+`storeScaleEvent` does. The HPA arithmetic is reproduced including its quirks (strict `After`
+cutoffs, reuse of outdated slots); the worked examples live in tests/test_hpa_traces.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+from policies.observation import Observation
+from policies.spec import GuardSpec, HPABehavior, HPAScalingRules
+
+# Kubernetes defaults (k8s.io/kubernetes pkg/apis/autoscaling/v2/defaults.go and the
+# controller's --horizontal-pod-autoscaler-downscale-stabilization flag).
+DEFAULT_DOWNSCALE_STABILIZATION_S = 300
+DEFAULT_SCALE_PERIOD_S = 15
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingPolicy:
+    type: str  # "Pods" | "Percent"
+    value: int
+    period_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingRules:
+    """One direction of a fully defaulted HPA behavior."""
+
+    stabilization_window_s: int
+    select_policy: str  # "Max" | "Min" | "Disabled"
+    policies: tuple[ScalingPolicy, ...]
+    tolerance: float | None = None
+
+    @property
+    def longest_period_s(self) -> int:
+        return max((p.period_s for p in self.policies), default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class FlapBudget:
+    max_changes: int
+    window_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Guards:
+    min_replicas: int
+    max_replicas: int
+    scale_up: ScalingRules | None = None
+    scale_down: ScalingRules | None = None
+    starting_capacity: bool = False
+    flap_budget: FlapBudget | None = None
+
+    @property
+    def has_behavior(self) -> bool:
+        return self.scale_up is not None and self.scale_down is not None
+
+
+DEFAULT_SCALE_UP = ScalingRules(
+    stabilization_window_s=0,
+    select_policy="Max",
+    policies=(
+        ScalingPolicy("Pods", 4, DEFAULT_SCALE_PERIOD_S),
+        ScalingPolicy("Percent", 100, DEFAULT_SCALE_PERIOD_S),
+    ),
+)
+DEFAULT_SCALE_DOWN = ScalingRules(
+    stabilization_window_s=DEFAULT_DOWNSCALE_STABILIZATION_S,
+    select_policy="Max",
+    policies=(ScalingPolicy("Percent", 100, DEFAULT_SCALE_PERIOD_S),),
+)
+
+
+def _rules(given: HPAScalingRules | None, default: ScalingRules) -> ScalingRules:
+    """Kubernetes' copyHPAScalingRules: each non-nil field of `given` replaces the default."""
+    if given is None:
+        return default
+    policies = default.policies
+    if given.policies is not None:
+        policies = tuple(ScalingPolicy(p.type, p.value, p.periodSeconds) for p in given.policies)
+    return ScalingRules(
+        stabilization_window_s=(
+            given.stabilizationWindowSeconds
+            if given.stabilizationWindowSeconds is not None
+            else default.stabilization_window_s
+        ),
+        select_policy=given.selectPolicy or default.select_policy,
+        policies=policies,
+        tolerance=given.tolerance if given.tolerance is not None else default.tolerance,
+    )
+
+
+def resolve_behavior(behavior: HPABehavior) -> tuple[ScalingRules, ScalingRules]:
+    return _rules(behavior.scaleUp, DEFAULT_SCALE_UP), _rules(
+        behavior.scaleDown, DEFAULT_SCALE_DOWN
+    )
+
+
+def guards_from_spec(spec: GuardSpec) -> Guards:
+    up = down = None
+    if spec.behavior is not None:
+        up, down = resolve_behavior(spec.behavior)
+    budget = None
+    if spec.flap_budget is not None:
+        budget = FlapBudget(spec.flap_budget.max_changes, spec.flap_budget.window_s)
+    return Guards(
+        min_replicas=spec.min_replicas,
+        max_replicas=spec.max_replicas,
+        scale_up=up,
+        scale_down=down,
+        starting_capacity=spec.starting_capacity,
+        flap_budget=budget,
+    )
+
+
+def behavior_to_spec(up: ScalingRules, down: ScalingRules) -> dict[str, Any]:
+    """The fully defaulted behavior block, camelCase, as Kubernetes would show it."""
+
+    def rules(r: ScalingRules) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "stabilizationWindowSeconds": r.stabilization_window_s,
+            "selectPolicy": r.select_policy,
+            "policies": [
+                {"type": p.type, "value": p.value, "periodSeconds": p.period_s} for p in r.policies
+            ],
+        }
+        if r.tolerance is not None:
+            out["tolerance"] = r.tolerance
+        return out
+
+    return {"scaleUp": rules(up), "scaleDown": rules(down)}
+
+
+def guards_to_spec(guards: Guards) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "min_replicas": guards.min_replicas,
+        "max_replicas": guards.max_replicas,
+    }
+    if guards.scale_up is not None and guards.scale_down is not None:
+        out["behavior"] = behavior_to_spec(guards.scale_up, guards.scale_down)
+    if guards.starting_capacity:
+        out["starting_capacity"] = True
+    if guards.flap_budget is not None:
+        out["flap_budget"] = {
+            "max_changes": guards.flap_budget.max_changes,
+            "window_s": guards.flap_budget.window_s,
+        }
+    return out
+
+
+# --- state ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleEvent:
+    change: int  # always > 0; the list it is in gives the direction
+    at_s: float
+    outdated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GuardState:
+    # None until the first tick records the initial recommendation (HPA
+    # recordInitialRecommendation); afterwards a list that HPA never empties.
+    recommendations: tuple[tuple[float, int], ...] | None = None
+    up_events: tuple[ScaleEvent, ...] = ()
+    down_events: tuple[ScaleEvent, ...] = ()
+    last_direction: int = 0  # +1 up, -1 down, 0 no scale event yet
+    direction_changes_s: tuple[float, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        def events(evs: tuple[ScaleEvent, ...]) -> list[list[Any]]:
+            return [[e.at_s, e.change, e.outdated] for e in evs]
+
+        return {
+            "recommendations": (
+                None if self.recommendations is None else [list(r) for r in self.recommendations]
+            ),
+            "up_events": events(self.up_events),
+            "down_events": events(self.down_events),
+            "last_direction": self.last_direction,
+            "direction_changes_s": list(self.direction_changes_s),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> GuardState:
+        def events(rows: Any) -> tuple[ScaleEvent, ...]:
+            return tuple(ScaleEvent(int(c), float(t), bool(o)) for t, c, o in rows)
+
+        recs = data.get("recommendations")
+        return cls(
+            recommendations=None if recs is None else tuple((float(t), int(r)) for t, r in recs),
+            up_events=events(data.get("up_events", [])),
+            down_events=events(data.get("down_events", [])),
+            last_direction=int(data.get("last_direction", 0)),
+            direction_changes_s=tuple(float(t) for t in data.get("direction_changes_s", [])),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GuardStep:
+    """One guard that changed the value: name, before, after, why."""
+
+    name: str
+    before: int
+    after: int
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "before": self.before, "after": self.after, "why": self.why}
+
+
+# --- 1. stabilization ----------------------------------------------------------------------
+
+
+def stabilize(
+    desired: int, current: int, now_s: float, guards: Guards, state: GuardState
+) -> tuple[int, GuardState, str]:
+    """HPA's two-sided stabilization; returns the value, the new state and a reason."""
+    if guards.scale_up is None or guards.scale_down is None:
+        return desired, state, ""
+    recs = list(state.recommendations or ())
+    up_cutoff = now_s - guards.scale_up.stabilization_window_s
+    down_cutoff = now_s - guards.scale_down.stabilization_window_s
+    up_rec = down_rec = desired
+    old_index = -1
+    for i, (at_s, rec) in enumerate(recs):
+        if at_s > up_cutoff:
+            up_rec = min(rec, up_rec)
+        if at_s > down_cutoff:
+            down_rec = max(rec, down_rec)
+        if at_s < up_cutoff and at_s < down_cutoff:
+            old_index = i
+    value = min(max(current, up_rec), down_rec)
+    if old_index >= 0:
+        recs[old_index] = (now_s, desired)
+    else:
+        recs.append((now_s, desired))
+    if desired >= current:
+        why = "ScaleUpStabilized: recent recommendations were lower; applying the lowest"
+    else:
+        why = "ScaleDownStabilized: recent recommendations were higher; applying the highest"
+    return value, replace(state, recommendations=tuple(recs)), why
+
+
+def record_initial_recommendation(current: int, now_s: float, state: GuardState) -> GuardState:
+    if state.recommendations is not None:
+        return state
+    return replace(state, recommendations=((now_s, current),))
+
+
+# --- 2. rate limits ------------------------------------------------------------------------
+
+
+def _change_in_period(events: tuple[ScaleEvent, ...], period_s: int, now_s: float) -> int:
+    cutoff = now_s - period_s
+    return sum(e.change for e in events if e.at_s > cutoff)
+
+
+def scale_up_limit(current: int, rules: ScalingRules, state: GuardState, now_s: float) -> int:
+    if rules.select_policy == "Disabled":
+        return current
+    pick = min if rules.select_policy == "Min" else max
+    result: int | None = None
+    for p in rules.policies:
+        added = _change_in_period(state.up_events, p.period_s, now_s)
+        deleted = _change_in_period(state.down_events, p.period_s, now_s)
+        start = current - added + deleted
+        if p.type == "Pods":
+            proposed = start + p.value
+        else:  # the proposal is rounded up, or a small target could never grow
+            proposed = math.ceil(start * (1 + p.value / 100))
+        result = proposed if result is None else pick(result, proposed)
+    return current if result is None else result
+
+
+def scale_down_limit(current: int, rules: ScalingRules, state: GuardState, now_s: float) -> int:
+    if rules.select_policy == "Disabled":
+        return current
+    pick = max if rules.select_policy == "Min" else min
+    result: int | None = None
+    for p in rules.policies:
+        added = _change_in_period(state.up_events, p.period_s, now_s)
+        deleted = _change_in_period(state.down_events, p.period_s, now_s)
+        start = current - added + deleted
+        if p.type == "Pods":
+            proposed = start - p.value
+        else:  # Go's int32(float64) truncates toward zero
+            proposed = int(start * (1 - p.value / 100))
+        result = proposed if result is None else pick(result, proposed)
+    return current if result is None else result
+
+
+def rate_limit(
+    desired: int, current: int, now_s: float, guards: Guards, state: GuardState
+) -> tuple[int, str]:
+    if desired > current and guards.scale_up is not None:
+        limit = max(scale_up_limit(current, guards.scale_up, state, now_s), current)
+        if desired > limit:
+            return limit, "ScaleUpLimit: the desired count is increasing faster than the scale rate"
+    elif desired < current and guards.scale_down is not None:
+        limit = min(scale_down_limit(current, guards.scale_down, state, now_s), current)
+        if desired < limit:
+            return (
+                limit,
+                "ScaleDownLimit: the desired count is decreasing faster than the scale rate",
+            )
+    return desired, ""
+
+
+# --- 3.-6. bounds, starting capacity, missing data, flap budget ---------------------------
+
+
+def clamp(desired: int, guards: Guards) -> tuple[int, str]:
+    if desired > guards.max_replicas:
+        return guards.max_replicas, f"TooManyReplicas: capped at max_replicas {guards.max_replicas}"
+    if desired < guards.min_replicas:
+        return guards.min_replicas, f"TooFewReplicas: raised to min_replicas {guards.min_replicas}"
+    return desired, ""
+
+
+def hold_while_starting(
+    desired: int, current: int, obs: Observation, guards: Guards
+) -> tuple[int, str]:
+    if guards.starting_capacity and desired > current and obs.starting_replicas > 0:
+        return current, (
+            f"StartingCapacity: {obs.starting_replicas} replica(s) still starting; "
+            "scale-up waits for them"
+        )
+    return desired, ""
+
+
+def block_scale_down_on_missing(
+    desired: int, current: int, obs: Observation, required: frozenset[str]
+) -> tuple[int, str]:
+    if desired >= current:
+        return desired, ""
+    missing = sorted(s for s in required if obs.signal(s) is None)
+    if missing:
+        return current, f"MissingSignal: {', '.join(missing)} missing; scale-down blocked"
+    return desired, ""
+
+
+def flap_guard(
+    desired: int, current: int, now_s: float, guards: Guards, state: GuardState
+) -> tuple[int, str]:
+    budget = guards.flap_budget
+    if budget is None or desired == current:
+        return desired, ""
+    direction = 1 if desired > current else -1
+    if state.last_direction in (0, direction):
+        return desired, ""
+    recent = [t for t in state.direction_changes_s if t > now_s - budget.window_s]
+    if len(recent) >= budget.max_changes:
+        return current, (
+            f"FlapBudget: {len(recent)} direction change(s) in the last {budget.window_s:g} s "
+            f"(budget {budget.max_changes}); holding"
+        )
+    return desired, ""
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+def _store(
+    events: tuple[ScaleEvent, ...], change: int, now_s: float, longest_s: int
+) -> tuple[ScaleEvent, ...]:
+    """HPA storeScaleEvent: mark events older than the longest period, reuse the last one."""
+    cutoff = now_s - longest_s
+    marked = [replace(e, outdated=True) if e.at_s < cutoff else e for e in events]
+    new = ScaleEvent(change, now_s)
+    outdated = [i for i, e in enumerate(marked) if e.outdated]
+    if outdated:
+        marked[outdated[-1]] = new
+    else:
+        marked.append(new)
+    return tuple(marked)
+
+
+def record_scale(
+    previous: int,
+    new: int,
+    now_s: float,
+    guards: Guards,
+    state: GuardState,
+    *,
+    rate_event: bool = True,
+) -> GuardState:
+    """Record the scale event `tick` made (a no-op when nothing changed).
+
+    `rate_event=False` (a direct action such as KEDA's 0 <-> 1) counts for the flap budget
+    but not for the rate limits, as KEDA's executor scales outside the HPA's history.
+    """
+    if new == previous:
+        return state
+    direction = 1 if new > previous else -1
+    changes = state.direction_changes_s
+    if state.last_direction not in (0, direction):
+        changes = (*changes, now_s)
+    if guards.flap_budget is not None:
+        changes = tuple(t for t in changes if t > now_s - guards.flap_budget.window_s)
+    else:
+        changes = ()
+    state = replace(state, last_direction=direction, direction_changes_s=changes)
+    if guards.scale_up is None or guards.scale_down is None or not rate_event:
+        return state
+    if direction > 0:
+        ups = _store(state.up_events, new - previous, now_s, guards.scale_up.longest_period_s)
+        return replace(state, up_events=ups)
+    downs = _store(state.down_events, previous - new, now_s, guards.scale_down.longest_period_s)
+    return replace(state, down_events=downs)

@@ -1,0 +1,115 @@
+"""Where policy names come from: built-ins, the `replicast.policies` entry points, "module:attr".
+
+In: a name from a spec's `policy` key. Out: a `PolicyFactory`. A built-in name wins over an
+entry point of the same name (a plugin cannot silently replace `hpa`); a plugin that fails to
+load is reported by `available()` with its error instead of breaking every other policy.
+Set REPLICAST_BLOCK_PLUGINS="name1,name2" to keep named entry points from loading (as pytest's
+`-p no:name`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+from policies.policy import PolicyFactory
+from policies.spec import SpecError
+
+ENTRY_POINT_GROUP = "replicast.policies"
+
+
+def builtins() -> dict[str, PolicyFactory]:
+    # Imported here so that importing the registry stays cheap and acyclic.
+    from policies.hpa import HPA_FACTORY  # noqa: PLC0415
+    from policies.keda import KEDA_FACTORY  # noqa: PLC0415
+
+    return {f.name: f for f in (HPA_FACTORY, KEDA_FACTORY)}
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    name: str
+    origin: str  # "built-in", "entry point <dist>", or "error"
+    summary: str
+
+
+def _blocked(environ: Mapping[str, str]) -> set[str]:
+    raw = environ.get("REPLICAST_BLOCK_PLUGINS", "")
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def _check_factory(obj: object, label: str) -> PolicyFactory:
+    if isinstance(obj, PolicyFactory):
+        return obj
+    raise SpecError(
+        "policy",
+        [
+            (
+                "",
+                f"{label} is not a policy factory (needs name, summary, guard_defaults, "
+                "example_spec and from_spec(spec)); see policies.policy.PolicyFactory",
+            )
+        ],
+    )
+
+
+def load_path(path: str) -> PolicyFactory:
+    """Import "package.module:attribute" and check it is a policy factory."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise SpecError(
+            "policy", [("", f"must be a registered name or 'module:attr' (got {path!r})")]
+        )
+    try:
+        target: object = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as error:
+        raise SpecError("policy", [("", f"cannot load {path!r}: {error}")]) from None
+    return _check_factory(target, repr(path))
+
+
+def available(environ: Mapping[str, str] | None = None) -> list[Listing]:
+    """Every policy a spec can name, built-ins first, with where it comes from."""
+    env = os.environ if environ is None else environ
+    out = [Listing(f.name, "built-in", f.summary) for f in builtins().values()]
+    taken = {listing.name for listing in out}
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if ep.name in taken or ep.name in _blocked(env):
+            continue
+        dist = ep.dist.name if ep.dist is not None else "?"
+        try:
+            factory = _check_factory(ep.load(), f"entry point {ep.name!r}")
+        except Exception as error:  # a broken plugin must not hide the others
+            out.append(Listing(ep.name, "error", f"{dist}: {type(error).__name__}: {error}"))
+            continue
+        out.append(Listing(ep.name, f"entry point ({dist})", factory.summary))
+        taken.add(ep.name)
+    return out
+
+
+def resolve(name: str, environ: Mapping[str, str] | None = None) -> PolicyFactory:
+    """The factory for a spec's `policy` value."""
+    if not isinstance(name, str) or not name:
+        raise SpecError("policy", [("", f"must be a policy name such as 'hpa' (got {name!r})")])
+    found = builtins().get(name)
+    if found is not None:
+        return found
+    if ":" in name:
+        return load_path(name)
+    env = os.environ if environ is None else environ
+    if name not in _blocked(env):
+        for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
+            try:
+                return _check_factory(ep.load(), f"entry point {name!r}")
+            except SpecError:
+                raise
+            except Exception as error:
+                raise SpecError(
+                    "policy", [("", f"entry point {name!r} failed to load: {error}")]
+                ) from None
+    names = ", ".join(listing.name for listing in available(env) if listing.origin != "error")
+    raise SpecError("policy", [("", f"unknown policy {name!r}; available: {names}")])

@@ -1,0 +1,227 @@
+"""Spec validation: one error type, one line per problem, keys as the user wrote them.
+
+In: a plain mapping (from YAML, JSON, a notebook). Out: frozen, validated pydantic models the
+policies and guards read. Validation happens once, in `policies.autoscaler`, never per tick.
+
+Every problem is reported as `<where>: <key path>: <what is wrong> (got <value>)`, e.g.
+`hpa spec: metrics[0].target_per_replica: must be > 0 (got -1)`; all problems of a spec are
+reported together in one `SpecError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Annotated, Any, Literal, TypeVar, get_args
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class SpecError(ValueError):
+    """A spec (or saved state) that cannot be used. `problems` lists `(key path, message)`."""
+
+    def __init__(self, where: str, problems: Sequence[tuple[str, str]]) -> None:
+        self.where = where
+        self.problems = tuple(problems)
+        text = "; ".join(f"{path}: {msg}" if path else msg for path, msg in self.problems)
+        super().__init__(f"{where}: {text}" if where else text)
+
+
+class StrictModel(BaseModel):
+    """Frozen; unknown keys are errors (reported with the keys that are allowed)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+
+def _path(loc: Iterable[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith("function-") or part in {"tagged-union", "union"}:
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def _model_at(root: type[BaseModel], loc: Sequence[int | str]) -> type[BaseModel] | None:
+    """The model class that holds the key at `loc` (for listing its allowed keys)."""
+    current: Any = root
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(part)
+        if field is None:
+            return None
+        current = field.annotation
+    current = _unwrap(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Optional[X], list[X], Annotated[X, ...] -> X (the first model among union members)."""
+    for _ in range(5):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if not args:
+            return annotation
+        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        annotation = models[0] if models else args[0]
+    return annotation
+
+
+def _num(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _describe(err: Any, root: type[BaseModel] | None = None) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        holder = _model_at(root, err["loc"][:-1]) if root is not None else None
+        allowed = f"; allowed keys: {', '.join(sorted(holder.model_fields))}" if holder else ""
+        return f"unknown key{allowed}"
+    ctx = err.get("ctx") or {}
+    value = err.get("input")
+    got = f" (got {value!r})" if kind != "missing" else ""
+    messages = {
+        "missing": "required key is missing",
+        "greater_than": f"must be > {_num(ctx.get('gt'))}",
+        "greater_than_equal": f"must be >= {_num(ctx.get('ge'))}",
+        "less_than": f"must be < {_num(ctx.get('lt'))}",
+        "less_than_equal": f"must be <= {_num(ctx.get('le'))}",
+        "int_type": "must be a whole number",
+        "int_parsing": "must be a whole number",
+        "int_from_float": "must be a whole number",
+        "float_type": "must be a number",
+        "float_parsing": "must be a number",
+        "bool_type": "must be true or false",
+        "bool_parsing": "must be true or false",
+        "string_type": "must be a string",
+        "list_type": "must be a list",
+        "dict_type": "must be a mapping",
+        "model_type": "must be a mapping",
+        "finite_number": "must be a finite number",
+        "too_short": f"must have at least {ctx.get('min_length')} item(s)",
+    }
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}{got}"
+    if kind in messages:
+        return messages[kind] + got
+    msg = str(err["msg"])
+    msg = msg.removeprefix("Value error, ")
+    return msg[:1].lower() + msg[1:] + ("" if "(got " in msg else got)
+
+
+def problems_of(
+    error: ValidationError, root: type[BaseModel] | None = None, prefix: str = ""
+) -> list[tuple[str, str]]:
+    """Turn pydantic's errors into `(key path, message)` pairs."""
+    out = []
+    for err in error.errors():
+        path = _path(err["loc"])
+        if prefix:
+            path = f"{prefix}.{path}" if path else prefix
+        out.append((path, _describe(err, root)))
+    return out
+
+
+def parse(model: type[M], data: Any, where: str, prefix: str = "") -> M:
+    """Validate `data` as `model` or raise SpecError naming every problem."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise SpecError(where, problems_of(error, model, prefix)) from None
+
+
+def parse_quantity(value: Any) -> float:
+    """A Kubernetes resource.Quantity as a float: 0.1, "0.1", "100m", "2", "1k", "1Ki"."""
+    if isinstance(value, bool):
+        raise ValueError(
+            f"must be a number or a Kubernetes quantity such as '100m' (got {value!r})"
+        )
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(
+            f"must be a number or a Kubernetes quantity such as '100m' (got {value!r})"
+        )
+    text = value.strip()
+    suffixes = {
+        "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+        "Ki": 1024.0, "Mi": 1024.0**2, "Gi": 1024.0**3, "Ti": 1024.0**4,
+    }  # fmt: skip
+    for suffix in sorted(suffixes, key=len, reverse=True):
+        if text.endswith(suffix):
+            try:
+                return float(text[: -len(suffix)]) * suffixes[suffix]
+            except ValueError:
+                break
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(
+            f"must be a number or a Kubernetes quantity such as '100m' (got {value!r})"
+        ) from None
+
+
+Quantity = Annotated[float, BeforeValidator(parse_quantity)]
+
+
+# --- Kubernetes HPA `behavior`, accepted verbatim (camelCase, Kubernetes' own validation) ---
+
+SelectPolicy = Literal["Max", "Min", "Disabled"]
+
+
+class HPAScalingPolicy(StrictModel):
+    type: Literal["Pods", "Percent"]
+    value: int = Field(gt=0)
+    periodSeconds: int = Field(gt=0, le=1800)  # noqa: N815 - Kubernetes' field name
+
+
+class HPAScalingRules(StrictModel):
+    stabilizationWindowSeconds: int | None = Field(default=None, ge=0, le=3600)  # noqa: N815
+    selectPolicy: SelectPolicy | None = None  # noqa: N815
+    policies: list[HPAScalingPolicy] | None = Field(default=None, min_length=1)
+    tolerance: Quantity | None = Field(default=None, ge=0)
+
+
+class HPABehavior(StrictModel):
+    scaleUp: HPAScalingRules | None = None  # noqa: N815
+    scaleDown: HPAScalingRules | None = None  # noqa: N815
+
+
+class FlapBudgetSpec(StrictModel):
+    max_changes: int = Field(ge=0)
+    window_s: float = Field(gt=0)
+
+
+class GuardSpec(StrictModel):
+    """The guard keys every spec may carry beside `policy` and the policy's own keys."""
+
+    min_replicas: int = Field(default=0, ge=0)
+    max_replicas: int = Field(ge=1)
+    behavior: HPABehavior | None = None
+    starting_capacity: bool = False
+    flap_budget: FlapBudgetSpec | None = None
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> GuardSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) must be <= max_replicas ({self.max_replicas})"
+            )
+        return self
+
+
+GUARD_KEYS: frozenset[str] = frozenset(GuardSpec.model_fields)

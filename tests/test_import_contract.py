@@ -1,0 +1,62 @@
+"""policies/ is pure: no shell, no clock, no asyncio, no I/O client, no global randomness;
+controller/ and simulator/ never import each other."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FORBIDDEN_IN_POLICIES = (
+    "controller", "simulator", "aiohttp", "kubernetes_asyncio", "azure",
+    "time", "asyncio", "random",
+)  # fmt: skip
+
+
+def imported_modules(package: str) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+        out[str(path.relative_to(ROOT))] = names
+    return out
+
+
+def top(name: str) -> str:
+    return name.split(".", maxsplit=1)[0]
+
+
+def test_policies_imports_nothing_forbidden() -> None:
+    for path, names in imported_modules("policies").items():
+        bad = sorted(n for n in names if top(n) in FORBIDDEN_IN_POLICIES)
+        assert not bad, f"{path} imports {bad}"
+
+
+def test_policies_never_calls_datetime_now() -> None:
+    for path in (ROOT / "policies").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in {"now", "utcnow", "today"}:
+                raise AssertionError(f"{path}:{node.lineno} reads the wall clock ({node.attr})")
+
+
+def test_shells_do_not_import_each_other() -> None:
+    for package, other in (("controller", "simulator"), ("simulator", "controller")):
+        for path, names in imported_modules(package).items():
+            assert not any(top(n) == other for n in names), f"{path} imports {other}"
+
+
+def test_importing_policies_loads_no_shell_or_network_module() -> None:
+    code = (
+        "import sys, policies, policies.cli, policies.testing, policies.explain\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "{'controller','simulator','aiohttp','kubernetes_asyncio','azure','asyncio'}]\n"
+        "print(','.join(sorted(bad)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
