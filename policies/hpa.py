@@ -258,4 +258,4 @@ class HPAFactory:
         return HPAPolicy(metrics_from(params.metric_list()), params.tolerance)
 
 
-HPA_FACTORY = HPAFactory()
+FACTORY = HPAFactory()

@@ -238,4 +238,4 @@ class KedaFactory:
         return KedaPolicy(triggers, params.cooldown_s, params.fallback, params.tolerance)
 
 
-KEDA_FACTORY = KedaFactory()
+FACTORY = KedaFactory()

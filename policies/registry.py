@@ -21,12 +21,14 @@ from policies.spec import SpecError
 ENTRY_POINT_GROUP = "replicast.policies"
 
 
+# Each built-in module exposes `FACTORY`; the order is the order of `replicast policies`.
+BUILTIN_MODULES: tuple[str, ...] = ("policies.hpa", "policies.keda")
+
+
 def builtins() -> dict[str, PolicyFactory]:
     # Imported here so that importing the registry stays cheap and acyclic.
-    from policies.hpa import HPA_FACTORY  # noqa: PLC0415
-    from policies.keda import KEDA_FACTORY  # noqa: PLC0415
-
-    return {f.name: f for f in (HPA_FACTORY, KEDA_FACTORY)}
+    factories = [importlib.import_module(name).FACTORY for name in BUILTIN_MODULES]
+    return {f.name: f for f in factories}
 
 
 @dataclass(frozen=True, slots=True)
