@@ -22,7 +22,12 @@ ENTRY_POINT_GROUP = "replicast.policies"
 
 
 # Each built-in module exposes `FACTORY`; the order is the order of `replicast policies`.
-BUILTIN_MODULES: tuple[str, ...] = ("policies.hpa", "policies.keda")
+BUILTIN_MODULES: tuple[str, ...] = (
+    "policies.hpa",
+    "policies.keda",
+    "policies.slo",
+    "policies.predictive",
+)
 
 
 def builtins() -> dict[str, PolicyFactory]:

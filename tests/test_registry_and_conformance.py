@@ -84,7 +84,7 @@ def test_blocked_plugins_do_not_load(plugin_installed: None) -> None:
 
 
 def test_unknown_policy_names_what_is_available() -> None:
-    with pytest.raises(SpecError, match=r"unknown policy 'hap'; available: hpa, keda"):
+    with pytest.raises(SpecError, match=r"unknown policy 'hap'; available: hpa, keda, "):
         autoscaler({"policy": "hap", "max_replicas": 3})
 
 

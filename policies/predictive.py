@@ -1,0 +1,284 @@
+"""`predictive`: a seasonal forecast of the request rate, one startup lead time ahead, sized
+by the SLO model and used as a floor under the reactive SLO sizing.
+
+In: `request_rate_rps` (required), the SLO calibration signals, and the replica counts (to
+learn the startup lead time). Out: max(reactive size, forecast size) with both in the record.
+
+Forecast: additive double-seasonal Holt-Winters (Taylor, 2003) over `bucket_s` buckets of
+the mean rate, aligned to Unix time: level l, daily offsets d (season_s / bucket_s of them)
+and, with `weekly`, weekly offsets w (7 x that many). When bucket b closes with mean y:
+    forecast  f_b = l + d[b mod m1] + w[b mod m2]
+    l  <- alpha (y - d - w) + (1 - alpha) l
+    d  <- gamma (y - l - w) + (1 - gamma) d
+    w  <- omega (y - l - d) + (1 - omega) w
+The first full season initializes l (its mean) and d (each bucket's offset from it). Until
+then the policy defers to the reactive sizing and says so in the record. The sized rate is the
+largest forecast over the buckets from now to now + lead time, times (1 + margin_k x e),
+where e is the running mean absolute relative error of the one-bucket-ahead forecasts, so the
+safety margin grows with the error actually seen.
+
+Lead time: `lead_time_s` pins it; by default it is learned as the smoothed time from a rise
+of `replicas` (spec) to `ready_replicas` reaching it, starting from `initial_lead_time_s`.
+Parameters (with the `slo` ones: latency_target_s, percentile, slots_per_replica, ...):
+bucket_s (300), season_s (86400), weekly (true), alpha (0.1), gamma (0.2), omega (0.2),
+margin_k (2.0), lead_time_s (learned), initial_lead_time_s (120), reactive (true; false
+proposes the forecast size alone, for use as a floor under another policy).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from policies.observation import Observation
+from policies.policy import JSON, Proposal
+from policies.slo import Calibration, SloParams, SloPolicy, size
+from policies.spec import parse
+
+
+class PredictiveParams(SloParams):
+    bucket_s: int = Field(default=300, ge=10)
+    season_s: int = Field(default=86_400, ge=60)
+    weekly: bool = True
+    alpha: float = Field(default=0.1, gt=0, le=1)
+    gamma: float = Field(default=0.2, ge=0, le=1)
+    omega: float = Field(default=0.2, ge=0, le=1)
+    margin_k: float = Field(default=2.0, ge=0, allow_inf_nan=False)
+    lead_time_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    initial_lead_time_s: float = Field(default=120.0, ge=0, allow_inf_nan=False)
+    reactive: bool = True
+
+    @model_validator(mode="after")
+    def _season_in_buckets(self) -> PredictiveParams:
+        if self.season_s % self.bucket_s:
+            raise ValueError(
+                f"season_s ({self.season_s}) must be a multiple of bucket_s ({self.bucket_s})"
+            )
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Forecaster:
+    """Holt-Winters state plus the bucket being filled. Plain data; JSON through to_json."""
+
+    bucket: int | None = None  # index of the bucket being filled
+    bucket_sum: float = 0.0  # integral of the rate over the bucket so far (requests)
+    bucket_time_s: float = 0.0
+    warmup: tuple[tuple[int, float], ...] = ()  # (bucket, mean) until a season is covered
+    level: float | None = None
+    daily: tuple[float, ...] = ()
+    weekly: tuple[float, ...] = ()
+    error: float = 0.0  # mean absolute relative error of one-bucket-ahead forecasts
+    errors_seen: int = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.level is not None
+
+
+@dataclass(frozen=True, slots=True)
+class LeadTime:
+    estimate_s: float
+    rise_at_s: float | None = None  # when `replicas` last rose above ready
+    rise_to: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PredictiveState:
+    calibration: Calibration
+    forecaster: Forecaster
+    lead: LeadTime
+    last_rate: float | None = None
+
+
+def _close_bucket(f: Forecaster, p: PredictiveParams, mean: float) -> Forecaster:
+    m1 = p.season_s // p.bucket_s
+    assert f.bucket is not None
+    b = f.bucket
+    if f.level is None:
+        warm = (*f.warmup, (b, mean))
+        if b - warm[0][0] + 1 < m1:
+            return replace(f, warmup=warm)
+        # a season is covered: the level is the mean, each bucket's offset its deviation;
+        # buckets the clock skipped start at offset 0 (the level)
+        level = sum(y for _, y in warm) / len(warm)
+        offsets: dict[int, list[float]] = {}
+        for bucket, y in warm:
+            offsets.setdefault(bucket % m1, []).append(y - level)
+        initial = tuple(sum(v) / len(v) if (v := offsets.get(i)) else 0.0 for i in range(m1))
+        weekly0 = (0.0,) * (7 * m1) if p.weekly else ()
+        return replace(f, warmup=(), level=level, daily=initial, weekly=weekly0)
+    i1 = b % m1
+    w_old = f.weekly[b % len(f.weekly)] if f.weekly else 0.0
+    forecast = f.level + f.daily[i1] + w_old
+    rel = abs(mean - forecast) / max(abs(forecast), abs(mean), 1e-9)
+    seen = f.errors_seen + 1
+    error = f.error + (rel - f.error) / min(seen, 50)  # running mean, then a 50-bucket EWMA
+    level = p.alpha * (mean - f.daily[i1] - w_old) + (1 - p.alpha) * f.level
+    new_daily = list(f.daily)
+    new_daily[i1] = p.gamma * (mean - level - w_old) + (1 - p.gamma) * new_daily[i1]
+    new_weekly = list(f.weekly)
+    if new_weekly:
+        i2 = b % len(new_weekly)
+        new_weekly[i2] = p.omega * (mean - level - new_daily[i1]) + (1 - p.omega) * new_weekly[i2]
+    return replace(
+        f, level=level, daily=tuple(new_daily), weekly=tuple(new_weekly), error=error,
+        errors_seen=seen,
+    )  # fmt: skip
+
+
+def observe_rate(
+    f: Forecaster, p: PredictiveParams, now_s: float, last_now_s: float | None, rate: float | None
+) -> Forecaster:
+    """Integrate the rate into its bucket; close buckets the clock has passed."""
+    bucket = math.floor(now_s / p.bucket_s)
+    previous = f.bucket
+    if previous is None:
+        return replace(f, bucket=bucket)
+    if rate is not None and last_now_s is not None and now_s > last_now_s:
+        f = replace(
+            f,
+            bucket_sum=f.bucket_sum + rate * (now_s - last_now_s),
+            bucket_time_s=f.bucket_time_s + now_s - last_now_s,
+        )
+    if bucket == previous:
+        return f
+    if f.bucket_time_s > 0:
+        f = _close_bucket(f, p, f.bucket_sum / f.bucket_time_s)
+    elif bucket - previous > p.season_s // p.bucket_s:
+        f = Forecaster()  # a gap longer than a season: start over
+    return replace(f, bucket=bucket, bucket_sum=0.0, bucket_time_s=0.0)
+
+
+def forecast_max(f: Forecaster, p: PredictiveParams, start_s: float, end_s: float) -> float | None:
+    """Largest forecast over the buckets covering [start_s, end_s]."""
+    if f.level is None:
+        return None
+    m1 = len(f.daily)
+    best = -math.inf
+    for b in range(math.floor(start_s / p.bucket_s), math.floor(end_s / p.bucket_s) + 1):
+        w = f.weekly[b % len(f.weekly)] if f.weekly else 0.0
+        best = max(best, f.level + f.daily[b % m1] + w)
+    return max(best, 0.0)
+
+
+def learn_lead(lead: LeadTime, obs: Observation, p: PredictiveParams) -> LeadTime:
+    if p.lead_time_s is not None:
+        return lead
+    if lead.rise_at_s is None:
+        if obs.replicas > obs.ready_replicas:
+            return replace(lead, rise_at_s=obs.now_s, rise_to=obs.replicas)
+        return lead
+    if obs.ready_replicas >= lead.rise_to:
+        sample = obs.now_s - lead.rise_at_s
+        return LeadTime(lead.estimate_s + 0.3 * (sample - lead.estimate_s))
+    if obs.replicas < lead.rise_to:  # the rise was withdrawn
+        return LeadTime(lead.estimate_s)
+    return lead
+
+
+@dataclass(frozen=True)
+class PredictivePolicy:
+    params: PredictiveParams
+    name: str = "predictive"
+    pauses_at_zero = False
+
+    @property
+    def required_signals(self) -> frozenset[str]:
+        return frozenset({"request_rate_rps"})
+
+    def spec(self) -> dict[str, Any]:
+        return self.params.model_dump(exclude_none=True)
+
+    def initial_state(self) -> PredictiveState:
+        return PredictiveState(
+            Calibration(), Forecaster(), LeadTime(self.params.initial_lead_time_s)
+        )
+
+    def dump_state(self, state: PredictiveState) -> JSON:
+        f, lead = state.forecaster, state.lead
+        return {
+            "calibration": state.calibration.to_json(),
+            "forecaster": {
+                "bucket": f.bucket, "bucket_sum": f.bucket_sum, "bucket_time_s": f.bucket_time_s,
+                "warmup": [list(x) for x in f.warmup], "level": f.level, "daily": list(f.daily),
+                "weekly": list(f.weekly), "error": f.error, "errors_seen": f.errors_seen,
+            },
+            "lead": {
+                "estimate_s": lead.estimate_s, "rise_at_s": lead.rise_at_s, "rise_to": lead.rise_to,
+            },
+            "last_rate": state.last_rate,
+        }  # fmt: skip
+
+    def load_state(self, data: JSON) -> PredictiveState:
+        fd, ld = data["forecaster"], data["lead"]
+        f = Forecaster(
+            bucket=fd["bucket"], bucket_sum=float(fd["bucket_sum"]),
+            bucket_time_s=float(fd["bucket_time_s"]),
+            warmup=tuple((int(b), float(y)) for b, y in fd["warmup"]),
+            level=None if fd["level"] is None else float(fd["level"]),
+            daily=tuple(map(float, fd["daily"])), weekly=tuple(map(float, fd["weekly"])),
+            error=float(fd["error"]), errors_seen=int(fd["errors_seen"]),
+        )  # fmt: skip
+        lead = LeadTime(float(ld["estimate_s"]), ld["rise_at_s"], int(ld["rise_to"]))
+        return PredictiveState(
+            Calibration.from_json(data["calibration"]), f, lead, data["last_rate"]
+        )
+
+    def decide(self, obs: Observation, state: PredictiveState) -> tuple[Proposal, PredictiveState]:
+        p = self.params
+        slo = SloPolicy(p)
+        last_now = state.calibration.last_now_s
+        cal = slo.calibrate(obs, state.calibration)
+        rate_for_bucket = state.last_rate if obs.request_rate_rps is None else obs.request_rate_rps
+        forecaster = observe_rate(state.forecaster, p, obs.now_s, last_now, rate_for_bucket)
+        lead = learn_lead(state.lead, obs, p)
+        new_state = PredictiveState(cal, forecaster, lead, obs.request_rate_rps)
+        if obs.request_rate_rps is None or cal.rate_rps is None:
+            return Proposal.hold("MissingSignal: request_rate_rps; holding"), new_state
+        service = p.service_time_s or cal.service_s
+        if service is None:
+            return Proposal.hold(
+                "Calibrating: no service time yet (in_flight or latency)"
+            ), new_state
+        cv2 = p.service_cv**2 if p.service_cv is not None else (cal.service_cv2 or 1.0)
+        lead_s = p.lead_time_s if p.lead_time_s is not None else lead.estimate_s
+        now_rate = max(obs.request_rate_rps, cal.rate_rps)
+        reactive, reactive_latency, reactive_note = size(p, now_rate, service, cv2)
+        details: dict[str, Any] = {
+            "rate_rps": now_rate, "service_s": service, "lead_time_s": lead_s,
+            "reactive_replicas": reactive, "predicted_latency_s": reactive_latency,
+        }  # fmt: skip
+        ahead = forecast_max(forecaster, p, obs.now_s, obs.now_s + lead_s)
+        if ahead is None:
+            m1 = p.season_s // p.bucket_s
+            covered = len(forecaster.warmup)
+            note = f"Deferring to reactive: forecast needs a season ({covered}/{m1} buckets)"
+            return Proposal.scale(reactive if p.reactive else 0, note, **details), new_state
+        margin = 1.0 + p.margin_k * forecaster.error
+        sized_rate = ahead * margin
+        planned, _, _ = size(p, sized_rate, service, cv2)
+        details.update(forecast_rps=ahead, margin=margin, forecast_replicas=planned)
+        if planned > reactive or not p.reactive:
+            note = f"forecast {ahead:.3g} req/s x {margin:.2f} in {lead_s:.0f} s needs {planned}"
+            return Proposal.scale(planned, note, **details), new_state
+        return Proposal.scale(reactive, reactive_note, **details), new_state
+
+
+class PredictiveFactory:
+    name = "predictive"
+    summary = "seasonal (Holt-Winters) rate forecast one lead time ahead, SLO-sized, as a floor"
+    guard_defaults: Mapping[str, Any] = {"min_replicas": 1}
+    example_spec: Mapping[str, Any] = {
+        "latency_target_s": 2.0, "slots_per_replica": 8, "bucket_s": 60, "season_s": 1200,
+    }  # fmt: skip
+
+    def from_spec(self, spec: Mapping[str, Any]) -> PredictivePolicy:
+        return PredictivePolicy(parse(PredictiveParams, spec, "predictive spec"))
+
+
+FACTORY = PredictiveFactory()

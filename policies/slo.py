@@ -1,0 +1,214 @@
+"""`slo`: the fewest replicas whose predicted latency percentile meets the SLO.
+
+In: `request_rate_rps` (required), and for calibration `in_flight`, `queue_depth` and the
+latency percentiles. Out: a Proposal with the predicted percentile beside the observed one.
+
+Model (policies/queueing.py): servers = replicas x `slots_per_replica`; waiting time from
+Erlang-C (M/M/c) with the Allen-Cunneen factor (ca2 + cs2) / 2 for non-exponential arrivals
+and service; the target is on end-to-end latency = wait quantile + mean service time, e.g.
+p95 <= 2 s: `percentile: 0.95, latency_target_s: 2`.
+
+Calibration, online and smoothed with time constant `window_s` (in seconds of now_s, so the
+tick interval does not matter):
+- arrival rate: `request_rate_rps`; sizing uses max(latest, smoothed) so a rise acts at once
+  and a fall is believed only as the smoothed value follows it;
+- mean service time E[S]: Little's law on the requests in service, in_flight / rate, or the
+  observed p50 latency when in_flight is missing; `service_time_s` pins it;
+- service variability cs2: from the spread of observed latencies while little is queued,
+  assuming a lognormal service time: sigma = ln(p95 / p50) / 1.645, cs2 = exp(sigma^2) - 1;
+  `service_cv` pins it; 1 (exponential) until learned;
+- arrival variability: `arrival_cv` (1 = Poisson).
+Parameters: latency_target_s (required), percentile (0.95), slots_per_replica (1),
+service_time_s (learned), service_cv (learned), arrival_cv (1.0), window_s (60).
+When no replica count can meet the target (the target is below E[S]), it proposes the count
+at which the waiting quantile is zero and says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field
+
+from policies.observation import Observation
+from policies.policy import JSON, Proposal
+from policies.queueing import smallest_servers
+from policies.spec import StrictModel, parse
+
+Z95 = 1.6448536269514722  # standard normal 0.95 quantile, for the lognormal spread
+
+
+class SloParams(StrictModel):
+    latency_target_s: float = Field(gt=0, allow_inf_nan=False)
+    percentile: float = Field(default=0.95, ge=0.5, le=0.9999)
+    slots_per_replica: int = Field(default=1, ge=1)
+    service_time_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    service_cv: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    arrival_cv: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    window_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """Smoothed estimates; None until first seen."""
+
+    rate_rps: float | None = None
+    service_s: float | None = None
+    service_cv2: float | None = None
+    last_now_s: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rate_rps": self.rate_rps,
+            "service_s": self.service_s,
+            "service_cv2": self.service_cv2,
+            "last_now_s": self.last_now_s,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Calibration:
+        def num(key: str) -> float | None:
+            value = data.get(key)
+            return None if value is None else float(value)
+
+        return cls(num("rate_rps"), num("service_s"), num("service_cv2"), num("last_now_s"))
+
+
+def _blend(old: float | None, new: float | None, weight: float) -> float | None:
+    if new is None:
+        return old
+    if old is None:
+        return new
+    return old + weight * (new - old)
+
+
+def observed_service_s(obs: Observation) -> float | None:
+    """E[S] from Little's law on requests in service, else from the median latency."""
+    rate = obs.request_rate_rps
+    if rate is not None and rate > 0 and obs.in_flight is not None and obs.in_flight > 0:
+        return obs.in_flight / rate
+    return obs.latency_p50_s
+
+
+def observed_cv2(obs: Observation, servers: int) -> float | None:
+    """Service cv^2 from p95/p50 when the queue is too short to distort the latencies."""
+    p50, p95 = obs.latency_p50_s, obs.latency_p95_s
+    if p50 is None or p95 is None or p50 <= 0 or p95 < p50:
+        return None
+    if obs.queue_depth is None or obs.queue_depth > 0.05 * max(servers, 1):
+        return None
+    sigma = math.log(p95 / p50) / Z95
+    return math.expm1(sigma * sigma)
+
+
+@dataclass(frozen=True)
+class SloPolicy:
+    params: SloParams
+    name: str = "slo"
+    pauses_at_zero = False
+
+    @property
+    def required_signals(self) -> frozenset[str]:
+        return frozenset({"request_rate_rps"})
+
+    def spec(self) -> dict[str, Any]:
+        return self.params.model_dump(exclude_none=True)
+
+    def initial_state(self) -> Calibration:
+        return Calibration()
+
+    def dump_state(self, state: Calibration) -> JSON:
+        return state.to_json()
+
+    def load_state(self, data: JSON) -> Calibration:
+        return Calibration.from_json(data)
+
+    def calibrate(self, obs: Observation, state: Calibration) -> Calibration:
+        p = self.params
+        dt = 0.0 if state.last_now_s is None else max(0.0, obs.now_s - state.last_now_s)
+        weight = 1.0 - math.exp(-dt / p.window_s)
+        servers = obs.ready_replicas * p.slots_per_replica
+        return Calibration(
+            rate_rps=_blend(state.rate_rps, obs.request_rate_rps, weight),
+            service_s=_blend(state.service_s, observed_service_s(obs), weight),
+            service_cv2=_blend(state.service_cv2, observed_cv2(obs, servers), weight),
+            last_now_s=obs.now_s,
+        )
+
+    def decide(self, obs: Observation, state: Calibration) -> tuple[Proposal, Calibration]:
+        cal = self.calibrate(obs, state)
+        if obs.request_rate_rps is None or cal.rate_rps is None:
+            return Proposal.hold("MissingSignal: request_rate_rps; holding"), cal
+        service = self.params.service_time_s or cal.service_s
+        if service is None:
+            return Proposal.hold("Calibrating: no service time yet (in_flight or latency)"), cal
+        rate = max(obs.request_rate_rps, cal.rate_rps)
+        replicas, predicted, note = size(self.params, rate, service, self._cv2(cal))
+        details = {
+            "rate_rps": rate,
+            "service_s": service,
+            "predicted_latency_s": predicted,
+            "observed_latency_s": _observed_percentile(obs, self.params.percentile),
+        }
+        return Proposal.scale(replicas, note, **details), cal
+
+    def _cv2(self, cal: Calibration) -> float:
+        if self.params.service_cv is not None:
+            return self.params.service_cv**2
+        return 1.0 if cal.service_cv2 is None else cal.service_cv2
+
+
+def size(
+    p: SloParams, rate_rps: float, service_s: float, service_cv2: float
+) -> tuple[int, float, str]:
+    """(replicas, predicted end-to-end percentile, reason) for a rate and service time."""
+    variability = (p.arrival_cv**2 + service_cv2) / 2
+    label = f"p{p.percentile * 100:g}"
+    if rate_rps <= 0:
+        return 0, service_s, f"no traffic: {label} {service_s:.3g} s with any replica"
+    wait_budget = p.latency_target_s - service_s
+    feasible = wait_budget >= 0
+    servers, wait = smallest_servers(
+        rate_rps, service_s, p.percentile, max(wait_budget, 0.0),
+        variability=variability, step=p.slots_per_replica,
+    )  # fmt: skip
+    replicas = servers // p.slots_per_replica
+    predicted = service_s + wait
+    if not feasible:
+        return (
+            replicas,
+            predicted,
+            (
+                f"SLOInfeasible: mean service {service_s:.3g} s exceeds the {label} target "
+                f"{p.latency_target_s:g} s; sized for no waiting"
+            ),
+        )
+    return (
+        replicas,
+        predicted,
+        f"predicted {label} {predicted:.3g} s <= {p.latency_target_s:g} s at {rate_rps:.3g} req/s",
+    )
+
+
+def _observed_percentile(obs: Observation, q: float) -> float | None:
+    if q >= 0.99:
+        return obs.latency_p99_s
+    if q >= 0.95:
+        return obs.latency_p95_s
+    return obs.latency_p50_s
+
+
+class SloFactory:
+    name = "slo"
+    summary = "fewest replicas whose Erlang-C (Allen-Cunneen) latency percentile meets the SLO"
+    guard_defaults: Mapping[str, Any] = {"min_replicas": 1}
+    example_spec: Mapping[str, Any] = {"latency_target_s": 2.0, "slots_per_replica": 8}
+
+    def from_spec(self, spec: Mapping[str, Any]) -> SloPolicy:
+        return SloPolicy(parse(SloParams, spec, "slo spec"))
+
+
+FACTORY = SloFactory()

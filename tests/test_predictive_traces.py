@@ -1,0 +1,90 @@
+"""`predictive`: a seasonal forecast one lead time ahead, as a floor under the SLO sizing."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from policies import Observation, autoscaler
+from policies.predictive import FACTORY
+from policies.testing import check_policy
+
+T0 = 1_700_000_400.0  # a multiple of 1200 s: seasons start on bucket 0
+SEASON = 1200  # a 20-minute "day" keeps the stories short; the math does not care
+
+
+def predictive(**extra: Any) -> Any:
+    spec = {
+        "policy": "predictive", "latency_target_s": 2.5, "slots_per_replica": 8,
+        "service_time_s": 2.0, "service_cv": 1.0, "bucket_s": 60, "season_s": SEASON,
+        "weekly": False, "lead_time_s": 120, "max_replicas": 200,
+    }  # fmt: skip
+    spec.update(extra)
+    return autoscaler(spec)
+
+
+def rate_at(t: float) -> float:
+    """Quiet at 10 req/s, then a ramp to 60 req/s in the second half of each season."""
+    phase = t % SEASON
+    return 10.0 if phase < 600 else 10.0 + 50.0 * min(1.0, (phase - 600) / 300)
+
+
+def replay(a: Any, start: float, end: float, step: float = 15.0) -> list[Any]:
+    records, t = [], start
+    while t < end:
+        rate = rate_at(t)
+        obs = Observation(now_s=T0 + t, replicas=10, ready_replicas=10, request_rate_rps=rate)
+        records.append(a.tick(obs))
+        t += step
+    return records
+
+
+def test_defers_to_the_reactive_sizing_until_a_season_of_history_exists() -> None:
+    records = replay(predictive(), 0, SEASON - 60)
+    assert all(r.proposal_reason.startswith(("Deferring", "predicted")) for r in records)
+    assert any(
+        "Deferring to reactive: forecast needs a season" in r.proposal_reason for r in records
+    )
+
+
+def test_after_a_season_it_provisions_for_the_ramp_one_lead_time_early() -> None:
+    a = predictive()
+    replay(a, 0, 2 * SEASON)  # two seasons of history
+    # 100 s before the ramp starts, the rate is still 10 req/s; the forecast for the next
+    # 120 s already includes the first minutes of the ramp
+    before = replay(a, 2 * SEASON, 2 * SEASON + 500)[-1]
+    reactive = before.details["reactive_replicas"]
+    assert before.details["forecast_rps"] > 15
+    assert before.proposal > reactive
+    assert before.proposal_reason.startswith("forecast")
+
+
+def test_the_safety_margin_grows_with_the_forecast_error_seen() -> None:
+    steady = predictive()
+    replay(steady, 0, 3 * SEASON)
+    noisy = predictive()
+    t = 0.0
+    while t < 3 * SEASON:  # the same pattern with +-30 % bucket-to-bucket noise
+        jitter = 1.0 + 0.3 * math.sin(t * 12.9898) * (1 if int(t // 60) % 2 else -1)
+        obs = Observation(
+            now_s=T0 + t, replicas=10, ready_replicas=10, request_rate_rps=rate_at(t) * jitter
+        )
+        last = noisy.tick(obs)
+        t += 15
+    margin_steady = replay(steady, 3 * SEASON, 3 * SEASON + 15)[-1].details["margin"]
+    assert last.details["margin"] > margin_steady
+
+
+def test_lead_time_is_learned_from_replicas_becoming_ready() -> None:
+    a = predictive(lead_time_s=None, initial_lead_time_s=30)
+    rate = {"request_rate_rps": 10.0}
+    a.tick(Observation(now_s=T0, replicas=2, ready_replicas=2, **rate))
+    a.tick(Observation(now_s=T0 + 15, replicas=4, ready_replicas=2, **rate))  # asked for 4
+    a.tick(Observation(now_s=T0 + 75, replicas=4, ready_replicas=3, **rate))
+    record = a.tick(Observation(now_s=T0 + 135, replicas=4, ready_replicas=4, **rate))
+    # the sample is 120 s; the estimate moves 30 % of the way from 30 s: 30 + 0.3 * 90 = 57
+    assert record.details["lead_time_s"] == 57.0
+
+
+def test_conformance() -> None:
+    check_policy(FACTORY)
