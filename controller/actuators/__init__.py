@@ -1,0 +1,1 @@
+"""Actuators: one protocol (`current()`, `scale(n)`) and its Kubernetes, ACI and local kinds."""
