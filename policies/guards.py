@@ -271,34 +271,29 @@ def _change_in_period(events: tuple[ScaleEvent, ...], period_s: int, now_s: floa
     return sum(e.change for e in events if e.at_s > cutoff)
 
 
-def scale_up_limit(current: int, rules: ScalingRules, state: GuardState, now_s: float) -> int:
+def scale_limit(
+    direction: int, current: int, rules: ScalingRules, state: GuardState, now_s: float
+) -> int:
+    """The furthest the count may move in `direction` (+1 up, -1 down) under `rules`.
+
+    HPA calculateScaleUpLimitWithScalingRules / calculateScaleDownLimitWithBehaviors: each
+    policy starts from the count at the start of its period (current, less what was added,
+    plus what was removed within it); selectPolicy Max takes the largest change, Min the
+    smallest, Disabled none.
+    """
     if rules.select_policy == "Disabled":
         return current
-    pick = min if rules.select_policy == "Min" else max
+    largest_change = rules.select_policy != "Min"
+    pick = max if (direction > 0) == largest_change else min
     result: int | None = None
     for p in rules.policies:
         added = _change_in_period(state.up_events, p.period_s, now_s)
         deleted = _change_in_period(state.down_events, p.period_s, now_s)
         start = current - added + deleted
         if p.type == "Pods":
-            proposed = start + p.value
-        else:  # the proposal is rounded up, or a small target could never grow
+            proposed = start + direction * p.value
+        elif direction > 0:  # rounded up, or a small target could never grow
             proposed = math.ceil(start * (1 + p.value / 100))
-        result = proposed if result is None else pick(result, proposed)
-    return current if result is None else result
-
-
-def scale_down_limit(current: int, rules: ScalingRules, state: GuardState, now_s: float) -> int:
-    if rules.select_policy == "Disabled":
-        return current
-    pick = max if rules.select_policy == "Min" else min
-    result: int | None = None
-    for p in rules.policies:
-        added = _change_in_period(state.up_events, p.period_s, now_s)
-        deleted = _change_in_period(state.down_events, p.period_s, now_s)
-        start = current - added + deleted
-        if p.type == "Pods":
-            proposed = start - p.value
         else:  # Go's int32(float64) truncates toward zero
             proposed = int(start * (1 - p.value / 100))
         result = proposed if result is None else pick(result, proposed)
@@ -309,11 +304,11 @@ def rate_limit(
     desired: int, current: int, now_s: float, guards: Guards, state: GuardState
 ) -> tuple[int, str]:
     if desired > current and guards.scale_up is not None:
-        limit = max(scale_up_limit(current, guards.scale_up, state, now_s), current)
+        limit = max(scale_limit(+1, current, guards.scale_up, state, now_s), current)
         if desired > limit:
             return limit, "ScaleUpLimit: the desired count is increasing faster than the scale rate"
     elif desired < current and guards.scale_down is not None:
-        limit = min(scale_down_limit(current, guards.scale_down, state, now_s), current)
+        limit = min(scale_limit(-1, current, guards.scale_down, state, now_s), current)
         if desired < limit:
             return (
                 limit,

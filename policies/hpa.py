@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -48,6 +48,16 @@ class Tolerances:
 
     def within(self, ratio: float) -> bool:
         return (1.0 - self.scale_down) <= ratio <= (1.0 + self.scale_up)
+
+    @classmethod
+    def from_guards(cls, tolerance: float, guards: Guards) -> Tolerances:
+        """Kubernetes >= 1.33: behavior.scaleUp/scaleDown.tolerance override the flag's value."""
+        up = guards.scale_up.tolerance if guards.scale_up is not None else None
+        down = guards.scale_down.tolerance if guards.scale_down is not None else None
+        return cls(
+            scale_down=tolerance if down is None else down,
+            scale_up=tolerance if up is None else up,
+        )
 
 
 def check_signal(value: str | None) -> str | None:
@@ -195,14 +205,8 @@ class HPAPolicy(StatelessPolicy):
         return {"metrics": rows, "tolerance": self.tolerance}
 
     def with_guards(self, guards: Guards) -> HPAPolicy:
-        """Kubernetes >= 1.33 reads per-direction tolerances from `behavior`."""
-        up = guards.scale_up.tolerance if guards.scale_up is not None else None
-        down = guards.scale_down.tolerance if guards.scale_down is not None else None
-        tol = Tolerances(
-            scale_down=self.tolerance if down is None else down,
-            scale_up=self.tolerance if up is None else up,
-        )
-        return HPAPolicy(self.metrics, self.tolerance, tol, self.name)
+        """Per-direction tolerances come from `behavior` (see Tolerances.from_guards)."""
+        return replace(self, tolerances=Tolerances.from_guards(self.tolerance, guards))
 
     def decide(self, obs: Observation, state: Any) -> tuple[Proposal, Any]:
         return decide_metrics(self.metrics, obs, self.tolerances), state

@@ -129,16 +129,8 @@ class KedaPolicy:
         return out
 
     def with_guards(self, guards: Guards) -> KedaPolicy:
-        up = guards.scale_up.tolerance if guards.scale_up is not None else None
-        down = guards.scale_down.tolerance if guards.scale_down is not None else None
-        tol = Tolerances(
-            scale_down=self.tolerance if down is None else down,
-            scale_up=self.tolerance if up is None else up,
-        )
-        return KedaPolicy(
-            self.triggers, self.cooldown_s, self.fallback, self.tolerance, tol,
-            guards.min_replicas, self.name,
-        )  # fmt: skip
+        tolerances = Tolerances.from_guards(self.tolerance, guards)
+        return replace(self, tolerances=tolerances, min_replicas=guards.min_replicas)
 
     def initial_state(self) -> KedaState:
         return KedaState(failures=(0,) * len(self.triggers))

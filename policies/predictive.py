@@ -238,16 +238,11 @@ class PredictivePolicy:
         forecaster = observe_rate(state.forecaster, p, obs.now_s, last_now, rate_for_bucket)
         lead = learn_lead(state.lead, obs, p)
         new_state = PredictiveState(cal, forecaster, lead, obs.request_rate_rps)
-        if obs.request_rate_rps is None or cal.rate_rps is None:
-            return Proposal.hold("MissingSignal: request_rate_rps; holding"), new_state
-        service = p.service_time_s or cal.service_s
-        if service is None:
-            return Proposal.hold(
-                "Calibrating: no service time yet (in_flight or latency)"
-            ), new_state
-        cv2 = p.service_cv**2 if p.service_cv is not None else (cal.service_cv2 or 1.0)
+        sizing = slo.inputs(obs, cal)
+        if isinstance(sizing, Proposal):
+            return sizing, new_state
+        now_rate, service, cv2 = sizing.rate_rps, sizing.service_s, sizing.service_cv2
         lead_s = p.lead_time_s if p.lead_time_s is not None else lead.estimate_s
-        now_rate = max(obs.request_rate_rps, cal.rate_rps)
         reactive, reactive_latency, reactive_note = size(p, now_rate, service, cv2)
         details: dict[str, Any] = {
             "rate_rps": now_rate, "service_s": service, "lead_time_s": lead_s,

@@ -104,6 +104,13 @@ def observed_cv2(obs: Observation, servers: int) -> float | None:
     return math.expm1(sigma * sigma)
 
 
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    rate_rps: float  # max(latest, smoothed)
+    service_s: float
+    service_cv2: float
+
+
 @dataclass(frozen=True)
 class SloPolicy:
     params: SloParams
@@ -138,15 +145,23 @@ class SloPolicy:
             last_now_s=obs.now_s,
         )
 
-    def decide(self, obs: Observation, state: Calibration) -> tuple[Proposal, Calibration]:
-        cal = self.calibrate(obs, state)
+    def inputs(self, obs: Observation, cal: Calibration) -> Sizing | Proposal:
+        """What to size with now, or the hold that says why it cannot."""
         if obs.request_rate_rps is None or cal.rate_rps is None:
-            return Proposal.hold("MissingSignal: request_rate_rps; holding"), cal
+            return Proposal.hold("MissingSignal: request_rate_rps; holding")
         service = self.params.service_time_s or cal.service_s
         if service is None:
-            return Proposal.hold("Calibrating: no service time yet (in_flight or latency)"), cal
+            return Proposal.hold("Calibrating: no service time yet (in_flight or latency)")
         rate = max(obs.request_rate_rps, cal.rate_rps)
-        replicas, predicted, note = size(self.params, rate, service, self._cv2(cal))
+        return Sizing(rate, service, self._cv2(cal))
+
+    def decide(self, obs: Observation, state: Calibration) -> tuple[Proposal, Calibration]:
+        cal = self.calibrate(obs, state)
+        sizing = self.inputs(obs, cal)
+        if isinstance(sizing, Proposal):
+            return sizing, cal
+        rate, service = sizing.rate_rps, sizing.service_s
+        replicas, predicted, note = size(self.params, rate, service, sizing.service_cv2)
         details = {
             "rate_rps": rate,
             "service_s": service,
