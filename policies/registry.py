@@ -25,6 +25,8 @@ ENTRY_POINT_GROUP = "replicast.policies"
 BUILTIN_MODULES: tuple[str, ...] = (
     "policies.hpa",
     "policies.keda",
+    "policies.knative",
+    "policies.ray",
     "policies.slo",
     "policies.predictive",
 )
