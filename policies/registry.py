@@ -21,7 +21,7 @@ from policies.spec import SpecError
 ENTRY_POINT_GROUP = "replicast.policies"
 
 
-# Each built-in module exposes `FACTORY`; the order is the order of `replicast policies`.
+# Each built-in module exposes `FACTORY` (or `FACTORIES`); this order is `replicast policies`'.
 BUILTIN_MODULES: tuple[str, ...] = (
     "policies.hpa",
     "policies.keda",
@@ -29,12 +29,18 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "policies.ray",
     "policies.slo",
     "policies.predictive",
+    "policies.pid",
+    "policies.schedule",
+    "policies.combinators",
 )
 
 
 def builtins() -> dict[str, PolicyFactory]:
     # Imported here so that importing the registry stays cheap and acyclic.
-    factories = [importlib.import_module(name).FACTORY for name in BUILTIN_MODULES]
+    factories: list[PolicyFactory] = []
+    for name in BUILTIN_MODULES:
+        module = importlib.import_module(name)
+        factories.extend(getattr(module, "FACTORIES", None) or (module.FACTORY,))
     return {f.name: f for f in factories}
 
 
