@@ -1,0 +1,240 @@
+"""Leader election on a Lease in the fake API server, with a fake clock (no real waits).
+
+Two electors, "a" and "b", share one Lease `replicast` in `default`; the clock starts at
+2023-11-14T22:13:20Z and moves only when a test moves it. Settings: a 15 s lease, a 10 s renew
+deadline, a 2 s retry period (client-go's defaults for a controller of this size).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from kubernetes_asyncio.client import ApiClient
+
+from controller.leader import STATE_ANNOTATION, LeaderElector, LeaderSettings, NotLeaderError
+from tests.controller.fake_kube import LEASES, FakeClock, FakeKube, serving
+
+T0 = "2023-11-14T22:13:20.000000Z"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest_asyncio.fixture
+async def kube(clock: FakeClock, tmp_path: Path) -> AsyncIterator[tuple[FakeKube, ApiClient]]:
+    async with serving(clock, tmp_path) as served:
+        yield served
+
+
+@pytest.fixture
+def fake(kube: tuple[FakeKube, ApiClient]) -> FakeKube:
+    return kube[0]
+
+
+def elector(kube: tuple[FakeKube, ApiClient], clock: FakeClock, identity: str) -> LeaderElector:
+    return LeaderElector(
+        api=kube[1], namespace="default", name="replicast", identity=identity, clock=clock
+    )
+
+
+@pytest.fixture
+def a(kube: tuple[FakeKube, ApiClient], clock: FakeClock) -> LeaderElector:
+    return elector(kube, clock, "a")
+
+
+@pytest.fixture
+def b(kube: tuple[FakeKube, ApiClient], clock: FakeClock) -> LeaderElector:
+    return elector(kube, clock, "b")
+
+
+def spec(fake: FakeKube) -> dict[str, object]:
+    lease = fake.lease("replicast")
+    assert lease is not None
+    return dict(lease["spec"])
+
+
+@pytest.mark.asyncio
+async def test_only_one_of_two_electors_holds_the_lease(
+    fake: FakeKube, a: LeaderElector, b: LeaderElector
+) -> None:
+    assert await a.step() is True  # creates the Lease
+    assert await b.step() is False
+    assert (a.is_leader, b.is_leader) == (True, False)
+    assert spec(fake) == {
+        "holderIdentity": "a",
+        "leaseDurationSeconds": 15,
+        "acquireTime": T0,
+        "renewTime": T0,
+        "leaseTransitions": 0,
+    }
+
+
+@pytest.mark.asyncio
+async def test_the_holder_renews(
+    fake: FakeKube, a: LeaderElector, b: LeaderElector, clock: FakeClock
+) -> None:
+    await a.step()
+    await b.step()
+    # Two seconds later: a renews, b still waits.
+    clock.advance(2)
+    assert await a.step() is True
+    assert await b.step() is False
+    lease = spec(fake)
+    assert (lease["holderIdentity"], lease["acquireTime"]) == ("a", T0)
+    assert lease["renewTime"] == "2023-11-14T22:13:22.000000Z"
+    assert lease["leaseTransitions"] == 0
+
+
+@pytest.mark.asyncio
+async def test_takeover_after_the_lease_expires(
+    fake: FakeKube, a: LeaderElector, b: LeaderElector, clock: FakeClock
+) -> None:
+    await a.step()
+    await b.step()  # b first sees the Lease at t=0
+    # a stops renewing (hung, partitioned). 9 s later it still acts: within its renew deadline.
+    clock.advance(9)
+    assert a.is_leader
+    # 11 s: a stops acting by itself, but b waits for the full 15 s lease.
+    clock.advance(2)
+    assert not a.is_leader
+    assert await b.step() is False
+    # 16 s: the lease has expired on b's clock; b takes over.
+    clock.advance(5)
+    assert await b.step() is True
+    lease = spec(fake)
+    assert (lease["holderIdentity"], lease["leaseTransitions"]) == ("b", 1)
+    assert lease["acquireTime"] == "2023-11-14T22:13:36.000000Z"
+    # a comes back: it sees b and stays a follower.
+    assert await a.step() is False
+    assert (a.is_leader, b.is_leader) == (False, True)
+
+
+@pytest.mark.asyncio
+async def test_a_renewing_holder_is_never_taken_over(
+    a: LeaderElector, b: LeaderElector, clock: FakeClock
+) -> None:
+    for _ in range(20):  # 40 s of renewals every 2 s
+        assert await a.step() is True
+        assert await b.step() is False
+        clock.advance(2)
+
+
+@pytest.mark.asyncio
+async def test_stopping_releases_the_lease_so_another_takes_over_at_once(
+    fake: FakeKube, a: LeaderElector, b: LeaderElector
+) -> None:
+    stopping = asyncio.Event()
+    running = asyncio.create_task(a.run(stopping), name="elector a")
+    async with asyncio.timeout(5):
+        while len(list(fake["put"])) < 2:  # created, then renewed twice
+            await asyncio.sleep(0.001)
+    assert a.is_leader
+    stopping.set()
+    await running
+    assert not a.is_leader
+    assert "holderIdentity" not in spec(fake)
+    # No expiry to wait for: b takes the released lease on its first try.
+    assert await b.step() is True
+    assert spec(fake)["leaseTransitions"] == 1
+
+
+@pytest.mark.asyncio
+async def test_racing_electors_one_wins_the_other_gets_a_409(
+    fake: FakeKube, a: LeaderElector, b: LeaderElector
+) -> None:
+    await a.step()
+    await a.release()
+    # Both read the free lease and both write it: the second write carries a stale
+    # resourceVersion and gets a 409 (or, if one was quick enough, the other sees its claim).
+    outcomes = await asyncio.gather(a.step(), b.step())
+    assert sorted(outcomes) == [False, True]
+    assert spec(fake)["holderIdentity"] == ("a" if outcomes[0] else "b")
+
+
+@pytest.mark.asyncio
+async def test_a_conflicting_update_is_lost_quietly_and_retried_next_period(
+    fake: FakeKube, a: LeaderElector, b: LeaderElector
+) -> None:
+    await a.step()
+    await a.release()
+    fake.inject(fake["put"], stale=True)  # someone else wrote the lease first
+    assert await b.step() is False  # a 409, not an exception
+    assert await b.step() is True
+
+
+@pytest.mark.asyncio
+async def test_failed_renewals_end_leadership_at_the_renew_deadline(
+    fake: FakeKube, a: LeaderElector, clock: FakeClock
+) -> None:
+    await a.step()
+    fake.inject(fake["put"], status=500, times=100)
+    clock.advance(8)
+    assert await a.step() is True  # renewal failed, but the last one is 8 s old
+    clock.advance(3)
+    assert await a.step() is False  # 11 s: past the 10 s deadline, a stops acting
+
+
+@pytest.mark.asyncio
+async def test_state_round_trips_and_a_new_leader_reads_it(
+    fake: FakeKube, a: LeaderElector, b: LeaderElector, clock: FakeClock
+) -> None:
+    state = {
+        "deployment default/web": {"version": 1, "recommendations": [[1700000000.0, 3]]},
+        "statefulset llm/llama": {"version": 1, "last_scale_s": None},
+    }
+    await a.step()
+    await b.step()
+    await a.save_state(state)
+    annotation = (fake.lease("replicast") or {})["metadata"]["annotations"][STATE_ANNOTATION]
+    assert json.loads(annotation) == state
+    # Only the leader writes state.
+    with pytest.raises(NotLeaderError, match="b is not the leader"):
+        await b.save_state({"stolen": True})
+    # Renewals keep the state.
+    clock.advance(2)
+    await a.step()
+    assert await a.load_state() == state
+    # a stops; b leads and continues where a stopped.
+    await a.release()
+    assert await b.step() is True
+    assert await b.load_state() == state
+    with pytest.raises(NotLeaderError):
+        await a.save_state(state)
+    await b.save_state({**state, "deployment default/web": {"version": 1}})
+    assert (await a.load_state())["deployment default/web"] == {"version": 1}
+
+
+@pytest.mark.asyncio
+async def test_saving_state_after_a_conflicting_write_re_reads_and_retries_once(
+    fake: FakeKube, a: LeaderElector
+) -> None:
+    await a.step()
+    fake.inject(fake["put"], stale=True)
+    await a.save_state({"x": 1})
+    assert await a.load_state() == {"x": 1}
+
+
+@pytest.mark.asyncio
+async def test_no_lease_or_unreadable_state_loads_as_empty(
+    fake: FakeKube, a: LeaderElector, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert await a.load_state() == {}  # no Lease yet
+    await a.step()
+    assert await a.load_state() == {}  # no state yet
+    fake.objects[LEASES, "default", "replicast"].patch(
+        {"metadata": {"annotations": {STATE_ANNOTATION: "{not json"}}}
+    )
+    assert await a.load_state() == {}
+    assert "annotation replicast.io/state is not a JSON object" in caplog.text
+
+
+def test_a_renew_deadline_at_or_past_the_lease_duration_is_rejected() -> None:
+    with pytest.raises(ValueError, match="renew_deadline_s: must be > 0 and < lease_duration_s"):
+        LeaderSettings(lease_duration_s=10, renew_deadline_s=10)
