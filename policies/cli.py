@@ -134,8 +134,13 @@ BUILTIN_COMMANDS: dict[str, tuple[Command, str]] = {
 def _commands() -> dict[str, tuple[Command | None, str]]:
     out: dict[str, tuple[Command | None, str]] = dict(BUILTIN_COMMANDS)
     for ep in entry_points(group=COMMAND_GROUP):
-        if ep.name not in out:
-            out[ep.name] = (None, f"(from {ep.value.split(':')[0].split('.')[0]})")
+        if ep.name in out:
+            continue
+        try:  # help only: a shell's command module may import its I/O libraries
+            doc = (ep.load().__doc__ or "").strip().splitlines()
+        except Exception as error:  # a broken plugin must not break --help
+            doc = [f"(cannot load: {type(error).__name__}: {error})"]
+        out[ep.name] = (None, doc[0] if doc else f"(from {ep.value.split(':')[0]})")
     return out
 
 

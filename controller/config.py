@@ -1,0 +1,809 @@
+"""The controller's one YAML file: models, loading, and every problem reported at once.
+
+In: a path to YAML (`apiVersion: replicast/v1`, `prometheus`, `defaults`, `targets`). Out: a
+frozen `Config` (pydantic v2, unknown keys are errors everywhere), or a list of `Problem`s,
+one line each: `file:line:column: targets[0].policy.target_per_replica: must be > 0 (got -1)`.
+Shapes are checked by pydantic; then each target's policy (and shadow policies) is built with
+`policies.autoscaler`, its PromQL templates are filled, and the signals its policies require
+are checked against the ones its queries give. Actuators read `scale_target`; the metric
+source (`controller.prometheus`) reads `prometheus` and `TargetConfig.signal_queries()`.
+
+    apiVersion: replicast/v1
+    prometheus: {url: http://prometheus.monitoring:9090}
+    targets:
+      - name: llama
+        scale_target: {kind: Deployment, namespace: llm, name: llama}
+        signals: {preset: vllm}
+        policy: {policy: hpa, metric: in_flight, target_per_replica: 8, max_replicas: 10}
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from controller import signals as sig
+from policies import Autoscaler, SpecError, autoscaler
+from policies.observation import SIGNALS, is_signal_name
+
+API_VERSION = "replicast/v1"
+AZURE_PROMETHEUS_SCOPE = "https://prometheus.monitor.azure.com/.default"
+DEFAULT_INTERVAL_S = 15.0
+DEFAULT_STALENESS_S = 60.0
+DEFAULT_GROUP_BY: tuple[str, ...] = ("namespace", "name")
+
+Loc = tuple[str | int, ...]
+
+# --- field types with messages a person can act on -------------------------------------------
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_TARGET_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
+_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RESOURCE_GROUP = re.compile(r"^[-\w.()]{1,90}$")
+
+
+def _dns_label(value: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ValueError(
+            "must be a Kubernetes namespace: at most 63 lowercase letters, digits and '-', "
+            f"starting and ending with a letter or digit (got {value!r})"
+        )
+    return value
+
+
+def _dns_subdomain(value: str) -> str:
+    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+        raise ValueError(
+            "must be a Kubernetes object name: lowercase letters, digits, '-' and '.', "
+            f"starting and ending with a letter or digit (got {value!r})"
+        )
+    return value
+
+
+def _target_name(value: str) -> str:
+    if not _TARGET_NAME.match(value):
+        raise ValueError(
+            "must be 1-63 letters, digits, '.', '_' or '-', starting and ending with a letter "
+            f"or digit (got {value!r})"
+        )
+    return value
+
+
+def _label_name(value: str) -> str:
+    if not _LABEL_NAME.match(value):
+        raise ValueError(
+            f"must be a Prometheus label name such as namespace or model_name (got {value!r})"
+        )
+    return value
+
+
+def _signal_name(value: str) -> str:
+    if not is_signal_name(value):
+        raise ValueError(
+            f"not an Observation signal: use one of {', '.join(SIGNALS)} or extra.<name> "
+            f"(got {value!r})"
+        )
+    return value
+
+
+def _url(value: str) -> str:
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query:
+        raise ValueError(
+            "must be the http:// or https:// base URL of the Prometheus API, such as "
+            f"http://prometheus.monitoring:9090 (got {value!r})"
+        )
+    return value.rstrip("/")
+
+
+def _resource_group(value: str) -> str:
+    if not _RESOURCE_GROUP.match(value) or value.endswith("."):
+        raise ValueError(
+            "must be an Azure resource group name: 1-90 letters, digits, '_', '-', '.', "
+            f"'(' or ')', not ending in '.' (got {value!r})"
+        )
+    return value
+
+
+def _non_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+DnsSubdomain = Annotated[str, AfterValidator(_dns_subdomain)]
+LabelName = Annotated[str, AfterValidator(_label_name)]
+SignalName = Annotated[str, AfterValidator(_signal_name)]
+PromQL = Annotated[str, AfterValidator(_non_blank)]
+
+
+class Model(BaseModel):
+    """Frozen; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- prometheus ------------------------------------------------------------------------------
+
+
+class NoAuth(Model):
+    type: Literal["none"] = "none"
+
+
+class BearerAuth(Model):
+    """A bearer token read at request time, never written in this file."""
+
+    type: Literal["bearer"]
+    token_file: str | None = Field(None, description="re-read when it changes (a mounted Secret)")
+    token_env: str | None = Field(None, description="name of an environment variable")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BearerAuth:
+        if (self.token_file is None) == (self.token_env is None):
+            raise ValueError("set exactly one of token_file or token_env")
+        return self
+
+
+class AzureManagedPrometheusAuth(Model):
+    """Entra ID tokens from azure-identity (DefaultAzureCredential: workload/managed identity)."""
+
+    type: Literal["azure_managed_prometheus"]
+    scope: str = AZURE_PROMETHEUS_SCOPE
+    managed_identity_client_id: str | None = None
+
+
+Auth = Annotated[NoAuth | BearerAuth | AzureManagedPrometheusAuth, Field(discriminator="type")]
+
+
+class PrometheusConfig(Model):
+    url: Annotated[str, AfterValidator(_url)] = Field(
+        description="base URL; /api/v1/query is appended (Azure: the workspace query endpoint)"
+    )
+    timeout_s: float = Field(5.0, gt=0, le=300)
+    max_concurrency: int = Field(8, ge=1, le=256)
+    method: Literal["GET", "POST"] = "POST"
+    auth: Auth = Field(default_factory=NoAuth)
+
+    @model_validator(mode="after")
+    def _azure_needs_https(self) -> PrometheusConfig:
+        if isinstance(self.auth, AzureManagedPrometheusAuth) and not self.url.startswith(
+            "https://"
+        ):
+            raise ValueError(
+                f"azure_managed_prometheus needs an https:// query endpoint (got {self.url!r})"
+            )
+        return self
+
+
+# --- what to scale ---------------------------------------------------------------------------
+
+
+class KubernetesTarget(Model):
+    kind: Literal["Deployment", "StatefulSet"]
+    namespace: DnsLabel
+    name: DnsSubdomain
+
+
+def _container_group(value: dict[str, Any]) -> dict[str, Any]:
+    containers = value.get("properties", {}).get("containers") if value else None
+    if not isinstance(containers, list) or not containers:
+        raise ValueError(
+            "must be a container group body with properties.containers: [...] "
+            "(the ARM Microsoft.ContainerInstance/containerGroups resource)"
+        )
+    return value
+
+
+class AciTarget(Model):
+    """Azure Container Instances: one container group per replica, made from `template`."""
+
+    kind: Literal["aci"]
+    subscription_id: str | None = Field(None, description="default: AZURE_SUBSCRIPTION_ID")
+    resource_group: Annotated[str, AfterValidator(_resource_group)]
+    name_prefix: DnsLabel = Field(max_length=56)
+    location: str | None = None
+    template: Annotated[dict[str, Any], AfterValidator(_container_group)]
+
+
+class LocalTarget(Model):
+    """Replica processes on this machine (sandbox, end-to-end tests)."""
+
+    kind: Literal["local"]
+    command: list[str] = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    workdir: str | None = None
+    base_port: int | None = Field(None, ge=1024, le=65535)
+
+
+ScaleTarget = Annotated[KubernetesTarget | AciTarget | LocalTarget, Field(discriminator="kind")]
+
+
+# --- signals ---------------------------------------------------------------------------------
+
+
+def _query_shorthand(value: Any) -> Any:
+    return {"query": value} if isinstance(value, str) else value
+
+
+class QueryConfig(Model):
+    """A PromQL template (a plain string is shorthand for {query: ...})."""
+
+    query: PromQL
+    freshness: PromQL | None = Field(
+        None, description="PromQL giving the newest raw sample time per group (staleness)"
+    )
+
+
+class SignalsConfig(Model):
+    preset: Literal["vllm", "triton", "http"] | None = None
+    selector: str = Field("", description='extra label matchers, e.g. namespace="{namespace}"')
+    group_by: list[LabelName] = Field(default_factory=lambda: list(DEFAULT_GROUP_BY))
+    queries: dict[
+        Annotated[str, AfterValidator(_signal_name)],
+        Annotated[
+            QueryConfig,
+            BeforeValidator(_query_shorthand, json_schema_input_type=str | QueryConfig),
+        ],
+    ] = Field(default_factory=dict)
+
+    def templates(self) -> dict[str, sig.SignalQuery]:
+        out = dict(sig.PRESETS[self.preset]) if self.preset else {}
+        out.update({k: sig.SignalQuery(q.query, q.freshness) for k, q in self.queries.items()})
+        return out
+
+
+class ActivationConfig(Model):
+    """The signal read at 0 replicas, when the target itself exports nothing (a gateway's)."""
+
+    signal: SignalName = "request_rate_rps"
+    query: PromQL
+    freshness: PromQL | None = None
+    group_by: list[LabelName] = Field(default_factory=list)
+
+
+# --- targets ---------------------------------------------------------------------------------
+
+
+PolicySpec = Annotated[
+    dict[str, Any],
+    Field(
+        json_schema_extra={
+            "required": ["policy"],
+            "description": "a policies.autoscaler spec",
+            "examples": [{"policy": "hpa", "metric": "in_flight", "target_per_replica": 8}],
+        }
+    ),
+]
+
+
+class TargetConfig(Model):
+    name: Annotated[str, AfterValidator(_target_name)]
+    scale_target: ScaleTarget
+    labels: dict[LabelName, str] = Field(
+        default_factory=dict, description="values of the group labels for this target's series"
+    )
+    signals: SignalsConfig = Field(default_factory=SignalsConfig)
+    policy: PolicySpec
+    shadow: list[PolicySpec] = Field(default_factory=list)
+    activation: ActivationConfig | None = None
+    interval_s: float = Field(DEFAULT_INTERVAL_S, gt=0, description="default: defaults")
+    staleness_s: float = Field(DEFAULT_STALENESS_S, gt=0, description="default: defaults")
+    dry_run: bool = False
+
+    def variables(self) -> dict[str, str]:
+        """Template values: target, namespace and name (from scale_target), then labels."""
+        out = {"target": self.name, "name": self.name}
+        if isinstance(self.scale_target, KubernetesTarget):
+            out |= {"namespace": self.scale_target.namespace, "name": self.scale_target.name}
+        return out | dict(self.labels)
+
+    def match(self, group_by: Sequence[str]) -> tuple[tuple[str, str], ...]:
+        """The label values that pick this target's series out of a grouped result."""
+        variables = self.variables()
+        missing = [g for g in group_by if g not in variables]
+        if missing:
+            raise sig.TemplateError(
+                f"no value for group label {', '.join(map(repr, missing))}; "
+                f"add labels: {{{missing[0]}: ...}}"
+            )
+        return tuple((g, variables[g]) for g in group_by)
+
+    def _filled(self, q: sig.SignalQuery, group_by: Sequence[str]) -> sig.FilledQuery:
+        variables = self.variables()
+        variables["selector"] = sig.fill(self.signals.selector, variables)
+        variables["group_by"] = ", ".join(group_by)
+        freshness = sig.fill(q.freshness, variables) if q.freshness else None
+        return sig.FilledQuery(sig.fill(q.query, variables), freshness, self.match(group_by))
+
+    def signal_queries(self) -> sig.TargetQueries:
+        """Filled queries per signal (and the activation one); raises TemplateError."""
+        group_by = self.signals.group_by
+        queries = {k: self._filled(q, group_by) for k, q in self.signals.templates().items()}
+        if self.activation is not None:
+            a = self.activation
+            queries[sig.ACTIVATION] = self._filled(
+                sig.SignalQuery(a.query, a.freshness), a.group_by
+            )
+        return sig.TargetQueries(self.name, self.staleness_s, queries)
+
+
+class Defaults(Model):
+    interval_s: float = Field(DEFAULT_INTERVAL_S, gt=0)
+    staleness_s: float = Field(DEFAULT_STALENESS_S, gt=0)
+    dry_run: bool = False
+    group_by: list[LabelName] = Field(default_factory=lambda: list(DEFAULT_GROUP_BY))
+
+
+class Config(Model):
+    api_version: Literal["replicast/v1"] = Field(alias="apiVersion")
+    prometheus: PrometheusConfig
+    defaults: Defaults = Field(default_factory=Defaults)
+    targets: list[TargetConfig] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_defaults(cls, data: Any) -> Any:
+        return with_defaults(data)
+
+
+def with_defaults(data: Any) -> Any:
+    """Targets take interval_s, staleness_s, dry_run and group_by from valid defaults."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("targets"), list):
+        return data
+    try:
+        defaults = Defaults.model_validate(data.get("defaults") or {})
+    except ValidationError:
+        return data  # reported under defaults.*; do not repeat it for every target
+    return {**data, "targets": [_inherit(t, defaults) for t in data["targets"]]}
+
+
+def _inherit(target: Any, defaults: Defaults) -> Any:
+    if not isinstance(target, Mapping):
+        return target
+    out = dict(target)
+    for key in ("interval_s", "staleness_s", "dry_run"):
+        out.setdefault(key, getattr(defaults, key))
+    signals = out.get("signals", {})
+    if isinstance(signals, Mapping) and "group_by" not in signals:
+        out["signals"] = {**signals, "group_by": list(defaults.group_by)}
+    return out
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the file, for editors (`replicast schema`)."""
+    schema = Config.model_json_schema(by_alias=True)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+# --- problems --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a config file, printed on one line."""
+
+    file: str
+    path: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; `problems` lists every one."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def render_path(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _parse_path(text: str) -> Loc:
+    """`metrics[0].target_per_replica` -> ("metrics", 0, "target_per_replica")."""
+    out: list[str | int] = []
+    for token in re.findall(r"\[(\d+)\]|([^.\[\]]+)", text):
+        out.append(int(token[0]) if token[0] else token[1])
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class _Marks:
+    """Line and column (1-based) of every value and every key in the YAML document."""
+
+    values: dict[Loc, tuple[int, int]]
+    keys: dict[Loc, tuple[int, int]]
+
+    def find(self, loc: Loc, at_key: bool = False) -> tuple[int, int] | None:
+        if at_key and loc in self.keys:
+            return self.keys[loc]
+        for end in range(len(loc), -1, -1):
+            if loc[:end] in self.values:
+                return self.values[loc[:end]]
+        return None
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _walk_nodes(node: yaml.Node, loc: Loc, marks: _Marks, dupes: list[tuple[Loc, str]]) -> None:
+    if len(loc) > 64:  # a recursive YAML alias; the loader reports what it can
+        return
+    marks.values[loc] = _mark(node)
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            if name in seen:
+                dupes.append(((*loc, name), f"duplicate key (first on line {seen[name]})"))
+            seen.setdefault(name, _mark(key)[0])
+            marks.keys[(*loc, name)] = _mark(key)
+            _walk_nodes(value, (*loc, name), marks, dupes)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk_nodes(item, (*loc, i), marks, dupes)
+
+
+# --- pydantic errors -> problems -------------------------------------------------------------
+
+
+def _strip(annotation: Any) -> Any:
+    """Annotated[X, ...] -> X; X | None -> X (unions of several models stay unions)."""
+    for _ in range(5):
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            if len(members) != 1:
+                return annotation
+            annotation = members[0]
+        else:
+            return annotation
+    return annotation
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _union_models(annotation: Any) -> list[type[BaseModel]]:
+    if get_origin(annotation) not in (Union, types.UnionType):
+        return []
+    return [a for a in get_args(annotation) if _is_model(a)]
+
+
+def _tags(model: type[BaseModel]) -> tuple[str, ...]:
+    for name in ("kind", "type"):
+        field = model.model_fields.get(name)
+        if field is not None and get_origin(field.annotation) is Literal:
+            return tuple(str(a) for a in get_args(field.annotation))
+    return ()
+
+
+def _field(model: type[BaseModel], key: str | int) -> Any:
+    for name, field in model.model_fields.items():
+        if key in (name, field.alias):
+            return field.annotation
+    return None
+
+
+def _walk_loc(loc: Sequence[str | int]) -> tuple[Loc, Any]:
+    """pydantic's loc -> (the path as the user wrote it, the type found there)."""
+    current: Any = Config
+    out: list[str | int] = []
+    for part in loc:
+        if isinstance(part, str) and (part.startswith("function-") or part == "[key]"):
+            continue
+        current = _strip(current)
+        chosen = [m for m in _union_models(current) if part in _tags(m)]
+        if chosen:  # the discriminator's tag, which pydantic adds to the loc
+            current = chosen[0]
+            continue
+        out.append(part)
+        if _is_model(current):
+            current = _field(current, part)
+        elif get_origin(current) is list:
+            current = get_args(current)[0]
+        elif get_origin(current) is dict:
+            current = get_args(current)[1]
+        else:
+            current = None
+    return tuple(out), _strip(current)
+
+
+def _allowed_keys(model: Any) -> str:
+    if not _is_model(model):
+        return ""
+    keys = sorted(f.alias or name for name, f in model.model_fields.items())
+    return f"; allowed: {', '.join(keys)}"
+
+
+def _got(value: Any) -> str:
+    text = repr(value)
+    return f" (got {text if len(text) <= 60 else text[:57] + '...'})"
+
+
+_MESSAGES = {
+    "missing": "required key is missing",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "finite_number": "must be a finite number",
+}
+
+
+def _message(err: Mapping[str, Any], holder: Any, here: Any) -> str:
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    if kind == "extra_forbidden":
+        secret = err["loc"][-1] in {"token", "password", "secret", "client_secret"}
+        hint = "; keep secrets out of this file: use token_file or token_env" if secret else ""
+        return f"unknown key{_allowed_keys(holder)}{hint}"
+    if kind == "missing":
+        return _MESSAGES[kind]
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tags = ", ".join(repr(t) for m in _union_models(here) for t in _tags(m))
+        key = str(ctx.get("discriminator", "kind")).strip("'")
+        got = _got(ctx["tag"]) if "tag" in ctx else ""
+        return f"{key} must be one of {tags}{got}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}{_got(value)}"
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<"}
+    bounds |= {"less_than_equal": "<="}
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        return f"must be {bounds[kind]} {limit:g}{_got(value)}"
+    if kind in ("too_short", "too_long"):
+        word = "at least" if kind == "too_short" else "at most"
+        size = ctx.get("min_length", ctx.get("max_length"))
+        return f"must have {word} {size} item(s) or character(s){_got(value)}"
+    if kind in _MESSAGES:
+        return _MESSAGES[kind] + _got(value)
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    msg = msg[:1].lower() + msg[1:]
+    return msg if "(got " in msg else msg + _got(value)
+
+
+def _pydantic_problems(error: ValidationError) -> list[tuple[Loc, str, bool]]:
+    out = []
+    for err in error.errors():
+        loc, here = _walk_loc(err["loc"])
+        _, holder = _walk_loc(err["loc"][:-1])
+        out.append((loc, _message(err, holder, here), err["type"] == "extra_forbidden"))
+    return out
+
+
+# --- checks pydantic cannot make -------------------------------------------------------------
+
+
+def _policy_problems(
+    spec: Mapping[str, Any], loc: Loc
+) -> tuple[list[tuple[Loc, str]], Autoscaler | None]:
+    """Build the autoscaler; SpecError problems land under `loc` (targets[i].policy.<key>)."""
+    try:
+        return [], autoscaler(spec)
+    except SpecError as error:
+        out = []
+        for path, message in error.problems:
+            key = _parse_path(path) if path else (("policy",) if error.where == "policy" else ())
+            out.append(((*loc, *key), message))
+        return out, None
+    except Exception as error:  # a third-party policy's bug must not hide the other problems
+        return [(loc, f"cannot build the policy: {type(error).__name__}: {error}")], None
+
+
+def _template_problems(target: TargetConfig, loc: Loc) -> list[tuple[Loc, str]]:
+    out: list[tuple[Loc, str]] = []
+    variables = set(target.variables())
+    known = variables | {"group_by", "selector"}
+    texts: list[tuple[Loc, str | None]] = []
+    for name, q in target.signals.queries.items():
+        texts += [((*loc, "signals", "queries", name, "query"), q.query)]
+        texts += [((*loc, "signals", "queries", name, "freshness"), q.freshness)]
+    if target.activation is not None:
+        texts += [((*loc, "activation", "query"), target.activation.query)]
+        texts += [((*loc, "activation", "freshness"), target.activation.freshness)]
+    selector = ((*loc, "signals", "selector"), target.signals.selector)
+    for (where, text), allowed in [(selector, variables), *((t, known) for t in texts)]:
+        unknown = sorted(sig.placeholders(text or "") - allowed)
+        if unknown:
+            shown = ", ".join("{" + u + "}" for u in unknown)
+            out.append((where, f"unknown placeholder {shown}; known: {', '.join(sorted(allowed))}"))
+    groups = [((*loc, "signals", "group_by"), target.signals.group_by)]
+    if target.activation is not None:
+        groups.append(((*loc, "activation", "group_by"), target.activation.group_by))
+    for where, group_by in groups:
+        try:
+            target.match(group_by)
+        except sig.TemplateError as error:
+            out.append((where, str(error)))
+    return out
+
+
+def _signal_problems(
+    target: TargetConfig, loc: Loc, built: Sequence[Autoscaler]
+) -> list[tuple[Loc, str]]:
+    given = set(target.signals.templates())
+    out = []
+    for a in built:
+        missing = sorted(set(a.policy.required_signals) - given)
+        if missing:
+            have = ", ".join(sig.signal_names(given)) or "none"
+            out.append(
+                (
+                    (*loc, "signals"),
+                    f"policy {a.name!r} requires {', '.join(missing)}, which no query gives "
+                    f"(given: {have}); add it under signals.queries or choose a preset with it",
+                )
+            )
+    return out
+
+
+def _policies_of(raw: Mapping[str, Any], loc: Loc) -> tuple[list[tuple[Loc, str]], list[Any]]:
+    """Problems of the target's policy and shadow specs, and the autoscalers that built."""
+    out: list[tuple[Loc, str]] = []
+    built: list[Autoscaler] = []
+    specs: list[tuple[Loc, Any]] = [((*loc, "policy"), raw.get("policy"))]
+    shadow = raw.get("shadow")
+    if isinstance(shadow, list):
+        specs += [((*loc, "shadow", j), spec) for j, spec in enumerate(shadow)]
+    for where, spec in specs:
+        if isinstance(spec, Mapping):  # anything else is a shape error pydantic reports
+            problems, a = _policy_problems(spec, where)
+            out += problems
+            built += [a] if a is not None else []
+    return out, built
+
+
+def _scale_key(target: TargetConfig) -> str:
+    st = target.scale_target
+    if isinstance(st, KubernetesTarget):
+        return f"{st.kind} {st.namespace}/{st.name}"
+    if isinstance(st, AciTarget):
+        return f"aci {st.resource_group}/{st.name_prefix}-*"
+    return f"local {target.name}"
+
+
+def _duplicate_problems(targets: Sequence[tuple[int, TargetConfig]]) -> list[tuple[Loc, str]]:
+    out: list[tuple[Loc, str]] = []
+    names: dict[str, int] = {}
+    scaled: dict[str, int] = {}
+    for i, target in targets:
+        if target.name in names:
+            out.append((("targets", i, "name"), f"duplicate of targets[{names[target.name]}].name"))
+        key = _scale_key(target)
+        if key in scaled:
+            message = f"{key} is already scaled by targets[{scaled[key]}]; two targets would fight"
+            out.append((("targets", i, "scale_target"), message))
+        names.setdefault(target.name, i)
+        scaled.setdefault(key, i)
+    return out
+
+
+def _semantic_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
+    """What pydantic cannot check, for every target, whatever else is wrong in the file."""
+    raw_targets = with_defaults(data).get("targets")
+    if not isinstance(raw_targets, list):
+        return []
+    out: list[tuple[Loc, str]] = []
+    valid: list[tuple[int, TargetConfig]] = []
+    for i, raw in enumerate(raw_targets):
+        if not isinstance(raw, Mapping):
+            continue
+        loc: Loc = ("targets", i)
+        problems, built = _policies_of(raw, loc)
+        out += problems
+        try:
+            target = TargetConfig.model_validate(raw)
+        except ValidationError:
+            continue  # its shape errors come from validating the whole Config
+        out += _template_problems(target, loc) + _signal_problems(target, loc, built)
+        valid.append((i, target))
+    return out + _duplicate_problems(valid)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def _read_yaml(path: Path, source: str) -> tuple[Any, _Marks, list[Problem]]:
+    marks = _Marks({}, {})
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        return None, marks, [Problem(source, "", f"cannot read the file: {reason}")]
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        reason = " ".join(str(x) for x in (error.context, error.problem) if x)
+        return None, marks, [Problem(source, "", f"YAML syntax error: {reason}", line, column)]
+    except yaml.YAMLError as error:
+        return None, marks, [Problem(source, "", f"YAML error: {error}")]
+    dupes: list[tuple[Loc, str]] = []
+    if node is not None:
+        _walk_nodes(node, (), marks, dupes)
+    problems = [_problem(source, marks, loc, msg, at_key=True) for loc, msg in dupes]
+    return data, marks, problems
+
+
+def _problem(source: str, marks: _Marks, loc: Loc, message: str, at_key: bool = False) -> Problem:
+    found = marks.find(loc, at_key)
+    line, column = found if found else (None, None)
+    return Problem(source, render_path(loc), message, line, column)
+
+
+def check_config(path: str | Path) -> tuple[Config | None, list[Problem]]:
+    """The config and every problem with it (the config is None when there are any)."""
+    path = Path(path)
+    source = str(path)
+    data, marks, problems = _read_yaml(path, source)
+    if problems and data is None:
+        return None, problems
+    if not isinstance(data, Mapping):
+        kind = "an empty file" if data is None else f"a {type(data).__name__}"
+        message = f"expected a mapping with apiVersion: {API_VERSION} (got {kind})"
+        return None, [*problems, Problem(source, "", message, 1, 1)]
+    config: Config | None = None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as error:
+        for loc, message, at_key in _pydantic_problems(error):
+            problems.append(_problem(source, marks, loc, message, at_key))
+    for loc, message in _semantic_problems(data):
+        problems.append(_problem(source, marks, loc, message, message.startswith("unknown key")))
+    if problems:
+        return None, sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
+    return config, []
+
+
+def validate_config(path: str | Path) -> list[Problem]:
+    """Every problem in the file at once, one line each; [] when it can be used."""
+    return check_config(path)[1]
+
+
+def load_config(path: str | Path) -> Config:
+    """The validated config, or ConfigError listing every problem."""
+    config, problems = check_config(path)
+    if config is None:
+        raise ConfigError(problems)
+    return config
