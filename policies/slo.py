@@ -6,7 +6,8 @@ latency percentiles. Out: a Proposal with the predicted percentile beside the ob
 Model (policies/queueing.py): servers = replicas x `slots_per_replica`; waiting time from
 Erlang-C (M/M/c) with the Allen-Cunneen factor (ca2 + cs2) / 2 for non-exponential arrivals
 and service; the target is on end-to-end latency = wait quantile + mean service time, e.g.
-p95 <= 2 s: `percentile: 0.95, latency_target_s: 2`.
+p95 <= 2 s: `percentile: 0.95, latency_target_s: 2`; or on the waiting time alone (the
+time-to-first-token-like part a policy controls): `percentile: 0.99, wait_target_s: 1`.
 
 Calibration, online and smoothed with time constant `window_s` (in seconds of now_s, so the
 tick interval does not matter):
@@ -18,8 +19,9 @@ tick interval does not matter):
   assuming a lognormal service time: sigma = ln(p95 / p50) / 1.645, cs2 = exp(sigma^2) - 1;
   `service_cv` pins it; 1 (exponential) until learned;
 - arrival variability: `arrival_cv` (1 = Poisson).
-Parameters: latency_target_s (required), percentile (0.95), slots_per_replica (1),
-service_time_s (learned), service_cv (learned), arrival_cv (1.0), window_s (60).
+Parameters: latency_target_s or wait_target_s (one is required), percentile (0.95),
+slots_per_replica (1), service_time_s (learned), service_cv (learned), arrival_cv (1.0),
+window_s (60).
 When no replica count can meet the target (the target is below E[S]), it proposes the count
 at which the waiting quantile is zero and says so.
 """
@@ -31,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from policies.observation import Observation
 from policies.policy import JSON, Proposal
@@ -42,13 +44,23 @@ Z95 = 1.6448536269514722  # standard normal 0.95 quantile, for the lognormal spr
 
 
 class SloParams(StrictModel):
-    latency_target_s: float = Field(gt=0, allow_inf_nan=False)
+    latency_target_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    wait_target_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     percentile: float = Field(default=0.95, ge=0.5, le=0.9999)
     slots_per_replica: int = Field(default=1, ge=1)
     service_time_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     service_cv: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     arrival_cv: float = Field(default=1.0, ge=0, allow_inf_nan=False)
     window_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SloParams:
+        if (self.latency_target_s is None) == (self.wait_target_s is None):
+            raise ValueError(
+                "set exactly one of latency_target_s (wait + mean service, end to end) or "
+                "wait_target_s (queueing delay alone, the time-to-first-token-like part)"
+            )
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +196,11 @@ def size(
     label = f"p{p.percentile * 100:g}"
     if rate_rps <= 0:
         return 0, service_s, f"no traffic: {label} {service_s:.3g} s with any replica"
-    wait_budget = p.latency_target_s - service_s
+    if p.wait_target_s is not None:
+        wait_budget, target, what = p.wait_target_s, p.wait_target_s, "wait"
+    else:
+        assert p.latency_target_s is not None
+        wait_budget, target, what = p.latency_target_s - service_s, p.latency_target_s, "latency"
     feasible = wait_budget >= 0
     servers, wait = smallest_servers(
         rate_rps, service_s, p.percentile, max(wait_budget, 0.0),
@@ -193,19 +209,14 @@ def size(
     replicas = servers // p.slots_per_replica
     predicted = service_s + wait
     if not feasible:
-        return (
-            replicas,
-            predicted,
-            (
-                f"SLOInfeasible: mean service {service_s:.3g} s exceeds the {label} target "
-                f"{p.latency_target_s:g} s; sized for no waiting"
-            ),
+        why = (
+            f"SLOInfeasible: mean service {service_s:.3g} s exceeds the {label} target "
+            f"{target:g} s; sized for no waiting"
         )
-    return (
-        replicas,
-        predicted,
-        f"predicted {label} {predicted:.3g} s <= {p.latency_target_s:g} s at {rate_rps:.3g} req/s",
-    )
+        return replicas, predicted, why
+    shown = wait if what == "wait" else predicted
+    why = f"predicted {label} {what} {shown:.3g} s <= {target:g} s at {rate_rps:.3g} req/s"
+    return replicas, predicted, why
 
 
 def _observed_percentile(obs: Observation, q: float) -> float | None:

@@ -79,3 +79,21 @@ def test_missing_rate_holds_and_blocks_scale_down() -> None:
 
 def test_conformance() -> None:
     check_policy(FACTORY)
+
+
+def test_a_wait_target_sizes_on_the_queueing_delay_alone() -> None:
+    # a = 20 erlangs, 8 slots: 24 servers wait at p99: ln(0.298 / 0.01) / 2 = 1.70 s > 1 s;
+    # 32 servers: C(32, 20) = 0.009 <= 0.01 -> no wait at p99
+    obs = Observation(now_s=T0, replicas=1, ready_replicas=1, request_rate_rps=10, in_flight=20)
+    a = autoscaler(
+        {"policy": "slo", "wait_target_s": 1.0, "percentile": 0.99, "slots_per_replica": 8,
+         "service_cv": 1.0, "max_replicas": 50}
+    )  # fmt: skip
+    record = a.tick(obs)
+    assert record.proposal == 4
+    assert "wait" in record.proposal_reason
+
+
+def test_exactly_one_target_is_required() -> None:
+    with pytest.raises(ValueError, match="set exactly one of latency_target_s"):
+        autoscaler({"policy": "slo", "slots_per_replica": 8, "max_replicas": 5})
