@@ -253,15 +253,22 @@ class PredictivePolicy:
             m1 = p.season_s // p.bucket_s
             covered = len(forecaster.warmup)
             note = f"Deferring to reactive: forecast needs a season ({covered}/{m1} buckets)"
-            return Proposal.scale(reactive if p.reactive else 0, note, **details), new_state
-        margin = 1.0 + p.margin_k * forecaster.error
-        sized_rate = ahead * margin
-        planned, _, _ = size(p, sized_rate, service, cv2)
-        details.update(forecast_rps=ahead, margin=margin, forecast_replicas=planned)
-        if planned > reactive or not p.reactive:
-            note = f"forecast {ahead:.3g} req/s x {margin:.2f} in {lead_s:.0f} s needs {planned}"
-            return Proposal.scale(planned, note, **details), new_state
-        return Proposal.scale(reactive, reactive_note, **details), new_state
+            wanted = reactive if p.reactive else 0
+        else:
+            margin = 1.0 + p.margin_k * forecaster.error
+            planned, _, _ = size(p, ahead * margin, service, cv2)
+            details.update(forecast_rps=ahead, margin=margin, forecast_replicas=planned)
+            if planned > reactive or not p.reactive:
+                wanted = planned
+                note = (
+                    f"forecast {ahead:.3g} req/s x {margin:.2f} in {lead_s:.0f} s needs {planned}"
+                )
+            else:
+                wanted, note = reactive, reactive_note
+        held, cal = cal.held_down(obs.now_s, wanted, p.scale_down_delay_s)
+        if held > wanted:
+            note = f"ScaleDownDelay: {wanted} would do; holding {held} for scale_down_delay_s"
+        return Proposal.scale(held, note, **details), replace(new_state, calibration=cal)
 
 
 class PredictiveFactory:

@@ -9,16 +9,23 @@ and service; the target is on end-to-end latency = wait quantile + mean service 
 p95 <= 2 s: `percentile: 0.95, latency_target_s: 2`; or on the waiting time alone (the
 time-to-first-token-like part a policy controls): `percentile: 0.99, wait_target_s: 1`.
 
-Calibration, online and smoothed with time constant `window_s` (in seconds of now_s, so the
-tick interval does not matter):
+Calibration, online, smoothed exponentially in seconds of now_s (so the tick interval does not
+matter): the rate with time constant `window_s` (60), the service time and its variability
+with `service_window_s` (600; a property of the model and hardware that changes slowly):
 - arrival rate: `request_rate_rps`; sizing uses max(latest, smoothed) so a rise acts at once
-  and a fall is believed only as the smoothed value follows it;
+  and a fall is believed only as the smoothed value follows it; while requests queue, at
+  least in_flight / E[S] (the throughput of the busy slots, which leads the rate() window);
 - mean service time E[S]: Little's law on the requests in service, in_flight / rate, or the
   observed p50 latency when in_flight is missing; `service_time_s` pins it;
 - service variability cs2: from the spread of observed latencies while little is queued,
   assuming a lognormal service time: sigma = ln(p95 / p50) / 1.645, cs2 = exp(sigma^2) - 1;
   `service_cv` pins it; 1 (exponential) until learned;
-- arrival variability: `arrival_cv` (1 = Poisson).
+- arrival variability: `arrival_cv` (1 = Poisson);
+- a queue is drained within `backlog_drain_s` (60): its depth / backlog_drain_s is added to
+  the arrival rate sized for, so a backlog built during a cold start is worked off;
+- `scale_down_delay_s` (120): it proposes the largest size of that many past seconds, so a
+  scale-down waits until the smaller size has sufficed for the whole delay (no flapping on
+  Poisson noise); 0 turns this off.
 Parameters: latency_target_s or wait_target_s (one is required), percentile (0.95),
 slots_per_replica (1), service_time_s (learned), service_cv (learned), arrival_cv (1.0),
 window_s (60).
@@ -30,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -52,6 +59,9 @@ class SloParams(StrictModel):
     service_cv: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     arrival_cv: float = Field(default=1.0, ge=0, allow_inf_nan=False)
     window_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+    service_window_s: float = Field(default=600.0, gt=0, allow_inf_nan=False)
+    backlog_drain_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+    scale_down_delay_s: float = Field(default=120.0, ge=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _one_target(self) -> SloParams:
@@ -71,6 +81,8 @@ class Calibration:
     service_s: float | None = None
     service_cv2: float | None = None
     last_now_s: float | None = None
+    recent: tuple[tuple[float, int], ...] = ()  # (now_s, size) within scale_down_delay_s
+    service_samples: int = 0  # trusted service-time samples so far
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +90,8 @@ class Calibration:
             "service_s": self.service_s,
             "service_cv2": self.service_cv2,
             "last_now_s": self.last_now_s,
+            "recent": [list(x) for x in self.recent],
+            "service_samples": self.service_samples,
         }
 
     @classmethod
@@ -86,7 +100,22 @@ class Calibration:
             value = data.get(key)
             return None if value is None else float(value)
 
-        return cls(num("rate_rps"), num("service_s"), num("service_cv2"), num("last_now_s"))
+        recent = tuple((float(t), int(n)) for t, n in data.get("recent", []))
+        samples = int(data.get("service_samples", 0))
+        return cls(
+            num("rate_rps"),
+            num("service_s"),
+            num("service_cv2"),
+            num("last_now_s"),
+            recent,
+            samples,
+        )
+
+    def held_down(self, now_s: float, size: int, delay_s: float) -> tuple[int, Calibration]:
+        """The largest size of the last `delay_s` seconds (this one included): a scale-down
+        happens only once the smaller size has been enough for the whole delay."""
+        recent = (*(x for x in self.recent if x[0] > now_s - delay_s), (now_s, size))
+        return max(n for _, n in recent), replace(self, recent=recent)
 
 
 def _blend(old: float | None, new: float | None, weight: float) -> float | None:
@@ -97,12 +126,17 @@ def _blend(old: float | None, new: float | None, weight: float) -> float | None:
     return old + weight * (new - old)
 
 
-def observed_service_s(obs: Observation) -> float | None:
-    """E[S] from Little's law on requests in service, else from the median latency."""
+def observed_service_s(obs: Observation, servers: int) -> tuple[float | None, bool]:
+    """E[S] and whether it is trustworthy: Little's law on requests in service holds with the
+    arrival rate only while throughput keeps up (little queued); saturated, in_flight / rate
+    under-estimates E[S], so it serves only as a first guess."""
     rate = obs.request_rate_rps
     if rate is not None and rate > 0 and obs.in_flight is not None and obs.in_flight > 0:
-        return obs.in_flight / rate
-    return obs.latency_p50_s
+        queued = obs.queue_depth or 0.0
+        return obs.in_flight / rate, queued <= max(1.0, 0.1 * servers)
+    if obs.queue_depth is not None and obs.queue_depth > 0:
+        return None, False  # latency percentiles would include the wait
+    return obs.latency_p50_s, obs.latency_p50_s is not None
 
 
 def observed_cv2(obs: Observation, servers: int) -> float | None:
@@ -149,12 +183,25 @@ class SloPolicy:
         p = self.params
         dt = 0.0 if state.last_now_s is None else max(0.0, obs.now_s - state.last_now_s)
         weight = 1.0 - math.exp(-dt / p.window_s)
+        # the service time is a slow property: a long average, but a plain mean of the first
+        # samples (a bias-corrected EWMA), so an early, transient sample does not linger
+        samples = state.service_samples
+        slow = max(1.0 - math.exp(-dt / p.service_window_s), 1.0 / (samples + 1))
         servers = obs.ready_replicas * p.slots_per_replica
+        service, trusted = observed_service_s(obs, servers)
+        if trusted and service is not None:
+            service_s = _blend(state.service_s, service, slow)
+            samples += 1
+        else:
+            service_s = state.service_s if state.service_s is not None else service
         return Calibration(
             rate_rps=_blend(state.rate_rps, obs.request_rate_rps, weight),
-            service_s=_blend(state.service_s, observed_service_s(obs), weight),
-            service_cv2=_blend(state.service_cv2, observed_cv2(obs, servers), weight),
+            service_s=service_s,
+            service_cv2=_blend(state.service_cv2, observed_cv2(obs, servers), slow),
             last_now_s=obs.now_s,
+            # like HPA's initial recommendation: no scale-down within the delay of starting
+            recent=state.recent if state.last_now_s is not None else ((obs.now_s, obs.replicas),),
+            service_samples=samples,
         )
 
     def inputs(self, obs: Observation, cal: Calibration) -> Sizing | Proposal:
@@ -164,7 +211,13 @@ class SloPolicy:
         service = self.params.service_time_s or cal.service_s
         if service is None:
             return Proposal.hold("Calibrating: no service time yet (in_flight or latency)")
-        rate = max(obs.request_rate_rps, cal.rate_rps)
+        # Little's law the other way: the requests in service right now imply at least
+        # in_flight / E[S] req/s, a signal that leads the rate() window at a sudden rise; and a
+        # backlog is drained within backlog_drain_s on top of the arrivals
+        queued = obs.queue_depth or 0.0
+        in_service_rps = (obs.in_flight or 0.0) / service if queued > 0 else 0.0
+        backlog_rps = queued / self.params.backlog_drain_s
+        rate = max(obs.request_rate_rps, cal.rate_rps, in_service_rps) + backlog_rps
         return Sizing(rate, service, self._cv2(cal))
 
     def decide(self, obs: Observation, state: Calibration) -> tuple[Proposal, Calibration]:
@@ -173,7 +226,10 @@ class SloPolicy:
         if isinstance(sizing, Proposal):
             return sizing, cal
         rate, service = sizing.rate_rps, sizing.service_s
-        replicas, predicted, note = size(self.params, rate, service, sizing.service_cv2)
+        wanted, predicted, note = size(self.params, rate, service, sizing.service_cv2)
+        replicas, cal = cal.held_down(obs.now_s, wanted, self.params.scale_down_delay_s)
+        if replicas > wanted:
+            note = f"ScaleDownDelay: {wanted} would do; holding {replicas} for scale_down_delay_s"
         details = {
             "rate_rps": rate,
             "service_s": service,

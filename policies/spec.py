@@ -93,7 +93,8 @@ def _describe(err: Any, root: type[BaseModel] | None = None) -> str:
         return f"unknown key{allowed}"
     ctx = err.get("ctx") or {}
     value = err.get("input")
-    got = f" (got {value!r})" if kind != "missing" else ""
+    # a whole mapping (a model-level check) is not worth echoing back
+    got = f" (got {value!r})" if kind != "missing" and not isinstance(value, dict) else ""
     messages = {
         "missing": "required key is missing",
         "greater_than": f"must be > {_num(ctx.get('gt'))}",

@@ -17,7 +17,7 @@ def predictive(**extra: Any) -> Any:
     spec = {
         "policy": "predictive", "latency_target_s": 2.5, "slots_per_replica": 8,
         "service_time_s": 2.0, "service_cv": 1.0, "bucket_s": 60, "season_s": SEASON,
-        "weekly": False, "lead_time_s": 120, "max_replicas": 200,
+        "weekly": False, "lead_time_s": 120, "max_replicas": 200, "scale_down_delay_s": 0,
     }  # fmt: skip
     spec.update(extra)
     return autoscaler(spec)
@@ -41,7 +41,9 @@ def replay(a: Any, start: float, end: float, step: float = 15.0) -> list[Any]:
 
 def test_defers_to_the_reactive_sizing_until_a_season_of_history_exists() -> None:
     records = replay(predictive(), 0, SEASON - 60)
-    assert all(r.proposal_reason.startswith(("Deferring", "predicted")) for r in records)
+    assert all(
+        r.proposal_reason.startswith(("Deferring", "predicted", "ScaleDown")) for r in records
+    )
     assert any(
         "Deferring to reactive: forecast needs a season" in r.proposal_reason for r in records
     )

@@ -13,7 +13,7 @@ def test_readme_opens_with_the_setup_and_test_commands() -> None:
     assert block is not None
     commands = [line for line in block.group(1).splitlines() if line and not line.startswith("#")]
     setup = "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]'"
-    assert commands == [f"{setup} && .venv/bin/replicast explain", ".venv/bin/python -m pytest"]
+    assert commands == [f"{setup} && .venv/bin/replicast demo", ".venv/bin/python -m pytest"]
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
     assert ci.rstrip().endswith(commands[1])
 

@@ -16,7 +16,11 @@ T0 = 1_700_000_000.0
 
 
 def slo(**extra: Any) -> Any:
-    spec = {"policy": "slo", "latency_target_s": 2.5, "slots_per_replica": 8, "max_replicas": 50}
+    """The sizing alone: no scale-down delay unless a test asks for one."""
+    spec = {
+        "policy": "slo", "latency_target_s": 2.5, "slots_per_replica": 8, "max_replicas": 50,
+        "scale_down_delay_s": 0,
+    }  # fmt: skip
     spec.update(extra)
     return autoscaler(spec)
 
@@ -87,7 +91,7 @@ def test_a_wait_target_sizes_on_the_queueing_delay_alone() -> None:
     obs = Observation(now_s=T0, replicas=1, ready_replicas=1, request_rate_rps=10, in_flight=20)
     a = autoscaler(
         {"policy": "slo", "wait_target_s": 1.0, "percentile": 0.99, "slots_per_replica": 8,
-         "service_cv": 1.0, "max_replicas": 50}
+         "service_cv": 1.0, "max_replicas": 50, "scale_down_delay_s": 0}
     )  # fmt: skip
     record = a.tick(obs)
     assert record.proposal == 4
@@ -97,3 +101,43 @@ def test_a_wait_target_sizes_on_the_queueing_delay_alone() -> None:
 def test_exactly_one_target_is_required() -> None:
     with pytest.raises(ValueError, match="set exactly one of latency_target_s"):
         autoscaler({"policy": "slo", "slots_per_replica": 8, "max_replicas": 5})
+
+
+def test_a_backlog_is_sized_to_drain_within_backlog_drain_s() -> None:
+    # 10 req/s at 2 s needs 4 replicas; 600 queued drained in 60 s adds 10 req/s: 20 req/s
+    obs = Observation(
+        now_s=T0, replicas=4, ready_replicas=4, request_rate_rps=10, in_flight=20, queue_depth=600
+    )
+    record = slo(service_time_s=2.0, service_cv=1.0).tick(obs)
+    assert record.proposal == hand_replicas(20, 2.0, 8, 0.95, 2.5)
+    assert record.details["rate_rps"] == 20
+
+
+def test_a_saturated_target_does_not_teach_it_a_short_service_time() -> None:
+    a = slo(service_cv=1.0, window_s=15)
+    calm = {"ready_replicas": 4, "request_rate_rps": 10.0, "queue_depth": 0.0}
+    a.tick(Observation(now_s=T0, replicas=4, in_flight=20.0, **calm))  # E[S] = 2 s
+    # saturated: 32 in service, 400 queued; in_flight / rate = 3.2 s is not E[S] any more
+    busy = {"ready_replicas": 4, "request_rate_rps": 10.0, "queue_depth": 400.0}
+    record = a.tick(Observation(now_s=T0 + 60, replicas=4, in_flight=32.0, **busy))
+    assert record.details["service_s"] == 2.0
+
+
+def test_no_scale_down_within_the_delay_of_starting() -> None:
+    # like HPA's initial recommendation: the count found at the first tick holds for the delay
+    a = slo(service_time_s=2.0, service_cv=1.0, scale_down_delay_s=120)
+    low = {"ready_replicas": 9, "request_rate_rps": 1.0}
+    assert a.tick(Observation(now_s=T0, replicas=9, **low)).proposal == 9
+    assert a.tick(Observation(now_s=T0 + 105, replicas=9, **low)).proposal == 9
+    assert a.tick(Observation(now_s=T0 + 120, replicas=9, **low)).proposal == 1
+
+
+def test_scale_down_waits_until_the_smaller_size_sufficed_for_the_whole_delay() -> None:
+    a = slo(service_time_s=2.0, service_cv=1.0, window_s=1e-6, scale_down_delay_s=60)
+    seen = []
+    for t, rate in [(0, 40.0), (15, 10.0), (30, 10.0), (45, 10.0), (60, 10.0)]:
+        obs = Observation(now_s=T0 + t, replicas=11, ready_replicas=11, request_rate_rps=rate)
+        seen.append(a.tick(obs).proposal)
+    high, low = hand_replicas(40, 2.0, 8, 0.95, 2.5), hand_replicas(10, 2.0, 8, 0.95, 2.5)
+    # the size for 40 req/s (at 0 s) stays in the 60 s window until 60 s
+    assert seen == [high, high, high, high, low]

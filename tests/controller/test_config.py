@@ -176,7 +176,9 @@ def test_policy_problems_land_under_the_policy_key_path(write: Write) -> None:
     path = write(text)
     assert lines(path) == [
         f"{path}:10:51: targets[0].policy.metrics[0].target_per_replica: must be > 0 (got -3)",
-        f"{path}:14:9: targets[0].shadow[1].latency_target_s: required key is missing",
+        f"{path}:14:9: targets[0].shadow[1]: set exactly one of latency_target_s (wait + mean "
+        "service, end to end) or wait_target_s (queueing delay alone, the time-to-first-token-"
+        "like part)",
         f"{path}:15:9: targets[0].shadow[2].policy: required key is missing; e.g. policy: hpa",
     ]
 

@@ -1,0 +1,391 @@
+"""`simulator.run`: replay a load profile through a policy against the exact replica model.
+
+In: a Profile (synthetic or a trace), an autoscaler (spec mapping, `policies.Autoscaler`, a
+PolicyFactory or a Policy), a `ReplicaModel` (or a spec/preset name), a seed. Out: a `Result`.
+
+The loop is the controller's, in simulated time: every `interval_s` the same `policies` code
+that runs in the live controller decides on an Observation built by `simulator.observe` from
+scrapes of the kernel, and the decision goes back to the kernel (`set_replicas`). Requests are
+generated and simulated chunk by chunk (`chunk_s`), so memory is bounded by a chunk; their
+outcomes are folded into fixed-size histograms as they settle.
+
+Random streams: one `numpy.random.Generator(seed)` spawns three children, for arrivals,
+service times and startup delays, so changing the policy never changes the load it sees.
+After the last tick the model runs on (no more decisions, no more arrivals) until every
+request has settled, so the SLO counts every request; replica-hours stop at the last tick.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from policies import Autoscaler, DecisionRecord, autoscaler
+from policies.policy import Policy, PolicyFactory
+from simulator import kernel
+from simulator.model import ReplicaModel
+from simulator.observe import MetricsConfig, Observer
+from simulator.profiles import Profile
+from simulator.result import FloatArray, LogHistogram, Result, SloTarget, Summary, Timeline
+
+DEFAULT_EPOCH_S = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+STARTUP_DELAYS = 100_000  # pre-drawn; a run that creates more replicas says so
+DRAIN_LIMIT_S = 7 * 86_400.0
+
+
+class Backend(Protocol):
+    """The queueing model behind the loop: `simulator.kernel`, or the test oracle."""
+
+    def new_state(
+        self,
+        arrival_s: FloatArray,
+        service_s: FloatArray,
+        startup_delay_s: FloatArray,
+        **options: Any,
+    ) -> Any: ...
+    def advance(self, state: Any, until_s: float) -> None: ...
+    def snapshot(self, state: Any) -> kernel.Snapshot: ...
+    def set_replicas(self, state: Any, desired: int) -> None: ...
+    def carry_over(self, state: Any, arrival_s: FloatArray, service_s: FloatArray) -> Any: ...
+    def settled(self, state: Any) -> int: ...
+    def latency_histogram(self, state: Any) -> Any: ...
+    def start_s(self, state: Any) -> FloatArray: ...
+
+
+class KernelBackend:
+    """`simulator.kernel` behind the Backend protocol."""
+
+    new_state = staticmethod(kernel.new_state)
+    advance = staticmethod(kernel.advance)
+    snapshot = staticmethod(kernel.snapshot)
+    set_replicas = staticmethod(kernel.set_replicas)
+    carry_over = staticmethod(kernel.carry_over)
+    settled = staticmethod(kernel.settled)
+
+    @staticmethod
+    def latency_histogram(state: kernel.KernelState) -> Any:
+        return state.latency_hist
+
+    @staticmethod
+    def start_s(state: kernel.KernelState) -> FloatArray:
+        return state.start_s
+
+
+class _OnePolicy:
+    """A PolicyFactory around one Policy object, so `run` accepts a bare policy."""
+
+    summary = "a policy object given to simulator.run"
+    guard_defaults: Mapping[str, Any] = {}
+    example_spec: Mapping[str, Any] = {}
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.name = policy.name
+
+    def from_spec(self, spec: Mapping[str, Any]) -> Policy:
+        return self.policy
+
+
+def as_autoscaler(given: Any, *, max_replicas: int) -> Autoscaler:
+    """A fresh Autoscaler from a spec, an Autoscaler (copied: state included), a factory or a
+    policy; the last two get only `max_replicas` as guards."""
+    if isinstance(given, Autoscaler):
+        return autoscaler(given.spec, state=given.state, applies=given.applies)
+    if isinstance(given, Mapping):
+        return autoscaler(given)
+    if isinstance(given, PolicyFactory):
+        return autoscaler({"policy": given, **given.example_spec, "max_replicas": max_replicas})
+    if isinstance(given, Policy):
+        return autoscaler({"policy": _OnePolicy(given), "max_replicas": max_replicas})
+    raise TypeError(
+        f"autoscaler: must be a spec mapping, a policies.Autoscaler, a PolicyFactory or a Policy "
+        f"(got {type(given).__name__})"
+    )
+
+
+def as_model(given: ReplicaModel | Mapping[str, Any] | str) -> ReplicaModel:
+    if isinstance(given, ReplicaModel):
+        return given
+    if isinstance(given, str):
+        return ReplicaModel.preset(given)
+    return ReplicaModel.from_spec(given)
+
+
+@dataclass
+class _Outcomes:
+    """Per-request results folded as they settle: fixed memory."""
+
+    slo: SloTarget | None
+    keep: bool
+    latency: LogHistogram
+    wait: LogHistogram
+    requests: int = 0
+    dropped: int = 0
+    met: int = 0
+
+    def fold(self, arrival_s: FloatArray, service_s: FloatArray, start_s: FloatArray) -> None:
+        started = np.isfinite(start_s)
+        wait_s = start_s[started] - arrival_s[started]
+        latency_s = wait_s + service_s[started]
+        self.requests += arrival_s.size
+        self.dropped += int(arrival_s.size - started.sum())
+        self.wait.add(wait_s)
+        self.latency.add(latency_s)
+        if self.slo is not None:
+            measured = wait_s if self.slo.on == "wait" else latency_s
+            self.met += int(np.count_nonzero(measured <= self.slo.threshold_s))
+
+
+def run(
+    profile: Profile,
+    autoscaler_spec: Any,
+    model: ReplicaModel | Mapping[str, Any] | str,
+    *,
+    seed: int,
+    start_epoch_s: float = DEFAULT_EPOCH_S,
+    interval_s: float = 15.0,
+    metrics: MetricsConfig | None = None,
+    slo: SloTarget | None = None,
+    initial_replicas: int | None = None,
+    max_alive: int | None = None,
+    chunk_s: float = 3600.0,
+    keep_records: bool = True,
+    keep_requests: bool = False,
+    progress: Callable[[float], None] | None = None,
+) -> Result:
+    """Simulate `profile` with `autoscaler_spec` deciding every `interval_s` on `model`."""
+    replica_model = as_model(model)
+    scaler = as_autoscaler(autoscaler_spec, max_replicas=max_alive or 100)
+    arrivals_rng, service_rng, startup_rng = np.random.default_rng(seed).spawn(3)
+    delays = replica_model.draw_startup_delay_s(STARTUP_DELAYS, startup_rng)
+
+    def requests() -> Iterator[tuple[FloatArray, FloatArray]]:
+        for chunk in profile.iter_chunks(arrivals_rng, chunk_s=chunk_s):
+            yield chunk.time_s, replica_model.draw_service_s(chunk, service_rng)
+
+    result = simulate(
+        requests(),
+        duration_s=profile.duration_s,
+        startup_delay_s=delays,
+        scaler=scaler,
+        options=replica_model.kernel_options(),
+        interval_s=interval_s,
+        metrics=metrics or MetricsConfig(scrape_interval_s=interval_s),
+        start_epoch_s=start_epoch_s,
+        slo=slo,
+        initial_replicas=initial_replicas,
+        max_alive=max_alive,
+        keep_records=keep_records,
+        keep_requests=keep_requests,
+        progress=progress,
+    )
+    cost = None
+    if replica_model.sku is not None and replica_model.platform is not None:
+        cost = replica_model.cost_usd(result.summary.replica_hours * 3600.0)
+    result.summary = Summary(**{**result.summary.to_dict(), "cost_usd": cost})
+    return result
+
+
+def _schedule(
+    duration_s: float, interval_s: float, scrape_s: float
+) -> Iterator[tuple[float, bool, bool]]:
+    """(time, scrape?, tick?) in time order; at one instant the scrape comes first."""
+    ticks = math.floor(duration_s / interval_s + 1e-9)
+    scrapes = math.floor(duration_s / scrape_s + 1e-9)
+    i = j = 0  # scrape j at j * scrape_s (from 0), tick i at (i + 1) * interval_s
+    while i < ticks or j <= scrapes:
+        tick_t = (i + 1) * interval_s if i < ticks else math.inf
+        scrape_t = j * scrape_s if j <= scrapes else math.inf
+        t = min(tick_t, scrape_t)
+        is_scrape, is_tick = (
+            math.isclose(scrape_t, t, abs_tol=1e-9),
+            math.isclose(tick_t, t, abs_tol=1e-9),
+        )
+        j += is_scrape
+        i += is_tick
+        yield t, is_scrape, is_tick
+
+
+def simulate(  # noqa: PLR0915 - one loop, read top to bottom like the controller tick
+    requests: Iterable[tuple[FloatArray, FloatArray]],
+    *,
+    duration_s: float,
+    startup_delay_s: FloatArray,
+    scaler: Autoscaler,
+    options: Mapping[str, Any],
+    interval_s: float = 15.0,
+    metrics: MetricsConfig | None = None,
+    start_epoch_s: float = DEFAULT_EPOCH_S,
+    slo: SloTarget | None = None,
+    initial_replicas: int | None = None,
+    max_alive: int | None = None,
+    keep_records: bool = True,
+    keep_requests: bool = False,
+    backend: Backend | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> Result:
+    """The loop over pre-drawn request arrays (in time-ordered chunks); `run` draws them."""
+    be: Backend = backend if backend is not None else KernelBackend()  # type: ignore[assignment]
+    metrics = metrics or MetricsConfig(scrape_interval_s=interval_s)
+    guards = scaler.guards
+    replicas = initial_replicas if initial_replicas is not None else max(1, guards.min_replicas)
+    alive = max_alive or max(16, 2 * guards.max_replicas + 8)
+    chunks = iter(requests)
+    outcomes = _Outcomes(slo, keep_requests, LogHistogram(), LogHistogram())
+    kept: list[tuple[FloatArray, FloatArray, FloatArray]] = []
+
+    first = next(chunks, (np.empty(0), np.empty(0)))
+    state = be.new_state(
+        first[0], first[1], startup_delay_s, initial_ready=replicas, max_replicas=alive,
+        now_s=0.0, **options,
+    )  # fmt: skip
+    pending = next(chunks, None)
+
+    def bind_until(t: float) -> Any:
+        """Bind every chunk whose first arrival is at or before `t` (the kernel needs them)."""
+        nonlocal state, pending
+        while pending is not None and (pending[0].size == 0 or pending[0][0] <= t):
+            if pending[0].size:
+                _fold_settled(be, state, outcomes, kept)
+                state = be.carry_over(state, *pending)
+            pending = next(chunks, None)
+        return state
+
+    observer = Observer(metrics, start_epoch_s)
+    n_ticks = math.floor(duration_s / interval_s + 1e-9)
+    timeline = Timeline.empty(n_ticks)
+    records: list[DecisionRecord] = []
+    last_arrivals, k = 0, 0
+    moves = _Moves()
+    for t, is_scrape, is_tick in _schedule(duration_s, interval_s, metrics.scrape_interval_s):
+        bind_until(t)
+        be.advance(state, t)
+        snap = be.snapshot(state)
+        if is_scrape:
+            observer.scrape(t, snap, be.latency_histogram(state))
+        if not is_tick:
+            continue
+        obs = observer.observe(t, replicas, snap)
+        record = scaler.tick(obs)
+        if moves.note(replicas, record.replicas):
+            be.set_replicas(state, record.replicas)
+            replicas = record.replicas
+        if keep_records:
+            records.append(record)
+        _row(timeline, k, t, obs, record, snap, last_arrivals, interval_s)
+        last_arrivals = snap.arrivals
+        k += 1
+        if progress is not None and k % 256 == 0:
+            progress(t / duration_s)
+    end = be.snapshot(state)
+    state = bind_until(math.inf) or state
+    _drain(be, state, end.now_s, outcomes, kept)
+    if progress is not None:
+        progress(1.0)
+    summary = _summarize(scaler, duration_s, outcomes, end, timeline.trim(k), moves)
+    result = Result(summary, timeline.trim(k), records)
+    if keep_requests and kept:
+        result.arrival_s, result.service_s, result.start_s = (
+            np.concatenate(x) for x in zip(*kept, strict=True)
+        )
+    return result
+
+
+@dataclass
+class _Moves:
+    """Scale events and direction changes, counted as the loop applies decisions."""
+
+    events: int = 0
+    direction_changes: int = 0
+    last_direction: int = 0
+
+    def note(self, current: int, desired: int) -> bool:
+        if desired == current:
+            return False
+        direction = 1 if desired > current else -1
+        self.events += 1
+        self.direction_changes += self.last_direction not in (0, direction)
+        self.last_direction = direction
+        return True
+
+
+def _drain(be: Backend, state: Any, end_s: float, outcomes: _Outcomes, kept: list[Any]) -> None:
+    """No more decisions: the rest of the load (bound already) is served by the last count
+    until every request has settled (at most DRAIN_LIMIT_S); then fold the outcomes."""
+    horizon = end_s
+    while be.settled(state) < len(be.start_s(state)) and horizon < end_s + DRAIN_LIMIT_S:
+        horizon += 3600.0
+        be.advance(state, horizon)
+    _fold_settled(be, state, outcomes, kept)
+    never = len(be.start_s(state)) - be.settled(state)
+    outcomes.requests += never  # never served (no replica left): they count as dropped
+    outcomes.dropped += never
+
+
+def _fold_settled(be: Backend, state: Any, outcomes: _Outcomes, kept: list[Any]) -> None:
+    """Fold the requests of `state` whose outcome is final (started or dropped); each state
+    is folded once, right before it is carried over or at the end."""
+    k = be.settled(state)
+    arrival_s = np.asarray(state.arrival_s, dtype=np.float64)[:k]
+    service_s = np.asarray(state.service_s, dtype=np.float64)[:k]
+    start_s = np.asarray(be.start_s(state), dtype=np.float64)[:k]
+    outcomes.fold(arrival_s, service_s, start_s)
+    if outcomes.keep:
+        kept.append((arrival_s.copy(), service_s.copy(), start_s.copy()))
+
+
+def _row(
+    timeline: Timeline, k: int, t: float, obs: Any, record: DecisionRecord, snap: kernel.Snapshot,
+    last_arrivals: int, interval_s: float,
+) -> None:  # fmt: skip
+    timeline.t_s[k] = t
+    timeline.now_s[k] = obs.now_s
+    timeline.arrival_rate_rps[k] = (snap.arrivals - last_arrivals) / interval_s
+    timeline.observed_rate_rps[k] = (
+        math.nan if obs.request_rate_rps is None else obs.request_rate_rps
+    )
+    timeline.replicas[k] = record.replicas
+    timeline.ready_replicas[k] = snap.ready_replicas
+    timeline.starting_replicas[k] = snap.starting_replicas
+    timeline.queue_depth[k] = snap.queued
+    timeline.in_flight[k] = snap.in_flight
+    for name in ("latency_p50_s", "latency_p95_s", "latency_p99_s"):
+        value = getattr(obs, name)
+        getattr(timeline, name)[k] = math.nan if value is None else value
+    timeline.replica_seconds[k] = snap.replica_seconds
+
+
+def _summarize(
+    scaler: Autoscaler, duration_s: float, outcomes: _Outcomes, end: kernel.Snapshot,
+    timeline: Timeline, moves: _Moves,
+) -> Summary:  # fmt: skip
+    slo = outcomes.slo
+    attainment = (
+        (outcomes.met / outcomes.requests) if slo is not None and outcomes.requests else None
+    )
+    replica_hours = end.replica_seconds / 3600.0
+    return Summary(
+        policy=scaler.name,
+        duration_s=duration_s,
+        requests=outcomes.requests,
+        dropped=outcomes.dropped,
+        slo="" if slo is None else slo.label,
+        slo_attainment=attainment,
+        slo_met=None if attainment is None or slo is None else attainment >= slo.share,
+        latency_p50_s=outcomes.latency.quantile(0.5),
+        latency_p95_s=outcomes.latency.quantile(0.95),
+        latency_p99_s=outcomes.latency.quantile(0.99),
+        wait_p50_s=outcomes.wait.quantile(0.5),
+        wait_p95_s=outcomes.wait.quantile(0.95),
+        wait_p99_s=outcomes.wait.quantile(0.99),
+        replica_hours=replica_hours,
+        mean_replicas=replica_hours * 3600.0 / duration_s if duration_s > 0 else 0.0,
+        max_replicas=int(np.nanmax(timeline.replicas)) if timeline.replicas.size else 0,
+        cost_usd=None,
+        scale_events=moves.events,
+        direction_changes=moves.direction_changes,
+    )

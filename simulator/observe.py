@@ -1,0 +1,167 @@
+"""What the controller would see: the metric pipeline between the replica model and a policy.
+
+In: kernel `Snapshot`s and cumulative latency histograms taken at scrape times. Out: one
+`policies.Observation` per control tick, built the way the live controller builds it from
+Prometheus:
+- a tick at t sees the newest scrape at or before t - `delay_s` (ingestion/evaluation lag);
+- `request_rate_rps` = increase of the arrivals counter over `rate_window_s`, divided by the
+  time between the two scrapes used (Prometheus' `rate()` without its extrapolation);
+- `in_flight` and `queue_depth` are the gauges at that scrape;
+- latency percentiles are `histogram_quantile` over the increase of a Prometheus-style bucket
+  histogram (default: vLLM's e2e latency buckets) in the same window, interpolated linearly
+  inside a bucket as Prometheus does; no completion in the window -> None (missing), as
+  Prometheus' NaN is;
+- `replicas` is the last decision; `ready_replicas` / `starting_replicas` are the workload's
+  status at the tick itself (the controller reads them from the API, not from Prometheus).
+The next stage is `simulator.engine`, which hands each Observation to `Autoscaler.tick`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from policies import Observation
+from simulator import kernel
+
+# vllm:e2e_request_latency_seconds buckets (vllm/engine/metrics.py)
+VLLM_E2E_BUCKETS_S: tuple[float, ...] = (
+    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0,
+    120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0,
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """How the simulated controller sees the target."""
+
+    scrape_interval_s: float = 15.0
+    rate_window_s: float = 60.0
+    delay_s: float = 0.0
+    buckets_s: tuple[float, ...] = VLLM_E2E_BUCKETS_S
+
+    def __post_init__(self) -> None:
+        if not self.scrape_interval_s > 0:
+            raise ValueError(f"scrape_interval_s: must be > 0 (got {self.scrape_interval_s})")
+        if not self.rate_window_s >= self.scrape_interval_s:
+            raise ValueError(
+                f"rate_window_s: must be >= scrape_interval_s {self.scrape_interval_s} "
+                f"(got {self.rate_window_s}); rate() needs two samples"
+            )
+        if not self.delay_s >= 0:
+            raise ValueError(f"delay_s: must be >= 0 (got {self.delay_s})")
+        if list(self.buckets_s) != sorted(set(self.buckets_s)) or not self.buckets_s:
+            raise ValueError("buckets_s: must be increasing upper bounds, e.g. (0.5, 1, 2, 5)")
+
+
+@dataclass(frozen=True, slots=True)
+class Scrape:
+    at_s: float
+    snapshot: kernel.Snapshot
+    buckets: npt.NDArray[np.int64]  # cumulative counts per `le` bound, +Inf last
+
+
+def bucket_index(buckets_s: Sequence[float]) -> npt.NDArray[np.int64]:
+    """For each Prometheus `le` bound, how many fine kernel bins lie wholly at or below it."""
+    edges = kernel.histogram_edges_s()  # lower edges; bin i spans [edges[i], edges[i + 1])
+    upper = np.append(edges[1:], math.inf)
+    return np.searchsorted(upper, np.asarray(buckets_s, dtype=np.float64), side="right")
+
+
+def coarse_buckets(
+    hist: npt.NDArray[np.int64], index: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Cumulative counts at each `le` bound and +Inf, from the kernel's fine histogram."""
+    cumulative = np.cumsum(hist)
+    at = np.where(index > 0, cumulative[np.maximum(index - 1, 0)], 0)
+    return np.append(at, cumulative[-1])
+
+
+def histogram_quantile(
+    q: float, bounds_s: Sequence[float], counts: npt.NDArray[np.int64]
+) -> float | None:
+    """Prometheus' histogram_quantile on cumulative `counts` (one per bound, then +Inf)."""
+    total = float(counts[-1])
+    if total <= 0:
+        return None
+    rank = q * total
+    b = int(np.searchsorted(counts, rank, side="left"))
+    if b >= len(bounds_s):  # in the +Inf bucket: Prometheus answers the highest finite bound
+        return float(bounds_s[-1])
+    lower = 0.0 if b == 0 else float(bounds_s[b - 1])
+    below = 0.0 if b == 0 else float(counts[b - 1])
+    inside = float(counts[b]) - below
+    if inside <= 0:
+        return float(bounds_s[b])
+    return lower + (float(bounds_s[b]) - lower) * (rank - below) / inside
+
+
+@dataclass
+class Observer:
+    """Keeps the scrapes a rate window needs and turns them into Observations."""
+
+    config: MetricsConfig
+    start_epoch_s: float
+    _index: npt.NDArray[np.int64] = field(init=False)
+    _scrapes: deque[Scrape] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._index = bucket_index(self.config.buckets_s)
+        keep = (
+            math.ceil(
+                (self.config.rate_window_s + self.config.delay_s) / self.config.scrape_interval_s
+            )
+            + 2
+        )
+        self._scrapes = deque(maxlen=keep)
+
+    def scrape(self, at_s: float, snapshot: kernel.Snapshot, hist: npt.NDArray[np.int64]) -> None:
+        self._scrapes.append(Scrape(at_s, snapshot, coarse_buckets(hist, self._index)))
+
+    def observe(self, now_s: float, replicas: int, status: kernel.Snapshot) -> Observation:
+        """The Observation a controller ticking at `now_s` (seconds from the start) builds."""
+        seen = [s for s in self._scrapes if s.at_s <= now_s - self.config.delay_s + 1e-9]
+        signals: dict[str, float | None] = {}
+        if seen:
+            last = seen[-1]
+            first = next(
+                (s for s in seen if s.at_s >= last.at_s - self.config.rate_window_s - 1e-9), last
+            )
+            signals["in_flight"] = float(last.snapshot.in_flight)
+            signals["queue_depth"] = float(last.snapshot.queued)
+            span = last.at_s - first.at_s
+            if span > 0:
+                arrived = last.snapshot.arrivals - first.snapshot.arrivals
+                signals["request_rate_rps"] = arrived / span
+                done = last.buckets - first.buckets
+                for name, q in (
+                    ("latency_p50_s", 0.5),
+                    ("latency_p95_s", 0.95),
+                    ("latency_p99_s", 0.99),
+                ):
+                    signals[name] = histogram_quantile(q, self.config.buckets_s, done)
+                finished = last.snapshot.completed - first.snapshot.completed
+                dropped = (
+                    last.snapshot.dropped_timeout + last.snapshot.dropped_queue_full
+                    - first.snapshot.dropped_timeout - first.snapshot.dropped_queue_full
+                )  # fmt: skip
+                if finished + dropped > 0:
+                    signals["error_rate"] = dropped / (finished + dropped)
+        return Observation(
+            now_s=self.start_epoch_s + now_s,
+            replicas=replicas,
+            ready_replicas=status.ready_replicas,
+            starting_replicas=status.starting_replicas,
+            request_rate_rps=signals.get("request_rate_rps"),
+            in_flight=signals.get("in_flight"),
+            queue_depth=signals.get("queue_depth"),
+            latency_p50_s=signals.get("latency_p50_s"),
+            latency_p95_s=signals.get("latency_p95_s"),
+            latency_p99_s=signals.get("latency_p99_s"),
+            error_rate=signals.get("error_rate"),
+        )

@@ -1,0 +1,65 @@
+"""`replicast simulate`, `compare` and `demo` from a shell."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from policies.cli import main
+
+
+def test_simulate_prints_a_summary_and_writes_plots(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["simulate", "--profile", "constant:8:900", "--policy", "hpa", "--out", str(tmp_path)]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "hpa" in out and "SLO attained" in out
+    assert (tmp_path / "compare.png").stat().st_size > 10_000
+    assert (tmp_path / "timeline-1-hpa.png").exists()
+
+
+def test_compare_takes_inline_specs_and_names(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = "{policy: keda, metric: queue_depth, threshold: 4, min_replicas: 1, max_replicas: 20}"
+    code = main(["compare", "--profile", "step:4:12:300:900", "--policy", "slo",
+                 "--policy", spec, "--slo-p95", "20s"])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "slo" in out and "keda" in out and "latency <= 20 s for 95.0%" in out
+
+
+def test_demo_compares_every_built_in_on_the_embedded_azure_trace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for name in ("hpa", "keda", "knative", "ray", "slo", "predictive"):
+        assert name in out
+    assert "19,366 requests" in out
+    assert len(list(tmp_path.glob("*.png"))) == 7
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--profile", "nowhere.csv", "--policy", "hpa"], "--profile nowhere.csv: no such file"),
+        (["--profile", "constant:5:60", "--policy", "nope"], "--policy nope: no default spec"),
+        (["--profile", "constant:5:60", "--policy", "hpa", "--model", "tpu"], "tpu"),
+    ],
+    ids=["missing-trace", "unknown-policy", "unknown-model"],
+)
+def test_bad_arguments_are_one_line_and_exit_2(args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "policies.cli", "simulate", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
