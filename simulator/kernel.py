@@ -692,7 +692,7 @@ def snapshot(state: KernelState) -> Snapshot:
 
 
 def carry_over(
-    state: KernelState, arrival_s: npt.ArrayLike, service_s: npt.ArrayLike
+    state: KernelState, arrival_s: npt.ArrayLike, service_s: npt.ArrayLike, *, check: bool = True
 ) -> KernelState:
     """Continue with the next chunk of requests, so memory stays bounded by a chunk's size.
 
@@ -700,9 +700,14 @@ def carry_over(
     the front of the new chunk: `state.start_s[:settled(state)]` is final, and the new state's
     `start_s[k]` belongs to `state.arrival_s[settled(state) + k]` while k < the number carried.
     The slots, replicas, counters and histogram go on unchanged (the same arrays).
+    `check=False` skips validating the new arrays (two passes) for callers that made them.
     """
     first = settled(state)
-    arrival, service = _requests(arrival_s, service_s)
+    if check:
+        arrival, service = _requests(arrival_s, service_s)
+    else:  # the caller vouches: float64, finite, sorted, service >= 0 (simulator.engine's draws)
+        arrival = np.ascontiguousarray(arrival_s, dtype=np.float64)
+        service = np.ascontiguousarray(service_s, dtype=np.float64)
     if arrival.size and arrival[0] <= state.now_s:
         raise KernelError(
             f"arrival_s[0]: must be after the state's now_s={state.now_s} (got {arrival[0]}); "

@@ -76,10 +76,14 @@ def bucket_index(buckets_s: Sequence[float]) -> npt.NDArray[np.int64]:
 def coarse_buckets(
     hist: npt.NDArray[np.int64], index: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.int64]:
-    """Cumulative counts at each `le` bound and +Inf, from the kernel's fine histogram."""
-    cumulative = np.cumsum(hist)
-    at = np.where(index > 0, cumulative[np.maximum(index - 1, 0)], 0)
-    return np.append(at, cumulative[-1])
+    """Cumulative counts at each `le` bound and +Inf, from the kernel's fine histogram: one
+    `reduceat` over the fine bins (segments [0, i0), [i0, i1), ..., [i_last, end))."""
+    starts = np.concatenate(([0], index))
+    if index[0] == 0 or np.any(np.diff(starts) == 0):  # a bound below or between fine bins
+        cumulative = np.cumsum(hist)
+        at = np.where(index > 0, cumulative[np.maximum(index - 1, 0)], 0)
+        return np.append(at, cumulative[-1])
+    return np.cumsum(np.add.reduceat(hist, starts))
 
 
 def histogram_quantile(

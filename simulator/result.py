@@ -32,13 +32,17 @@ class LogHistogram:
     def __init__(self, low: float = 1e-4, bins: int = 21_000) -> None:  # 1e-4 s .. ~1.3e5 s
         self.low = low
         self.counts = np.zeros(bins + 1, dtype=np.int64)
-        self._scale = 1.0 / math.log(self.WIDTH)
+        self.per_log = 1.0 / math.log(self.WIDTH)
 
     def add(self, values: FloatArray) -> None:
+        """Fold values in; zeros (most waits) are counted without a logarithm."""
         if values.size == 0:
             return
+        positive = values[values > 0]
+        self.counts[0] += values.size - positive.size
+        values = positive
         with np.errstate(divide="ignore", invalid="ignore"):
-            index = np.floor(np.log(values / self.low) * self._scale) + 1
+            index = np.floor(np.log(values / self.low) * self.per_log) + 1
         index = np.clip(np.nan_to_num(index, nan=0.0, neginf=0.0), 0, self.counts.size - 1)
         self.counts += np.bincount(index.astype(np.int64), minlength=self.counts.size)
 

@@ -39,7 +39,7 @@ class OracleBackend:
     def set_replicas(self, state: Oracle, desired: int) -> None:
         state.set_replicas(desired)
 
-    def carry_over(self, state: Oracle, arrival_s: Any, service_s: Any) -> Oracle:
+    def carry_over(self, state: Oracle, arrival_s: Any, service_s: Any, **_: Any) -> Oracle:
         raise AssertionError("the oracle takes all requests in one chunk")
 
     def settled(self, state: Oracle) -> int:
