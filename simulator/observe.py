@@ -18,6 +18,7 @@ The next stage is `simulator.engine`, which hands each Observation to `Autoscale
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -73,13 +74,25 @@ def bucket_index(buckets_s: Sequence[float]) -> npt.NDArray[np.int64]:
     return np.searchsorted(upper, np.asarray(buckets_s, dtype=np.float64), side="right")
 
 
+def segment_starts(index: npt.NDArray[np.int64]) -> npt.NDArray[np.int64] | None:
+    """`reduceat` segment starts [0, i0, i1, ...], or None when a bound falls below or between
+    the fine bins (then `coarse_buckets` takes the slower cumulative sum)."""
+    starts = np.concatenate(([0], index)).astype(np.int64)
+    if index[0] == 0 or np.any(np.diff(starts) == 0):
+        return None
+    return starts
+
+
 def coarse_buckets(
-    hist: npt.NDArray[np.int64], index: npt.NDArray[np.int64]
+    hist: npt.NDArray[np.int64],
+    index: npt.NDArray[np.int64],
+    starts: npt.NDArray[np.int64] | None = None,
 ) -> npt.NDArray[np.int64]:
     """Cumulative counts at each `le` bound and +Inf, from the kernel's fine histogram: one
     `reduceat` over the fine bins (segments [0, i0), [i0, i1), ..., [i_last, end))."""
-    starts = np.concatenate(([0], index))
-    if index[0] == 0 or np.any(np.diff(starts) == 0):  # a bound below or between fine bins
+    if starts is None:
+        starts = segment_starts(index)
+    if starts is None:
         cumulative = np.cumsum(hist)
         at = np.where(index > 0, cumulative[np.maximum(index - 1, 0)], 0)
         return np.append(at, cumulative[-1])
@@ -87,19 +100,20 @@ def coarse_buckets(
 
 
 def histogram_quantile(
-    q: float, bounds_s: Sequence[float], counts: npt.NDArray[np.int64]
+    q: float, bounds_s: Sequence[float], counts: Sequence[int] | npt.NDArray[np.int64]
 ) -> float | None:
     """Prometheus' histogram_quantile on cumulative `counts` (one per bound, then +Inf)."""
-    total = float(counts[-1])
+    cumulative = counts.tolist() if isinstance(counts, np.ndarray) else list(counts)
+    total = float(cumulative[-1])
     if total <= 0:
         return None
     rank = q * total
-    b = int(np.searchsorted(counts, rank, side="left"))
+    b = bisect.bisect_left(cumulative, rank)
     if b >= len(bounds_s):  # in the +Inf bucket: Prometheus answers the highest finite bound
         return float(bounds_s[-1])
     lower = 0.0 if b == 0 else float(bounds_s[b - 1])
-    below = 0.0 if b == 0 else float(counts[b - 1])
-    inside = float(counts[b]) - below
+    below = 0.0 if b == 0 else float(cumulative[b - 1])
+    inside = float(cumulative[b]) - below
     if inside <= 0:
         return float(bounds_s[b])
     return lower + (float(bounds_s[b]) - lower) * (rank - below) / inside
@@ -112,10 +126,12 @@ class Observer:
     config: MetricsConfig
     start_epoch_s: float
     _index: npt.NDArray[np.int64] = field(init=False)
+    _starts: npt.NDArray[np.int64] | None = field(init=False)
     _scrapes: deque[Scrape] = field(init=False)
 
     def __post_init__(self) -> None:
         self._index = bucket_index(self.config.buckets_s)
+        self._starts = segment_starts(self._index)
         keep = (
             math.ceil(
                 (self.config.rate_window_s + self.config.delay_s) / self.config.scrape_interval_s
@@ -125,7 +141,9 @@ class Observer:
         self._scrapes = deque(maxlen=keep)
 
     def scrape(self, at_s: float, snapshot: kernel.Snapshot, hist: npt.NDArray[np.int64]) -> None:
-        self._scrapes.append(Scrape(at_s, snapshot, coarse_buckets(hist, self._index)))
+        self._scrapes.append(
+            Scrape(at_s, snapshot, coarse_buckets(hist, self._index, self._starts))
+        )
 
     def observe(self, now_s: float, replicas: int, status: kernel.Snapshot) -> Observation:
         """The Observation a controller ticking at `now_s` (seconds from the start) builds."""
@@ -142,7 +160,7 @@ class Observer:
             if span > 0:
                 arrived = last.snapshot.arrivals - first.snapshot.arrivals
                 signals["request_rate_rps"] = arrived / span
-                done = last.buckets - first.buckets
+                done = (last.buckets - first.buckets).tolist()
                 for name, q in (
                     ("latency_p50_s", 0.5),
                     ("latency_p95_s", 0.95),
