@@ -41,6 +41,7 @@ from pydantic import (
 from controller import signals as sig
 from policies import Autoscaler, SpecError, autoscaler
 from policies.observation import SIGNALS, is_signal_name
+from policies.spec import TYPE_MESSAGES
 
 API_VERSION = "replicast/v1"
 AZURE_PROMETHEUS_SCOPE = "https://prometheus.monitor.azure.com/.default"
@@ -552,22 +553,7 @@ def _got(value: Any) -> str:
     return f" (got {text if len(text) <= 60 else text[:57] + '...'})"
 
 
-_MESSAGES = {
-    "missing": "required key is missing",
-    "int_type": "must be a whole number",
-    "int_parsing": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "float_type": "must be a number",
-    "float_parsing": "must be a number",
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
-    "string_type": "must be a string",
-    "list_type": "must be a list",
-    "dict_type": "must be a mapping",
-    "model_type": "must be a mapping",
-    "model_attributes_type": "must be a mapping",
-    "finite_number": "must be a finite number",
-}
+_MESSAGES = TYPE_MESSAGES
 
 
 def _message(err: Mapping[str, Any], holder: Any, here: Any) -> str:

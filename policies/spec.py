@@ -81,6 +81,25 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
+# pydantic error types -> what is allowed, in the words every replicast error uses
+TYPE_MESSAGES: dict[str, str] = {
+    "missing": "required key is missing",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "finite_number": "must be a finite number",
+}
+
+
 def _num(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -96,23 +115,11 @@ def _describe(err: Any, root: type[BaseModel] | None = None) -> str:
     # a whole mapping (a model-level check) is not worth echoing back
     got = f" (got {value!r})" if kind != "missing" and not isinstance(value, dict) else ""
     messages = {
-        "missing": "required key is missing",
+        **TYPE_MESSAGES,
         "greater_than": f"must be > {_num(ctx.get('gt'))}",
         "greater_than_equal": f"must be >= {_num(ctx.get('ge'))}",
         "less_than": f"must be < {_num(ctx.get('lt'))}",
         "less_than_equal": f"must be <= {_num(ctx.get('le'))}",
-        "int_type": "must be a whole number",
-        "int_parsing": "must be a whole number",
-        "int_from_float": "must be a whole number",
-        "float_type": "must be a number",
-        "float_parsing": "must be a number",
-        "bool_type": "must be true or false",
-        "bool_parsing": "must be true or false",
-        "string_type": "must be a string",
-        "list_type": "must be a list",
-        "dict_type": "must be a mapping",
-        "model_type": "must be a mapping",
-        "finite_number": "must be a finite number",
         "too_short": f"must have at least {ctx.get('min_length')} item(s)",
     }
     if kind == "literal_error":
