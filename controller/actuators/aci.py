@@ -1,0 +1,790 @@
+"""Azure Container Instances actuator: N container groups made from one template, through ARM.
+
+ACI has no autoscaler, so replicast keeps the groups itself. In: an `AciRef` (subscription,
+resource group, name prefix, location, a container group body as the template), an aiohttp
+session, an azure-identity async credential, and optionally a `Registrar`
+(controller/registrars.py: who routes traffic to the groups) and an in-flight probe. Out, per
+read: a `WorkloadState` from the groups named `{prefix}-{index}`: ready (provisioningState
+Succeeded and instanceView state Running), starting (not Running yet, for at most
+`start_timeout_s`), failed to start (past that bound, or Failed/Stopped: a CapacityExhausted
+condition, not capacity, as Pending pods are for Kubernetes). On `scale(n)`: `{prefix}-0` ..
+`{prefix}-{n-1}` are wanted; missing ones are created (PUT), higher ones are deregistered,
+drained (in-flight 0 or `drain_timeout_s`) and deleted, highest index first. The names make
+`scale` idempotent: re-run after a crash, it finishes what is left. Each read also keeps the
+registrar in step with the ready groups, since groups become ready between ticks.
+
+Why raw ARM REST and not azure-mgmt-containerinstance: the issue says the SDK lacks newer ACI
+resources; its 11.0 release notes list NGroups and container group profiles, so that gap is
+closing, but the reasons that remain decide it: (1) the template is sent verbatim, so
+properties newer than the SDK's generated models still reach ARM (the models serialize only
+the attributes they know); (2) retries and long-running-operation polls go through the
+injected `Clock` and the backoff in settings (STYLE 6 and 8), where azure-core's pollers and
+retry policy sleep on their own; (3) one HTTP stack, the injected aiohttp session, as the
+Prometheus source uses, and tested over real HTTPS against an in-process fake ARM. Four calls
+(list, get, put, delete) and ARM's async-operation protocol are little code.
+
+API version: Microsoft.ContainerInstance 2023-05-01, a GA version whose containerGroups
+reference documents every field used here (the .NET SDK now defaults to 2025-09-01; set
+`AciSettings.api_version` to move, the template passes through either way).
+Permissions on the resource group: Microsoft.ContainerInstance/containerGroups read, write and
+delete (the built-in Contributor role has them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import email.utils
+import enum
+import json
+import logging
+import re
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import aiohttp
+from multidict import CIMultiDict
+
+from controller.actuators.base import (
+    ActuatorError,
+    Clock,
+    ConditionType,
+    PermanentError,
+    ScaleRefusedError,
+    SystemClock,
+    TemporaryError,
+    WorkloadCondition,
+    WorkloadState,
+    retrying,
+)
+
+if TYPE_CHECKING:
+    from controller.registrars import Registrar
+
+logger = logging.getLogger(__name__)
+
+ARM_URL = "https://management.azure.com"
+ARM_SCOPE = "https://management.azure.com/.default"
+ACI_API_VERSION = "2023-05-01"
+
+# Tags on every group (Azure tag names may not contain "/", so no "replicast.io/..." here).
+MANAGED_BY_TAG = "managed-by"
+TARGET_TAG = "replicast-target"
+INDEX_TAG = "replicast-index"
+CREATED_TAG = "replicast-created-s"  # Unix seconds from the controller's clock: start timeouts
+
+
+# --- ARM: tokens, errors, requests and long-running operations ---
+
+
+class TokenCredential(Protocol):
+    """azure.identity.aio credentials: `get_token(scope)` -> AccessToken(token, expires_on)."""
+
+    async def get_token(self, *scopes: str) -> Any: ...
+
+
+def default_credential() -> TokenCredential:
+    """azure-identity's async DefaultAzureCredential (workload identity, managed identity, CLI)."""
+    from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415 (slow to import)
+
+    return DefaultAzureCredential()
+
+
+@dataclass(frozen=True, slots=True)
+class ArmSettings:
+    base_url: str = ARM_URL
+    request_timeout_s: float = 30.0
+    # One more try per delay after a 409, 429, 5xx or timeout; a Retry-After header wins (capped).
+    retry_delays_s: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+    max_retry_after_s: float = 60.0
+    # Between polls of a long-running operation when ARM sends no Retry-After.
+    poll_interval_s: float = 5.0
+    # Give up following one operation (it goes on in Azure; the next read shows how it ended).
+    operation_timeout_s: float = 1800.0
+    token_refresh_margin_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith("https://"):
+            raise ValueError(
+                f"base_url: must start with https://, a bearer token never travels in clear "
+                f"text (got {self.base_url!r})"
+            )
+
+
+class NotFoundError(PermanentError):
+    """404: the resource (or its resource group) does not exist."""
+
+
+class PreconditionFailedError(ActuatorError):
+    """412: the resource changed since it was read (its etag no longer matches If-Match)."""
+
+
+class OperationFailedError(PermanentError):
+    """A long-running operation ended Failed or Canceled."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArmResponse:
+    status: int
+    headers: CIMultiDict[str]
+    body: Any  # parsed JSON, or None when empty or not JSON
+
+
+def one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def error_detail(body: Any) -> str:
+    """ "Code: message" from ARM's error body ({"error": {"code", "message"}}), one line."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return "no details"
+    code, message = error.get("code"), error.get("message")
+    return one_line(": ".join(str(part) for part in (code, message) if part)) or "no details"
+
+
+def retry_after_s(headers: Mapping[str, str], *, now_s: float) -> float | None:
+    """Retry-After in seconds (a number or an HTTP date), or None when absent or unreadable."""
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - now_s)
+
+
+def arm_error(what: str, response: ArmResponse, *, now_s: float) -> ActuatorError:
+    """The actuator vocabulary for an ARM failure of the call `what`, in one line."""
+    status, detail = response.status, error_detail(response.body)
+    delay_s = retry_after_s(response.headers, now_s=now_s)
+    if status == 404:
+        return NotFoundError(f"{what}: not found (404): {detail}")
+    if status in (401, 403):
+        return PermanentError(
+            f"{what}: forbidden ({status}): {detail}; grant the controller's identity access "
+            "to it (e.g. Contributor on the resource group)"
+        )
+    if status == 409:  # e.g. another operation on the resource is still in progress
+        return TemporaryError(f"{what}: conflict (409): {detail}", delay_s=delay_s)
+    if status == 412:
+        return PreconditionFailedError(f"{what}: changed since it was read (412): {detail}")
+    if status == 429 or status >= 500:
+        return TemporaryError(f"{what}: {status}: {detail}", delay_s=delay_s)
+    return PermanentError(f"{what}: rejected ({status}): {detail}")
+
+
+class ArmToken:
+    """Bearer tokens for ARM, reused until `refresh_margin_s` before they expire."""
+
+    def __init__(self, credential: TokenCredential, *, clock: Clock, refresh_margin_s: float):
+        self.credential = credential
+        self._clock = clock
+        self._margin_s = refresh_margin_s
+        self._token = ""
+        self._expires_on_s = float("-inf")
+        self._refreshing = asyncio.Lock()
+
+    def _fresh(self) -> bool:
+        return bool(self._token) and self._clock.now() < self._expires_on_s - self._margin_s
+
+    async def __call__(self) -> str:
+        if self._fresh():
+            return self._token
+        async with self._refreshing:
+            if not self._fresh():
+                try:
+                    access = await self.credential.get_token(ARM_SCOPE)
+                except Exception as error:  # azure-identity raises its own error types
+                    raise PermanentError(
+                        f"no Entra ID token for {ARM_SCOPE}: {one_line(error)}; give the "
+                        "controller an identity (workload or managed identity) or run az login"
+                    ) from error
+                self._token, self._expires_on_s = str(access.token), float(access.expires_on)
+        return self._token
+
+
+class ArmClient:
+    """ARM REST calls with a bearer token, retries per settings and operation following."""
+
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession,
+        credential: TokenCredential,
+        clock: Clock,
+        settings: ArmSettings,
+    ) -> None:
+        self.settings = settings
+        self._session = session
+        self._clock = clock
+        self._token = ArmToken(
+            credential, clock=clock, refresh_margin_s=settings.token_refresh_margin_s
+        )
+        self._origin = urllib.parse.urlsplit(settings.base_url)
+
+    def url(self, path: str, api_version: str) -> str:
+        return f"{self.settings.base_url.rstrip('/')}{path}?api-version={api_version}"
+
+    async def call(
+        self,
+        what: str,
+        method: str,
+        url: str,
+        *,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ArmResponse:
+        """One request; 409, 429, 5xx and timeouts retried per settings; failures as errors."""
+        s = self.settings
+
+        async def attempt() -> ArmResponse:
+            return await self._once(what, method, url, body, headers or {})
+
+        return await retrying(
+            attempt, delays_s=s.retry_delays_s, clock=self._clock, max_delay_s=s.max_retry_after_s
+        )
+
+    async def _once(
+        self, what: str, method: str, url: str, body: Any, extra: Mapping[str, str]
+    ) -> ArmResponse:
+        headers = {"Authorization": f"Bearer {await self._token()}", "Accept": "application/json"}
+        headers.update(extra)
+        timeout_s = self.settings.request_timeout_s
+        try:
+            async with self._session.request(
+                method,
+                url,
+                json=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ) as answer:
+                raw = await answer.read()
+                response = ArmResponse(answer.status, CIMultiDict(answer.headers), _json(raw))
+        except TimeoutError as error:
+            raise TemporaryError(f"{what}: no answer within {timeout_s:g} s") from error
+        except aiohttp.ClientError as error:
+            raise TemporaryError(f"{what}: {type(error).__name__}: {one_line(error)}") from error
+        if response.status >= 400:
+            raise arm_error(what, response, now_s=self._clock.now())
+        return response
+
+    async def follow(self, what: str, response: ArmResponse) -> Any:
+        """Wait until the operation `response` started ends; its last body. ARM's protocol: an
+        Azure-AsyncOperation header (on a 200, 201 or 202: poll its status until Succeeded,
+        Failed or Canceled), else a Location header on a 201/202 (poll it until not 202)."""
+        status_url = response.headers.get("Azure-AsyncOperation")
+        location_url = response.headers.get("Location") if response.status in (201, 202) else None
+        if not (status_url or location_url):
+            return response.body  # done already
+        poll_url = self._same_origin(what, status_url or location_url or "")
+        deadline_s = self._clock.now() + self.settings.operation_timeout_s
+        last = response
+        while True:
+            wait_s = retry_after_s(last.headers, now_s=self._clock.now())
+            wait_s = self.settings.poll_interval_s if wait_s is None else wait_s
+            if self._clock.now() + wait_s > deadline_s:
+                raise TemporaryError(
+                    f"{what}: still in progress after {self.settings.operation_timeout_s:g} s; "
+                    "it goes on in Azure and the next read shows how it ended"
+                )
+            await self._clock.sleep(min(wait_s, self.settings.max_retry_after_s))
+            last = await self.call(f"{what}: operation status", "GET", poll_url)
+            if status_url is None:
+                if last.status != 202:
+                    return last.body
+                continue
+            status = str((last.body or {}).get("status", "")) if isinstance(last.body, dict) else ""
+            if status.lower() == "succeeded":
+                return last.body
+            if status.lower() in ("failed", "canceled"):
+                raise OperationFailedError(f"{what}: {status}: {error_detail(last.body)}")
+
+    def _same_origin(self, what: str, url: str) -> str:
+        """An operation URL from a response header, if it points at ARM itself."""
+        parts = urllib.parse.urlsplit(url)
+        if (parts.scheme, parts.netloc) != (self._origin.scheme, self._origin.netloc):
+            raise PermanentError(
+                f"{what}: the operation URL {url!r} is not on {self.settings.base_url}; "
+                "not sending it a token"
+            )
+        return url
+
+    async def pages(self, what: str, url: str) -> list[dict[str, Any]]:
+        """Every item of an ARM list, following nextLink."""
+        items: list[dict[str, Any]] = []
+        next_url: str | None = url
+        while next_url:
+            page = (await self.call(what, "GET", self._same_origin(what, next_url))).body
+            if not isinstance(page, dict):
+                raise TemporaryError(f"{what}: the answer is not a JSON object")
+            items.extend(item for item in page.get("value") or () if isinstance(item, dict))
+            next_url = page.get("nextLink")
+        return items
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+# --- What to scale, and how ---
+
+
+@dataclass(frozen=True, slots=True)
+class AciRef:
+    """Which groups: `{name_prefix}-{index}` in `resource_group`, each made from `template`
+    (an ARM Microsoft.ContainerInstance/containerGroups body: location, tags, properties)."""
+
+    subscription_id: str
+    resource_group: str
+    name_prefix: str
+    template: Mapping[str, Any] = field(hash=False)
+    location: str | None = None  # default: the template's
+
+    def __post_init__(self) -> None:
+        for name in ("subscription_id", "resource_group", "name_prefix"):
+            if not getattr(self, name):
+                raise ValueError(f"{name}: must not be empty (aci target {self.name_prefix!r})")
+        containers = (self.template.get("properties") or {}).get("containers")
+        if not isinstance(containers, list) or not containers:
+            raise ValueError(
+                "template: must be a container group body with properties.containers: [...] "
+                f"(aci target {self.name_prefix!r})"
+            )
+        if not (self.location or self.template.get("location")):
+            raise ValueError(
+                f"location: set it on the target or in the template (aci target "
+                f"{self.name_prefix!r})"
+            )
+
+    def __str__(self) -> str:
+        return f"aci {self.resource_group}/{self.name_prefix}-*"
+
+    @property
+    def collection_path(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            "/providers/Microsoft.ContainerInstance/containerGroups"
+        )
+
+    def group_name(self, index: int) -> str:
+        return f"{self.name_prefix}-{index}"
+
+    def index_of(self, name: str) -> int | None:
+        """The index of one of our groups' names; None for any other name."""
+        match = re.fullmatch(rf"{re.escape(self.name_prefix)}-(0|[1-9][0-9]*)", name)
+        return int(match.group(1)) if match else None
+
+
+@dataclass(frozen=True, slots=True)
+class AciSettings:
+    # Created and not Running for longer than this: failed to start (a condition, not capacity).
+    start_timeout_s: float = 900.0
+    # Before deleting a group that took traffic: wait for in-flight 0, at most this long.
+    drain_timeout_s: float = 120.0
+    drain_poll_s: float = 5.0
+    port: int | None = None  # the port traffic goes to; default the first of ipAddress.ports
+    max_parallel_calls: int = 8  # creates and reads at once
+    api_version: str = ACI_API_VERSION
+    arm: ArmSettings = field(default_factory=ArmSettings)
+
+
+InFlightProbe = Callable[[str], Awaitable[int | None]]  # group name -> requests in flight
+
+
+def group_body(ref: AciRef, index: int, *, now_s: float) -> dict[str, Any]:
+    """The PUT body of group `index`: the template, its location, and our tags. A template's
+    dnsNameLabel gets the index appended (labels are unique per region)."""
+    body = copy.deepcopy(dict(ref.template))
+    body["location"] = ref.location or body["location"]
+    body["tags"] = {
+        **(body.get("tags") or {}),
+        MANAGED_BY_TAG: "replicast",
+        TARGET_TAG: ref.name_prefix,
+        INDEX_TAG: str(index),
+        CREATED_TAG: f"{now_s:.0f}",
+    }
+    ip_address = body["properties"].get("ipAddress")
+    if isinstance(ip_address, dict) and ip_address.get("dnsNameLabel"):
+        ip_address["dnsNameLabel"] = f"{ip_address['dnsNameLabel']}-{index}"
+    return body
+
+
+# --- Reading groups: pure functions of what ARM returned ---
+
+
+class Phase(enum.StrEnum):
+    READY = "Ready"
+    STARTING = "Starting"
+    NOT_STARTED = "NotStarted"  # not Running after start_timeout_s
+    FAILED = "Failed"  # provisioning Failed/Canceled, or its containers Stopped
+    DELETING = "Deleting"
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    name: str
+    index: int
+    phase: Phase
+    address: str | None  # "ip:port" once it has an IP address
+    detail: str  # "provisioningState/state: last event", for messages
+
+
+def _address(properties: Mapping[str, Any], port: int | None) -> str | None:
+    ip_address = properties.get("ipAddress") or {}
+    ip = ip_address.get("ip")
+    ports = [p.get("port") for p in ip_address.get("ports") or () if isinstance(p, dict)]
+    chosen = port if port is not None else next((p for p in ports if p), None)
+    if not ip or chosen is None:
+        return None
+    return f"[{ip}]:{chosen}" if ":" in str(ip) else f"{ip}:{chosen}"
+
+
+def _last_event(properties: Mapping[str, Any]) -> str:
+    """The newest message ACI gave about the group or its containers (image pulls, crashes)."""
+    messages = [e.get("message") for e in (properties.get("instanceView") or {}).get("events", ())]
+    for container in properties.get("containers") or ():
+        view = (container.get("properties") or {}).get("instanceView") or {}
+        messages += [e.get("message") for e in view.get("events") or ()]
+        messages.append((view.get("currentState") or {}).get("detailStatus"))
+    return one_line(next((m for m in reversed(messages) if m), ""))
+
+
+def classify(
+    ref: AciRef,
+    body: Mapping[str, Any],
+    *,
+    now_s: float,
+    first_seen_s: float,
+    start_timeout_s: float,
+    port: int | None = None,
+) -> Group | None:
+    """What one group is now; None when it is not one of ours (another name)."""
+    name = str(body.get("name", ""))
+    index = ref.index_of(name)
+    if index is None:
+        return None
+    properties = body.get("properties") or {}
+    provisioning = str(properties.get("provisioningState") or "")
+    state = str((properties.get("instanceView") or {}).get("state") or "")
+    detail = f"{provisioning or 'no provisioningState'}/{state or 'no state'}"
+    event = _last_event(properties)
+    detail = f"{detail}: {event}" if event else detail
+    try:
+        created_s = float((body.get("tags") or {})[CREATED_TAG])
+    except (KeyError, TypeError, ValueError):
+        created_s = first_seen_s  # made by someone else: age counts from our first sight
+    if provisioning == "Deleting":
+        phase = Phase.DELETING
+    elif provisioning in ("Failed", "Canceled") or state in ("Stopped", "Failed", "Succeeded"):
+        phase = Phase.FAILED  # "Succeeded": every container exited; nothing serves
+    elif provisioning == "Succeeded" and state == "Running":
+        phase = Phase.READY
+    elif now_s - created_s <= start_timeout_s:
+        phase = Phase.STARTING
+    else:
+        phase = Phase.NOT_STARTED
+    return Group(name, index, phase, _address(properties, port), detail)
+
+
+def workload_state(
+    ref: AciRef, groups: Iterable[Group], *, start_timeout_s: float
+) -> WorkloadState:
+    """What one read means: counts for the Observation, a condition for groups not coming up."""
+    live = [g for g in groups if g.phase is not Phase.DELETING]
+    broken = [g for g in live if g.phase in (Phase.NOT_STARTED, Phase.FAILED)]
+    broken.sort(key=lambda g: g.index)
+    conditions: tuple[WorkloadCondition, ...] = ()
+    if broken:
+        shown = "; ".join(f"{g.name} ({g.detail})" for g in broken[:3])
+        more = f"; and {len(broken) - 3} more" if len(broken) > 3 else ""
+        message = (
+            f"{len(broken)} container group(s) failed to start (Failed, or not Running after "
+            f"{start_timeout_s:g} s): {shown}{more}; scale-up paused until they run or are "
+            f"deleted (az container delete -g {ref.resource_group} -n {broken[0].name})"
+        )
+        conditions = (WorkloadCondition(ConditionType.CAPACITY_EXHAUSTED, message),)
+    return WorkloadState(
+        target=str(ref),
+        replicas=len(live),
+        ready_replicas=sum(1 for g in live if g.phase is Phase.READY),
+        starting_replicas=sum(1 for g in live if g.phase is Phase.STARTING),
+        conditions=conditions,
+        unschedulable_replicas=len(broken),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ScalePlan:
+    create: tuple[int, ...]  # missing wanted indices, lowest first
+    delete: tuple[int, ...]  # unwanted indices, highest first
+    waiting: tuple[int, ...]  # wanted, but still being deleted: created once gone
+
+    def __bool__(self) -> bool:
+        return bool(self.create or self.delete or self.waiting)
+
+
+def scale_plan(groups: Iterable[Group], replicas: int) -> ScalePlan:
+    """Groups 0..replicas-1 are wanted; the rest go. Deleting groups are neither re-deleted
+    nor re-created until they are gone."""
+    present = {g.index: g for g in groups}
+    deleting = {i for i, g in present.items() if g.phase is Phase.DELETING}
+    return ScalePlan(
+        create=tuple(i for i in range(replicas) if i not in present),
+        delete=tuple(sorted(i for i in present if i >= replicas and i not in deleting)[::-1]),
+        waiting=tuple(sorted(i for i in deleting if i < replicas)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
+    register: dict[str, str]  # name -> address
+    deregister: tuple[str, ...]
+
+
+def route_plan(
+    ready: Mapping[str, str], registered: Iterable[str], routed: Mapping[str, str]
+) -> RoutePlan:
+    """Ready groups the router lacks (or has at an address we did not give it: ACI may move a
+    restarted group) get registered; names it routes to that are not ready get deregistered."""
+    known = set(registered)
+    return RoutePlan(
+        register={n: a for n, a in sorted(ready.items()) if n not in known or routed.get(n) != a},
+        deregister=tuple(sorted(known - set(ready))),
+    )
+
+
+# --- The actuator ---
+
+
+class AciActuator:
+    """`current()` and `scale(n, reason=...)` for the container groups of one `AciRef`."""
+
+    def __init__(
+        self,
+        target: AciRef,
+        *,
+        session: aiohttp.ClientSession,
+        credential: TokenCredential | None = None,
+        clock: Clock | None = None,
+        settings: AciSettings | None = None,
+        registrar: Registrar | None = None,
+        in_flight: InFlightProbe | None = None,
+    ) -> None:
+        self.target = target
+        self.settings = settings if settings is not None else AciSettings()
+        self.clock = clock if clock is not None else SystemClock()
+        self._own_credential = credential is None
+        self.credential = credential if credential is not None else default_credential()
+        self.registrar = registrar
+        self._in_flight = in_flight
+        self._arm = ArmClient(
+            session=session,
+            credential=self.credential,
+            clock=self.clock,
+            settings=self.settings.arm,
+        )
+        self._first_seen: dict[str, float] = {}
+        self._routed: dict[str, str] = {}  # name -> the address we registered
+        self._draining: set[str] = set()
+
+    async def current(self) -> WorkloadState:
+        groups = await self._read()
+        try:
+            await self._sync_routes(groups)
+        except ActuatorError as error:  # the router is not the workload: retried next read
+            logger.warning("%s: routes not updated: %s", self.target, error)
+        return self._state(groups)
+
+    async def scale(self, replicas: int, *, reason: str) -> None:
+        """Create the missing groups below `replicas`, drain and delete those above it."""
+        if replicas < 0:
+            raise ValueError(f"{self.target}: replicas must be >= 0 (got {replicas})")
+        groups = await self._read()
+        state = self._state(groups)
+        plan = scale_plan(groups, replicas)
+        if not plan:
+            return
+        refusal = state.refusal(replicas) if replicas != state.replicas else None
+        if refusal is not None:
+            raise ScaleRefusedError(str(self.target), replicas, refusal)
+        logger.info("%s: scaling %d -> %d: %s", self.target, state.replicas, replicas, reason)
+        await self._create(plan.create)
+        await self._remove([g for i in plan.delete for g in groups if g.index == i])
+        if plan.waiting:
+            names = ", ".join(self.target.group_name(i) for i in plan.waiting)
+            raise TemporaryError(
+                f"{self.target}: {names} still being deleted; created again once gone",
+                delay_s=self.settings.arm.poll_interval_s,
+            )
+
+    async def aclose(self) -> None:
+        """Close the credential this actuator made itself (the session belongs to the caller)."""
+        close = getattr(self.credential, "close", None)
+        if self._own_credential and close is not None:
+            await close()
+
+    # --- reading ---
+
+    def _state(self, groups: Sequence[Group]) -> WorkloadState:
+        return workload_state(self.target, groups, start_timeout_s=self.settings.start_timeout_s)
+
+    def _url(self, name: str | None = None) -> str:
+        path = self.target.collection_path + (f"/{urllib.parse.quote(name)}" if name else "")
+        return self._arm.url(path, self.settings.api_version)
+
+    async def _read(self) -> list[Group]:
+        t = self.target
+        try:
+            listed = await self._arm.pages(f"{t}: list container groups", self._url())
+        except NotFoundError as error:
+            raise NotFoundError(
+                f"{error}; check the target's subscription_id and resource_group"
+            ) from error
+        ours = [b for b in listed if t.index_of(str(b.get("name", ""))) is not None]
+        # ARM's list leaves out instanceView: read those groups one by one.
+        limit = asyncio.Semaphore(self.settings.max_parallel_calls)
+
+        async def detailed(body: dict[str, Any]) -> dict[str, Any] | None:
+            if "instanceView" in (body.get("properties") or {}):
+                return body
+            name = str(body["name"])
+            async with limit:
+                try:
+                    got = await self._arm.call(f"{t}: get {name}", "GET", self._url(name))
+                except NotFoundError:
+                    return None  # deleted since the list
+            return got.body if isinstance(got.body, dict) else None
+
+        now_s = self.clock.now()
+        bodies = [b for b in await asyncio.gather(*(detailed(b) for b in ours)) if b is not None]
+        seen = {str(b.get("name")): self._first_seen.get(str(b.get("name")), now_s) for b in bodies}
+        self._first_seen = seen  # forget groups that are gone
+        groups = []
+        for body in bodies:
+            first_seen_s = seen[str(body.get("name"))]
+            group = classify(
+                t,
+                body,
+                now_s=now_s,
+                first_seen_s=first_seen_s,
+                start_timeout_s=self.settings.start_timeout_s,
+                port=self.settings.port,
+            )
+            if group is not None:
+                groups.append(group)
+        return sorted(groups, key=lambda g: g.index)
+
+    # --- routing ---
+
+    async def _registered(self) -> set[str]:
+        if self.registrar is None:
+            return set()
+        return {n for n in await self.registrar.current() if self.target.index_of(n) is not None}
+
+    async def _sync_routes(self, groups: Sequence[Group]) -> None:
+        if self.registrar is None:
+            return
+        ready = {
+            g.name: g.address
+            for g in groups
+            if g.phase is Phase.READY and g.address and g.name not in self._draining
+        }
+        plan = route_plan(ready, await self._registered(), self._routed)
+        for name in plan.deregister:
+            await self.registrar.deregister(name)
+            self._routed.pop(name, None)
+        for name, address in plan.register.items():
+            await self.registrar.register(name, address)
+            self._routed[name] = address
+            logger.info("%s: routing to %s at %s", self.target, name, address)
+
+    # --- writing ---
+
+    async def _create(self, indices: Sequence[int]) -> None:
+        """PUT the missing groups (a few at a time) and follow their operations to the end."""
+        limit = asyncio.Semaphore(self.settings.max_parallel_calls)
+
+        async def create(index: int) -> None:
+            name = self.target.group_name(index)
+            what = f"{self.target}: create {name}"
+            body = group_body(self.target, index, now_s=self.clock.now())
+            async with limit:
+                response = await self._arm.call(what, "PUT", self._url(name), body=body)
+            await self._arm.follow(what, response)
+
+        outcomes = await asyncio.gather(*(create(i) for i in indices), return_exceptions=True)
+        errors = [e for e in outcomes if isinstance(e, BaseException)]
+        if not errors:
+            return
+        # One is raised (a permanent one first: a person must act on it); the rest are logged.
+        raised = next((e for e in errors if isinstance(e, PermanentError)), errors[0])
+        for error in errors:
+            if error is not raised:
+                logger.warning("%s", error)
+        raise raised
+
+    async def _remove(self, victims: Sequence[Group]) -> None:
+        """Stop routing to every victim, then, highest index first, drain it and delete it."""
+        routed = await self._registered() | set(self._routed)
+        took_traffic = {g.name for g in victims if g.phase is Phase.READY or g.name in routed}
+        try:
+            for group in victims:
+                if self.registrar is not None and group.name in routed:
+                    self._draining.add(group.name)  # not re-registered by a read meanwhile
+                    await self.registrar.deregister(group.name)
+                    self._routed.pop(group.name, None)
+            for group in victims:
+                if group.name in took_traffic:
+                    await self._drain(group.name)
+                await self._delete(group.name)
+        finally:  # a group that is still there after a failure is routed again if ready
+            self._draining.difference_update(g.name for g in victims)
+
+    async def _drain(self, name: str) -> None:
+        """Wait until `name` has no request in flight, or `drain_timeout_s`. A probe answering
+        None (no data) never counts as idle; without a probe the whole drain time passes."""
+        s = self.settings
+        deadline_s = self.clock.now() + s.drain_timeout_s
+        if self._in_flight is None:
+            await self.clock.sleep(s.drain_timeout_s)
+            return
+        while True:
+            try:
+                count = await self._in_flight(name)
+            except Exception as error:  # a broken probe must not keep a group forever
+                logger.warning("%s: in-flight probe for %s failed: %s", self.target, name, error)
+                count = None
+            if count == 0:
+                return
+            left_s = deadline_s - self.clock.now()
+            if left_s <= 0:
+                logger.warning(
+                    "%s: %s still has %s request(s) in flight after %g s; deleting it anyway",
+                    self.target,
+                    name,
+                    "unknown" if count is None else count,
+                    s.drain_timeout_s,
+                )
+                return
+            await self.clock.sleep(min(s.drain_poll_s, left_s))
+
+    async def _delete(self, name: str) -> None:
+        what = f"{self.target}: delete {name}"
+        try:
+            response = await self._arm.call(what, "DELETE", self._url(name))
+        except NotFoundError:
+            return  # already gone
+        if response.status != 204:  # 204: there was nothing to delete
+            await self._arm.follow(what, response)
+        logger.info("%s: deleted %s", self.target, name)
