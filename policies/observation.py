@@ -32,6 +32,7 @@ SIGNALS: tuple[str, ...] = (
 _SHARES = frozenset({"error_rate", "gpu_utilization"})
 # A share measured a hair above 1 (rounding in a rate() ratio) is still a share.
 _SHARE_SLACK = 1e-6
+_MAX_PLAIN = 1.7976931348623157e308  # the largest finite float: inf fails `<=`
 
 EMPTY_EXTRA: Mapping[str, float] = MappingProxyType({})
 
@@ -86,9 +87,21 @@ class Observation:
             raise ObservationError(f"now_s: must be finite Unix seconds (got {now!r})")
         object.__setattr__(self, "now_s", float(now))
         for name in ("replicas", "ready_replicas", "starting_replicas"):
-            object.__setattr__(self, name, _count(name, getattr(self, name)))
+            value = getattr(self, name)
+            if type(value) is not int or value < 0:  # fast path: a plain count stays as it is
+                object.__setattr__(self, name, _count(name, value))
         for name in SIGNALS:
-            object.__setattr__(self, name, _signal(name, getattr(self, name)))
+            value = getattr(self, name)
+            # fast path: None, or a finite non-negative float (NaN fails the comparison)
+            if value is None:
+                continue
+            upper = 1 + _SHARE_SLACK if name in _SHARES else _MAX_PLAIN
+            if type(value) is float and 0.0 <= value <= upper:
+                continue
+            object.__setattr__(self, name, _signal(name, value))
+        if self.extra is EMPTY_EXTRA or not self.extra:
+            object.__setattr__(self, "extra", EMPTY_EXTRA)
+            return
         extra = {str(k): _signal(f"extra.{k}", v) for k, v in dict(self.extra).items()}
         cleaned = {k: v for k, v in extra.items() if v is not None}
         object.__setattr__(self, "extra", MappingProxyType(cleaned) if cleaned else EMPTY_EXTRA)
