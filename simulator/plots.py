@@ -56,7 +56,7 @@ def plot_compare(results: Sequence[Result], out: Path, *, title: str = "") -> li
     load.set_ylabel("req/s")
     for r in results:
         s = r.summary
-        label = f"{s.policy} ({s.replica_hours:,.0f} replica-h"
+        label = f"{s.policy} ({s.replica_hours:,.1f} replica-h"
         label += f", SLO {s.slo_attainment:.1%})" if s.slo_attainment is not None else ")"
         reps.step(_hours(r), r.timeline.replicas, where="post", lw=1.0, label=label)
     reps.set_ylabel("replicas (desired)")
