@@ -1,0 +1,458 @@
+"""`replicast run CONFIG`: the live controller, from its config file to a stopped process.
+
+In: the config file and command-line options. Out: a running controller until SIGTERM or
+SIGINT: the Prometheus source (one aiohttp session, the configured token provider), an actuator
+per target (`build_actuator`: kubernetes, aci or local by `scale_target.kind`, the last two
+imported only when a target needs them), the leader elector on a Lease (or none with
+`--no-leader-election`), the control loop (controller/loop.py) and its HTTP app
+(controller/app.py) on `--listen`. Logs are JSON lines on stderr.
+
+Exit status: 0 after a clean stop (the round in progress finished, the state saved, the Lease
+released); 1 when the config or the environment cannot be used (one line per problem on stderr,
+never a traceback); 2 on usage errors. The process writes no file of its own: only a local
+target's replica logs (in $TMPDIR) and a kubeconfig's inline certificates (kubernetes-asyncio
+writes them to $TMPDIR) ever touch the disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import ipaddress
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from kubernetes_asyncio.client import ApiClient
+
+from controller.actuators.base import Actuator, ActuatorError, Clock, SystemClock
+from controller.actuators.kubernetes import KubernetesActuator, WorkloadRef, kubernetes_api
+from controller.app import create_app
+from controller.config import AciTarget, Config, KubernetesTarget, TargetConfig, check_config
+from controller.leader import LeaderElector
+from controller.loop import ControlLoop, LoopSettings
+from controller.prometheus import PrometheusSource, token_provider_for
+
+log = logging.getLogger("controller.run")
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+DEFAULT_LEASE_NAME = "replicast"
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+class StartupError(Exception):
+    """Something a person must fix before the controller can start; printed as one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    dry_run: bool = False
+    admin: bool = False
+    kubeconfig: str | None = None
+    context: str | None = None
+    leader_election: bool = True
+    lease_namespace: str = "default"
+    lease_name: str = DEFAULT_LEASE_NAME
+    identity: str = "replicast"
+    settings: LoopSettings = field(default_factory=LoopSettings)
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and a record's `json_fields`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "json_fields", None)
+        if isinstance(fields, Mapping):
+            line |= fields
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+# --- actuators -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """What actuators share: the HTTP session, the clock, the Kubernetes client (if any)."""
+
+    session: aiohttp.ClientSession
+    clock: Clock
+    kube: ApiClient | None
+
+
+def _optional_module(name: str, where: str, kind: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name != name:
+            raise
+        raise StartupError(
+            f"{where}.kind: {kind!r} targets need {name}, which this installation lacks; "
+            "upgrade replicast or use another kind"
+        ) from None
+
+
+def build_actuator(target: TargetConfig, index: int, resources: Resources) -> Actuator:
+    """The actuator `target.scale_target.kind` names; aci and local are imported only here."""
+    st = target.scale_target
+    where = f"targets[{index}].scale_target"
+    if isinstance(st, KubernetesTarget):
+        if resources.kube is None:
+            raise StartupError(f"{where}: a Kubernetes target needs a Kubernetes client")
+        ref = WorkloadRef(st.kind, st.namespace, st.name)
+        return KubernetesActuator(ref, api=resources.kube, clock=resources.clock)
+    if isinstance(st, AciTarget):
+        aci = _optional_module("controller.actuators.aci", where, "aci")
+        subscription = st.subscription_id or os.environ.get("AZURE_SUBSCRIPTION_ID", "")
+        if not subscription:
+            raise StartupError(
+                f"{where}.subscription_id: not set, and AZURE_SUBSCRIPTION_ID is empty; set one"
+            )
+        try:
+            aci_ref = aci.AciRef(
+                subscription_id=subscription,
+                resource_group=st.resource_group,
+                name_prefix=st.name_prefix,
+                template=st.template,
+                location=st.location,
+            )
+        except ValueError as error:
+            raise StartupError(f"{where}.{error}") from None
+        made: Actuator = aci.AciActuator(aci_ref, session=resources.session, clock=resources.clock)
+        return made
+    local = _optional_module("controller.actuators.local", where, "local")
+    if st.base_port is None:
+        raise StartupError(
+            f"{where}.base_port: required for local replicas (replica i listens on "
+            "base_port + i), e.g. base_port: 18000"
+        )
+    try:
+        made = local.LocalActuator(
+            st.command,
+            base_port=st.base_port,
+            clock=resources.clock,
+            session=resources.session,
+            name=target.name,
+            env={**os.environ, **st.env} if st.env else None,
+            cwd=st.workdir,
+        )
+    except ActuatorError as error:
+        raise StartupError(f"{where}: {error}") from None
+    return made
+
+
+def build_actuators(config: Config, resources: Resources) -> dict[str, Actuator]:
+    """Every target's actuator, or StartupError listing every target that cannot have one."""
+    out: dict[str, Actuator] = {}
+    problems: list[str] = []
+    for index, target in enumerate(config.targets):
+        try:
+            out[target.name] = build_actuator(target, index, resources)
+        except StartupError as error:
+            problems.append(str(error))
+    if problems:
+        raise StartupError("\n".join(problems))
+    return out
+
+
+async def close_actuators(actuators: Mapping[str, Actuator]) -> None:
+    """`aclose()` or `close()` on the actuators that own something (credentials, processes)."""
+    for name, actuator in actuators.items():
+        close = getattr(actuator, "aclose", None) or getattr(actuator, "close", None)
+        if close is None:
+            continue
+        try:
+            await close()
+        except Exception as error:
+            log.warning("%s: not closed cleanly: %s", name, error)
+
+
+def needs_kubernetes(config: Config, options: RunOptions) -> bool:
+    kube_targets = any(isinstance(t.scale_target, KubernetesTarget) for t in config.targets)
+    return options.leader_election or kube_targets
+
+
+async def kubernetes_client(options: RunOptions) -> ApiClient:
+    if options.kubeconfig is not None and not Path(options.kubeconfig).is_file():
+        raise StartupError(f"--kubeconfig {options.kubeconfig}: no such file")
+    try:
+        return await kubernetes_api(kubeconfig=options.kubeconfig, context=options.context)
+    except Exception as error:  # kubernetes-asyncio's ConfigException, OSError, YAML errors
+        text = " ".join(str(error).split()) or type(error).__name__
+        raise StartupError(
+            f"cannot configure the Kubernetes client: {text}; pass --kubeconfig, or run in a "
+            "pod with a ServiceAccount (deploy/rbac.yaml)"
+        ) from None
+
+
+# --- serving ---------------------------------------------------------------------------------
+
+
+def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
+    """SIGTERM and SIGINT set `stop` (the round in progress finishes); returns the remover."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: signal.Signals) -> None:
+        if not stop.is_set():
+            log.info("%s: stopping after the round in progress", signum.name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+    def remove() -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+    return remove
+
+
+async def serve(
+    config: Config,
+    options: RunOptions,
+    *,
+    stop: asyncio.Event | None = None,
+    clock: Clock | None = None,
+) -> None:
+    """Run until `stop` is set (by SIGTERM/SIGINT), then stop everything in order."""
+    stop = stop if stop is not None else asyncio.Event()
+    clock = clock if clock is not None else SystemClock()
+    remove_handlers = install_signal_handlers(stop)
+    try:
+        async with AsyncExitStack() as stack:
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            kube = None
+            if needs_kubernetes(config, options):
+                kube = await stack.enter_async_context(await kubernetes_client(options))
+            actuators = build_actuators(config, Resources(session, clock, kube))
+            stack.push_async_callback(close_actuators, actuators)
+            token_provider = token_provider_for(config.prometheus.auth)
+            close_token = getattr(token_provider, "aclose", None)
+            if close_token is not None:
+                stack.push_async_callback(close_token)
+            source = PrometheusSource(
+                config.prometheus, session=session, token_provider=token_provider
+            )
+            elector = None
+            if options.leader_election and kube is not None:
+                elector = LeaderElector(
+                    api=kube,
+                    namespace=options.lease_namespace,
+                    name=options.lease_name,
+                    identity=options.identity,
+                    clock=clock,
+                )
+            loop = ControlLoop(
+                config.targets,
+                source=source,
+                actuators=actuators,
+                leadership=elector,
+                clock=clock,
+                settings=options.settings,
+                dry_run=options.dry_run,
+            )
+            app = create_app(loop, elector=elector, admin=options.admin)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()  # the elector's first step, then the loop's task
+            stack.push_async_callback(runner.cleanup)  # loop first, then the Lease
+            await _listen(runner, options)
+            await stop.wait()
+    finally:
+        remove_handlers()
+    log.info("stopped")
+
+
+async def _listen(runner: web.AppRunner, options: RunOptions) -> None:
+    site = web.TCPSite(runner, options.host, options.port)
+    try:
+        await site.start()
+    except OSError as error:
+        raise StartupError(
+            f"--listen {options.host}:{options.port}: cannot listen: {error.strerror}"
+        ) from None
+    log.info(
+        "serving /healthz /readyz /metrics /status%s on http://%s:%d",
+        " and POST /dry-run" if options.admin else "",
+        options.host,
+        options.port,
+    )
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+class UsageError(ValueError):
+    """A command-line value that cannot be used (exit status 2)."""
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """`127.0.0.1:8080`, `[::1]:8080`, `0.0.0.0:8080` -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise UsageError(f"--listen: expected HOST:PORT such as 127.0.0.1:8080 (got {text!r})")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def default_namespace() -> str:
+    """POD_NAMESPACE, else the pod's ServiceAccount namespace, else default."""
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text(encoding="utf-8").strip() or "default"
+    except OSError:
+        return "default"
+
+
+def default_identity() -> str:
+    """POD_NAME (the Downward API), else this host's name."""
+    return os.environ.get("POD_NAME") or socket.gethostname() or f"replicast-{os.getpid()}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="replicast run",
+        description="Run the live controller: every target's observe -> decide -> scale loop, "
+        "with /healthz /readyz /metrics /status on --listen. SIGTERM finishes the round in "
+        "progress, saves the policies' state and releases the Lease.",
+    )
+    p.add_argument("config", type=Path, metavar="CONFIG", help="controller config (YAML)")
+    p.add_argument("--listen", default=DEFAULT_LISTEN, help=f"HOST:PORT (default {DEFAULT_LISTEN})")
+    p.add_argument("--dry-run", action="store_true", help="decide and record, never scale")
+    p.add_argument(
+        "--admin",
+        action="store_true",
+        help="serve POST /dry-run (switch dry run at runtime); needs a loopback --listen",
+    )
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, else ~/.kube)")
+    p.add_argument("--context", help="kubeconfig context")
+    election = p.add_argument_group("leader election (a coordination.k8s.io Lease)")
+    election.add_argument(
+        "--no-leader-election",
+        dest="leader_election",
+        action="store_false",
+        help="act without a Lease (one replica only: a sandbox, a test)",
+    )
+    election.add_argument("--lease-namespace", help="default: POD_NAMESPACE or the pod's")
+    election.add_argument("--lease-name", default=DEFAULT_LEASE_NAME)
+    election.add_argument("--identity", help="this replica's name (default: POD_NAME or host)")
+    tuning = p.add_argument_group("loop settings")
+    defaults = LoopSettings()
+    tuning.add_argument(
+        "--max-change-per-tick",
+        type=int,
+        default=defaults.max_change_per_tick,
+        help=f"replicas added or removed per tick at most (default {defaults.max_change_per_tick})",
+    )
+    tuning.add_argument(
+        "--state-save-interval-s",
+        type=float,
+        default=defaults.state_save_interval_s,
+        help="write the policies' state to the Lease at most this often "
+        f"(default {defaults.state_save_interval_s:g})",
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return p
+
+
+def options_from(args: argparse.Namespace) -> RunOptions:
+    host, port = parse_listen(args.listen)
+    if args.admin and not is_loopback(host):
+        raise UsageError(
+            f"--admin: POST /dry-run would be open to anyone who reaches {host}:{port}; "
+            "use a loopback --listen (127.0.0.1) and kubectl port-forward"
+        )
+    try:
+        settings = LoopSettings(
+            max_change_per_tick=args.max_change_per_tick,
+            state_save_interval_s=args.state_save_interval_s,
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return RunOptions(
+        host=host,
+        port=port,
+        dry_run=args.dry_run,
+        admin=args.admin,
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        leader_election=args.leader_election,
+        lease_namespace=args.lease_namespace or default_namespace(),
+        lease_name=args.lease_name,
+        identity=args.identity or default_identity(),
+        settings=settings,
+    )
+
+
+def cmd_run(argv: Sequence[str]) -> int:
+    """run the live controller (observe, decide, scale) until SIGTERM"""
+    try:
+        args = build_parser().parse_args(list(argv))
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 2
+    try:
+        options = options_from(args)
+    except UsageError as error:
+        print(f"replicast run: {error}", file=sys.stderr)
+        return 2
+    config, problems = check_config(args.config)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if config is None:
+        return 1
+    configure_logging(args.log_level)
+    started = time.monotonic()
+    try:
+        asyncio.run(serve(config, options))
+    except (StartupError, ActuatorError) as error:
+        for line in str(error).splitlines():
+            print(f"replicast run: {line}", file=sys.stderr)
+        return 1
+    log.info("exit after %.1f s", time.monotonic() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cmd_run(sys.argv[1:]))
