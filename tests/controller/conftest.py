@@ -26,14 +26,18 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from aiohttp import web
+from kubernetes_asyncio.client import ApiClient
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from tests.controller.fake_kube import FakeClock, FakeKube, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL_HINT = "apt-get install -y prometheus"
@@ -210,3 +214,22 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProm
     finally:
         for process in processes.values():
             stop(process)
+
+
+# --- the fake Kubernetes API (tests/controller/fake_kube.py), shared by the controller tests ---
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest_asyncio.fixture
+async def kube(clock: FakeClock, tmp_path: Path) -> AsyncIterator[tuple[FakeKube, ApiClient]]:
+    async with serving(clock, tmp_path) as served:
+        yield served
+
+
+@pytest.fixture
+def fake(kube: tuple[FakeKube, ApiClient]) -> FakeKube:
+    return kube[0]

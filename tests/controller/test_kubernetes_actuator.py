@@ -7,12 +7,8 @@ Time is a `FakeClock`: Pending ages and retry backoffs move only when a test mov
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import kmock
 import pytest
-import pytest_asyncio
 import yaml
 from kubernetes_asyncio.client import ApiClient
 
@@ -38,28 +34,11 @@ from tests.controller.fake_kube import (
     FakeClock,
     FakeKube,
     rbac_rules,
-    serving,
 )
 
 pytestmark = pytest.mark.asyncio
 
 SETTINGS = KubernetesSettings(pending_timeout_s=300, retry_delays_s=(1.0, 2.0, 4.0))
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest_asyncio.fixture
-async def kube(clock: FakeClock, tmp_path: Path) -> AsyncIterator[tuple[FakeKube, ApiClient]]:
-    async with serving(clock, tmp_path) as served:
-        yield served
-
-
-@pytest.fixture
-def fake(kube: tuple[FakeKube, ApiClient]) -> FakeKube:
-    return kube[0]
 
 
 @pytest.fixture

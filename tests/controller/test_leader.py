@@ -9,33 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from kubernetes_asyncio.client import ApiClient
 
 from controller.leader import STATE_ANNOTATION, LeaderElector, LeaderSettings, NotLeaderError
-from tests.controller.fake_kube import LEASES, FakeClock, FakeKube, serving
+from tests.controller.fake_kube import LEASES, FakeClock, FakeKube
 
 T0 = "2023-11-14T22:13:20.000000Z"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest_asyncio.fixture
-async def kube(clock: FakeClock, tmp_path: Path) -> AsyncIterator[tuple[FakeKube, ApiClient]]:
-    async with serving(clock, tmp_path) as served:
-        yield served
-
-
-@pytest.fixture
-def fake(kube: tuple[FakeKube, ApiClient]) -> FakeKube:
-    return kube[0]
 
 
 def elector(kube: tuple[FakeKube, ApiClient], clock: FakeClock, identity: str) -> LeaderElector:

@@ -15,14 +15,13 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import kmock
 import pytest
-import pytest_asyncio
 from aiohttp import web
 from kubernetes_asyncio.client import ApiClient
 
@@ -147,22 +146,6 @@ class BlockingActuator:
         self.entered.set()
         await self.release.wait()
         await self.inner.scale(replicas, reason=reason)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest_asyncio.fixture
-async def kube(clock: FakeClock, tmp_path: Path) -> AsyncIterator[tuple[FakeKube, ApiClient]]:
-    async with serving(clock, tmp_path) as served:
-        yield served
-
-
-@pytest.fixture
-def fake(kube: tuple[FakeKube, ApiClient]) -> FakeKube:
-    return kube[0]
 
 
 @pytest.fixture
