@@ -1,0 +1,409 @@
+"""One controller, 500 targets: `ControlLoop.round()` on a real Prometheus and a fake Kubernetes.
+
+    .venv/bin/python bench/controller_scale.py --targets 500 --rounds 20
+
+What runs (loopback only, every process stopped at the end):
+
+- an exporter subprocess serving vLLM-like metrics (the `vllm` preset's names; labels
+  namespace/name/pod) for N targets, one replica each, with steady traffic;
+- the real Prometheus binary on 127.0.0.1 scraping it every second (temp config and data);
+- the fake Kubernetes API (tests/controller/fake_kube.py, kmock, enforcing deploy/rbac.yaml)
+  in its own subprocess with N Deployments in `llm`, counting every request it serves;
+- in this process: N targets (preset vllm, hpa on in_flight, 2 per replica, interval 15 s),
+  the real `PrometheusSource` and one `KubernetesActuator` per target, driven by
+  `ControlLoop.round()` `--rounds` times on a fake clock that moves 15 s per round.
+
+The policies see the fake clock; Prometheus is asked at the wall clock (less one second, so
+every scrape is in), because a fake clock 15 s per round ahead would query a future without
+samples. Every Prometheus and Kubernetes call is real HTTP on 127.0.0.1. Figures are printed,
+never asserted. Every target runs 2 requests (1 replica is right), except one in 50 which runs
+3 and scales to 2 replicas in round 1 (PATCH /scale + an Event); every later round holds.
+(Half the targets scaling at once overloads the fake, not the controller: its deployment
+controller rescans every object on every write.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import attrs
+import kmock
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from controller.actuators.kubernetes import (  # noqa: E402 (the repository root on sys.path)
+    KubernetesActuator,
+    WorkloadRef,
+    kubernetes_api,
+)
+from controller.config import PrometheusConfig, TargetConfig  # noqa: E402
+from controller.loop import ControlLoop  # noqa: E402
+from controller.prometheus import PrometheusSource  # noqa: E402
+from tests.controller.fake_kube import (  # noqa: E402
+    FakeClock,
+    FakeKube,
+    rbac_rules,
+    write_kubeconfig,
+)
+
+NAMESPACE = "llm"
+INTERVAL_S = 15.0
+AIM_ROUND_S = 1.0
+AIM_RSS_MB = 150.0
+HPA = {"policy": "hpa", "metric": "in_flight", "target_per_replica": 2, "max_replicas": 10}
+# One target in SCALE_EVERY runs 3 requests (wants 2 replicas), the others 2 (1 is right).
+SCALE_EVERY = 50
+LATENCIES_S = (0.3, 0.7, 1.2, 2.5, 4.0, 0.9, 0.5)
+
+
+def names(n: int) -> list[str]:
+    return [f"model-{i:03d}" for i in range(n)]
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+# --- the exporter (a subprocess) -------------------------------------------------------------
+
+
+async def serve_exporter(port: int, n: int) -> None:
+    r = CollectorRegistry()
+    labels = ["namespace", "name", "pod"]
+    running = Gauge("vllm:num_requests_running", "running", labels, registry=r)
+    waiting = Gauge("vllm:num_requests_waiting", "waiting", labels, registry=r)
+    kv = Gauge("vllm:kv_cache_usage_perc", "kv cache", labels, registry=r)
+    success = Counter("vllm:request_success", "finished", labels, registry=r)
+    tokens = Counter("vllm:generation_tokens", "tokens", labels, registry=r)
+    latency = Histogram(
+        "vllm:e2e_request_latency_seconds", "e2e", labels, registry=r,
+        buckets=(0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
+    )  # fmt: skip
+    children = []
+    for i, name in enumerate(names(n)):
+        key = (NAMESPACE, name, f"{name}-0")
+        running.labels(*key).set(3 if i % SCALE_EVERY == 0 else 2)
+        waiting.labels(*key).set(i % 3)
+        kv.labels(*key).set(0.5)
+        children.append((success.labels(*key), tokens.labels(*key), latency.labels(*key)))
+
+    async def metrics(request: web.Request) -> web.Response:
+        body = generate_latest(r)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    cycle = itertools.cycle(LATENCIES_S)
+    while True:
+        for done, generated, seconds in children:
+            done.inc()
+            generated.inc(40)
+            seconds.observe(next(cycle))
+        await asyncio.sleep(0.25)
+
+
+# --- the fake Kubernetes API (a subprocess) --------------------------------------------------
+
+
+async def serve_kube(directory: Path, n: int) -> None:
+    """FakeKube with `n` Deployments; writes kubeconfig + ready.json (the count port)."""
+
+    @attrs.define(kw_only=True)
+    class CountingKube(FakeKube):
+        served: int = 0
+
+        async def _handle(self, request: kmock.Request) -> Any:
+            self.served += 1
+            try:
+                return await super()._handle(request)
+            finally:
+                # kmock keeps every request for assertions and matches each new one against
+                # that whole history (O(requests served) per request); forget answered ones.
+                self._requests.remove(request)
+
+    fake = CountingKube(rbac=rbac_rules())
+    async with fake, kmock.Server(fake):
+        for name in names(n):
+            fake.add_workload(name, namespace=NAMESPACE)
+        await fake.settle(timeout_s=300)
+        write_kubeconfig(fake, directory)
+
+        async def count(request: web.Request) -> web.Response:
+            return web.json_response({"requests": fake.served})
+
+        app = web.Application()
+        app.router.add_get("/count", count)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        (directory / "ready.json").write_text(json.dumps({"count_port": port}))
+        await asyncio.Event().wait()
+
+
+# --- process helpers -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def child(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, __file__, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def instant(url: str, query: str) -> list[Any]:
+    data = urllib.parse.urlencode({"query": query, "time": f"{time.time() - 1:.3f}"}).encode()
+    with urllib.request.urlopen(f"{url}/api/v1/query", data=data, timeout=5) as response:
+        result: list[Any] = json.load(response)["data"]["result"]
+        return result
+
+
+def wait_for(what: str, ready: Any, processes: dict[str, subprocess.Popen[bytes]], home: Path,
+             timeout_s: float) -> None:  # fmt: skip
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for name, process in processes.items():
+            if process.poll() is not None:
+                tail = (home / f"{name}.log").read_text()[-800:]
+                raise SystemExit(f"{name} exited ({process.returncode}): {tail}")
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{what}: not ready after {timeout_s:g} s")
+
+
+def prometheus_yml(exporter_port: int) -> str:
+    return (
+        "global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        "  - job_name: exporter\n"
+        "    honor_labels: true\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{exporter_port}']}}]\n"
+    )
+
+
+# --- the controller side (this process) ------------------------------------------------------
+
+
+class WallClockSource:
+    """The real PrometheusSource, asked at the wall clock (less 1 s) whatever the fake now is."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    @property
+    def stats(self) -> Any:
+        return self.inner.stats
+
+    async def read(self, targets: Any, now_s: float) -> dict[str, dict[str, float | None]]:
+        result: dict[str, dict[str, float | None]] = await self.inner.read(
+            targets, time.time() - 1.0
+        )
+        return result
+
+
+def kube_count(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/count", timeout=60) as response:
+        value: int = json.load(response)["requests"]
+        return value
+
+
+async def drive(n: int, rounds: int, prom_url: str, home: Path, count_port: int) -> dict[str, Any]:
+    targets = [
+        TargetConfig.model_validate(
+            {
+                "name": name,
+                "scale_target": {"kind": "Deployment", "namespace": NAMESPACE, "name": name},
+                "signals": {"preset": "vllm", "selector": 'namespace="{namespace}"'},
+                "policy": HPA,
+                "interval_s": INTERVAL_S,
+            }
+        )
+        for name in names(n)
+    ]
+    prom_requests = 0
+
+    async def counted(*_: Any) -> None:
+        nonlocal prom_requests
+        prom_requests += 1
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(counted)
+    clock = FakeClock(start_s=time.time())
+    durations, cpu, prom_per_round, kube_per_round, actions = [], [], [], [], []
+    async with aiohttp.ClientSession(trace_configs=[trace]) as session:
+        api = await kubernetes_api(kubeconfig=str(home / "kubeconfig"))
+        async with api:
+            source = WallClockSource(
+                PrometheusSource(PrometheusConfig(url=prom_url), session=session)
+            )
+            actuators = {
+                t.name: KubernetesActuator(WorkloadRef("Deployment", NAMESPACE, t.name), api=api,
+                                           clock=clock)
+                for t in targets
+            }  # fmt: skip
+            loop = ControlLoop(targets, source=source, actuators=actuators, clock=clock)
+            rss_before = rss_mb()
+            for _ in range(rounds):
+                k0, p0 = await asyncio.to_thread(kube_count, count_port), prom_requests
+                started, cpu_started = time.perf_counter(), time.process_time()
+                result = await loop.round()
+                durations.append(time.perf_counter() - started)
+                cpu.append(time.process_time() - cpu_started)
+                kube_per_round.append(await asyncio.to_thread(kube_count, count_port) - k0)
+                prom_per_round.append(prom_requests - p0)
+                tally: dict[str, int] = {}
+                for outcome in result.outcomes:
+                    tally[outcome.action] = tally.get(outcome.action, 0) + 1
+                missing = sum(1 for t in loop.targets.values() if t.missing)
+                actions.append((len(result.outcomes), tally, missing))
+                clock.advance(INTERVAL_S)
+    return {
+        "durations": durations,
+        "cpu": cpu,
+        "prom": prom_per_round,
+        "kube": kube_per_round,
+        "actions": actions,
+        "rss_before": rss_before,
+        "source_errors": dict(source.stats.errors_total),
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def report(n: int, figures: dict[str, Any], setup_s: float, wall_s: float) -> None:
+    d, prom, kube = figures["durations"], figures["prom"], figures["kube"]
+    p50, p99 = statistics.median(d), percentile(d, 0.99)
+    peak = rss_mb()
+    print(f"targets: {n}, rounds: {len(d)}, interval {INTERVAL_S:g} s (fake clock)")
+    print(f"setup (exporter, Prometheus, fake Kubernetes with {n} Deployments): {setup_s:.1f} s")
+    for i, (ticks, tally, missing) in enumerate(figures["actions"]):
+        print(
+            f"  round {i + 1:2d}: {d[i]:6.3f} s ({figures['cpu'][i]:.3f} s CPU here), "
+            f"{ticks} ticks {tally}, "
+            f"{prom[i]} Prometheus requests, {kube[i]} Kubernetes requests, "
+            f"{missing} target(s) with missing signals"
+        )
+    print(f"round duration p50: {p50:.3f} s   p99: {p99:.3f} s   max: {max(d):.3f} s"
+          f"   (aim: < {AIM_ROUND_S:g} s)")  # fmt: skip
+    cpu = statistics.median(figures["cpu"])
+    print(f"controller CPU per round (this process, user+sys): {cpu:.3f} s median; the rest "
+          "of a round is waiting on the fake Kubernetes API and Prometheus")  # fmt: skip
+    print(f"Prometheus HTTP requests per round: {statistics.median(prom):g} median "
+          f"(min {min(prom)}, max {max(prom)})")  # fmt: skip
+    print(f"Kubernetes API requests per round: {statistics.median(kube):g} median "
+          f"(min {min(kube)}, max {max(kube)}; first round {kube[0]})")  # fmt: skip
+    print(f"peak RSS of the controller process: {peak:.0f} MB (aim: < {AIM_RSS_MB:g} MB); "
+          f"{figures['rss_before']:.0f} MB before the first round")  # fmt: skip
+    print(f"Prometheus query errors: {figures['source_errors'] or 'none'}")
+    print(f"whole run: {wall_s:.1f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--targets", type=int, default=500)
+    p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--serve-exporter", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    p.add_argument("--serve-kube", type=Path, metavar="DIR", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.serve_exporter is not None:
+        asyncio.run(serve_exporter(args.serve_exporter, args.targets))
+        return 0
+    if args.serve_kube is not None:
+        asyncio.run(serve_kube(args.serve_kube, args.targets))
+        return 0
+
+    print(f"command: .venv/bin/python bench/controller_scale.py --targets {args.targets} "
+          f"--rounds {args.rounds}")  # fmt: skip
+    binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+    started = time.monotonic()
+    home = Path(tempfile.mkdtemp(prefix="replicast-bench-"))
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        exporter_port, port = free_port(), free_port()
+        (home / "prometheus.yml").write_text(prometheus_yml(exporter_port))
+        n = str(args.targets)
+        processes["exporter"] = child(
+            ["--serve-exporter", str(exporter_port), "--targets", n], home / "exporter.log"
+        )
+        processes["kube"] = child(["--serve-kube", str(home), "--targets", n], home / "kube.log")
+        with (home / "prometheus.log").open("wb") as log:
+            processes["prometheus"] = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={home / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={home / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",  # never all interfaces
+                    "--log.level=warn",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        url = f"http://127.0.0.1:{port}"
+
+        def prometheus_ready() -> bool:
+            rates = instant(url, "count(rate(vllm:request_success_total[1m]) > 0)")
+            return bool(rates) and int(float(rates[0]["value"][1])) == args.targets
+
+        wait_for("prometheus", prometheus_ready, processes, home, 90)
+        wait_for("fake kubernetes", (home / "ready.json").exists, processes, home, 300)
+        count_port = json.loads((home / "ready.json").read_text())["count_port"]
+        setup_s = time.monotonic() - started
+        figures = asyncio.run(drive(args.targets, args.rounds, url, home, count_port))
+        report(args.targets, figures, setup_s, time.monotonic() - started)
+    finally:
+        for process in processes.values():
+            stop(process)
+        shutil.rmtree(home, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
