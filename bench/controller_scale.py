@@ -30,7 +30,6 @@ import itertools
 import json
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -66,6 +65,7 @@ from tests.controller.fake_kube import (  # noqa: E402
     rbac_rules,
     write_kubeconfig,
 )
+from tests.controller.processes import free_port, start_prometheus, stop  # noqa: E402
 
 NAMESPACE = "llm"
 INTERVAL_S = 15.0
@@ -169,27 +169,11 @@ async def serve_kube(directory: Path, n: int) -> None:
 # --- process helpers -------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def child(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, __file__, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
         )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
 
 
 def instant(url: str, query: str) -> list[Any]:
@@ -374,18 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             ["--serve-exporter", str(exporter_port), "--targets", n], home / "exporter.log"
         )
         processes["kube"] = child(["--serve-kube", str(home), "--targets", n], home / "kube.log")
-        with (home / "prometheus.log").open("wb") as log:
-            processes["prometheus"] = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={home / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={home / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",  # never all interfaces
-                    "--log.level=warn",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        processes["prometheus"] = start_prometheus(binary, home, port)
         url = f"http://127.0.0.1:{port}"
 
         def prometheus_ready() -> bool:

@@ -20,7 +20,6 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from tests.controller.fake_kube import FakeClock, FakeKube, serving
+from tests.controller.processes import free_port, start_prometheus, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL_HINT = "apt-get install -y prometheus"
@@ -111,27 +111,11 @@ def start_exporter(port: int, log_path: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
-
-
 @dataclass(frozen=True)
 class RunningPrometheus:
     url: str
     exporter_url: str
     log_path: Path
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def prometheus_binary(environ: dict[str, str] | None = None) -> str:
@@ -196,18 +180,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProm
     (home / "prometheus.yml").write_text(_prometheus_yml(exporter_port))
     processes = {"exporter": start_exporter(exporter_port, home / "exporter.log")}
     try:
-        with (home / "prometheus.log").open("wb") as log:
-            processes["prometheus"] = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={home / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={home / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",  # never all interfaces
-                    "--log.level=warn",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        processes["prometheus"] = start_prometheus(binary, home, port)
         url = f"http://127.0.0.1:{port}"
         _wait_until_ready(url, processes, home)
         yield RunningPrometheus(url, f"http://127.0.0.1:{exporter_port}", home / "prometheus.log")
