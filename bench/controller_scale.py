@@ -52,6 +52,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from controller.actuators.kubernetes import (  # noqa: E402 (the repository root on sys.path)
+    ClusterReads,
     KubernetesActuator,
     WorkloadRef,
     kubernetes_api,
@@ -265,9 +266,10 @@ async def drive(n: int, rounds: int, prom_url: str, home: Path, count_port: int)
             source = WallClockSource(
                 PrometheusSource(PrometheusConfig(url=prom_url), session=session)
             )
+            reads = ClusterReads(api, clock=clock)  # shared, as controller/run.py does
             actuators = {
                 t.name: KubernetesActuator(WorkloadRef("Deployment", NAMESPACE, t.name), api=api,
-                                           clock=clock)
+                                           clock=clock, reads=reads)
                 for t in targets
             }  # fmt: skip
             loop = ControlLoop(targets, source=source, actuators=actuators, clock=clock)

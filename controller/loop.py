@@ -597,7 +597,13 @@ class ControlLoop:
             )  # fmt: skip
         shadows = self._shadow_ticks(t, obs, decision_id)
         outcome = TickOutcome(t.name, decision_id, now_s, Action.HOLD, record, shadows, state)
-        return await self._act(t, outcome, state, record, leader)
+        outcome = await self._act(t, outcome, state, record, leader)
+        # The policy's guards count the scale the workload really got (a capped count, or the
+        # current one when refused or failed), as HPA records only successful scales.
+        done = outcome.applied_replicas if outcome.action == Action.SCALED else state.replicas
+        if done is not None and done != record.replicas:
+            t.autoscaler.revise(done)
+        return outcome
 
     def _observation(
         self,

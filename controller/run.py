@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,12 @@ from aiohttp import web
 from kubernetes_asyncio.client import ApiClient
 
 from controller.actuators.base import Actuator, ActuatorError, Clock, SystemClock
-from controller.actuators.kubernetes import KubernetesActuator, WorkloadRef, kubernetes_api
+from controller.actuators.kubernetes import (
+    ClusterReads,
+    KubernetesActuator,
+    WorkloadRef,
+    kubernetes_api,
+)
 from controller.app import create_app
 from controller.config import AciTarget, Config, KubernetesTarget, TargetConfig, check_config
 from controller.leader import LeaderElector
@@ -106,11 +111,13 @@ def configure_logging(level: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Resources:
-    """What actuators share: the HTTP session, the clock, the Kubernetes client (if any)."""
+    """What actuators share: the HTTP session, the clock, the Kubernetes client (if any) and
+    the namespace-wide Kubernetes reads (`build_actuators` makes them when not given)."""
 
     session: aiohttp.ClientSession
     clock: Clock
     kube: ApiClient | None
+    kube_reads: ClusterReads | None = None
 
 
 def _optional_module(name: str, where: str, kind: str) -> Any:
@@ -133,7 +140,9 @@ def build_actuator(target: TargetConfig, index: int, resources: Resources) -> Ac
         if resources.kube is None:
             raise StartupError(f"{where}: a Kubernetes target needs a Kubernetes client")
         ref = WorkloadRef(st.kind, st.namespace, st.name)
-        return KubernetesActuator(ref, api=resources.kube, clock=resources.clock)
+        return KubernetesActuator(
+            ref, api=resources.kube, clock=resources.clock, reads=resources.kube_reads
+        )
     if isinstance(st, AciTarget):
         aci = _optional_module("controller.actuators.aci", where, "aci")
         subscription = st.subscription_id or os.environ.get("AZURE_SUBSCRIPTION_ID", "")
@@ -175,7 +184,15 @@ def build_actuator(target: TargetConfig, index: int, resources: Resources) -> Ac
 
 
 def build_actuators(config: Config, resources: Resources) -> dict[str, Actuator]:
-    """Every target's actuator, or StartupError listing every target that cannot have one."""
+    """Every target's actuator, or StartupError listing every target that cannot have one.
+
+    The Kubernetes actuators share one `ClusterReads`: each namespace's HPAs, ScaledObjects
+    and Pending pods are listed once per round, not once per target.
+    """
+    if resources.kube is not None and resources.kube_reads is None:
+        resources = replace(
+            resources, kube_reads=ClusterReads(resources.kube, clock=resources.clock)
+        )
     out: dict[str, Actuator] = {}
     problems: list[str] = []
     for index, target in enumerate(config.targets):

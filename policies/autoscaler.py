@@ -49,6 +49,7 @@ class Autoscaler:
         self.applies = applies
         self._policy_ref = policy_ref or factory.name
         self._state = state
+        self._recorded: engine.Recorded | None = None
 
     @property
     def name(self) -> str:
@@ -64,10 +65,18 @@ class Autoscaler:
         return engine.dump_state(self.policy, self._state)
 
     def tick(self, obs: Observation) -> DecisionRecord:
-        record, self._state = engine.tick(
+        record, self._state, self._recorded = engine.tick_recorded(
             obs, self._state, self.policy, self.guards, applies=self.applies
         )
         return record
+
+    def revise(self, applied: int) -> None:
+        """The last tick's decision was not carried out as made: the target now has `applied`
+        replicas (refused, failed or capped). Its scale event is recorded again with that
+        count, as HPA records only successful scales. Once per tick; later calls do nothing."""
+        if self._recorded is not None:
+            self._state = engine.revise(self._state, self._recorded, applied, self.guards)
+            self._recorded = None
 
     def __repr__(self) -> str:
         return f"Autoscaler({json.dumps(self.spec, sort_keys=True)}, applies={self.applies})"

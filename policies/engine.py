@@ -150,6 +150,16 @@ def _finish(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """How a tick recorded its scale event, so `revise` can record what really happened."""
+
+    guards_before: g.GuardState  # the guard state before the event was recorded
+    current: int
+    now_s: float
+    rate_event: bool
+
+
 def tick(
     obs: Observation,
     state: EngineState,
@@ -159,13 +169,40 @@ def tick(
     applies: bool = True,
 ) -> tuple[DecisionRecord, EngineState]:
     """Decide once. Pure: the same inputs always give the same record and state."""
+    record, new_state, _ = tick_recorded(obs, state, policy, guards, applies=applies)
+    return record, new_state
+
+
+def revise(state: EngineState, recorded: Recorded, applied: int, guards: g.Guards) -> EngineState:
+    """`state` as if the last tick had scaled to `applied` (what the actuator really did: the
+    current count when a pause, a conflict or an error stopped it, or a capped count). HPA
+    records a scale event only once the scale succeeded; so do the behavior rate limits and
+    the flap budget here, or a refused scale-up would eat the next real one's budget."""
+    if state.hypothetical_replicas is not None:
+        return state  # not applying: the policy follows its own count, nothing to revise
+    gstate = g.record_scale(
+        recorded.current, applied, recorded.now_s, guards, recorded.guards_before,
+        rate_event=recorded.rate_event,
+    )  # fmt: skip
+    return replace(state, guards=gstate)
+
+
+def tick_recorded(
+    obs: Observation,
+    state: EngineState,
+    policy: Policy,
+    guards: g.Guards,
+    *,
+    applies: bool = True,
+) -> tuple[DecisionRecord, EngineState, Recorded | None]:
+    """`tick`, and how it recorded the scale event (None when it decided nothing)."""
     if state.last_now_s is not None and obs.now_s < state.last_now_s:
         hold = Proposal.hold(
             f"ClockWentBackwards: now_s {obs.now_s:.3f} is before the last tick "
             f"{state.last_now_s:.3f}; holding"
         )
         current = obs.replicas if applies else (state.hypothetical_replicas or obs.replicas)
-        return _finish(policy, obs, current, hold, current, [], applies), state
+        return _finish(policy, obs, current, hold, current, [], applies), state, None
 
     current = obs.replicas
     seen = obs
@@ -197,6 +234,7 @@ def tick(
     else:
         value, gstate, steps = _pipeline(proposal, current, obs, policy, guards, gstate)
 
+    recorded = Recorded(gstate, current, obs.now_s, not proposal.direct)
     gstate = g.record_scale(
         current, value, obs.now_s, guards, gstate, rate_event=not proposal.direct
     )
@@ -206,7 +244,7 @@ def tick(
         last_now_s=obs.now_s,
         hypothetical_replicas=None if applies else value,
     )
-    return _finish(policy, obs, current, proposal, value, steps, applies), new_state
+    return _finish(policy, obs, current, proposal, value, steps, applies), new_state, recorded
 
 
 def _pipeline(

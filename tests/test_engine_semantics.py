@@ -61,6 +61,22 @@ def test_a_replica_change_the_autoscaler_did_not_make_is_not_an_event() -> None:
     assert a.tick(at(10, 10, in_flight=1000)).replicas == 12
 
 
+def test_a_scale_that_was_not_carried_out_is_revised_out_of_the_history() -> None:
+    spec = {"policy": "hpa", "metric": "in_flight", "target_per_replica": 1, "max_replicas": 100}
+    refused, capped, ignored = autoscaler(spec), autoscaler(spec), autoscaler(spec)
+    for a in (refused, capped, ignored):
+        assert a.tick(at(0, 1, in_flight=1000)).replicas == 5  # HPA's limit: +4 pods per 15 s
+    refused.revise(1)  # a pause annotation (or an API error) kept it at 1
+    refused.revise(5)  # once per tick: a second revision of the same tick does nothing
+    capped.revise(3)  # the controller's max change per tick let only +2 through
+    # 10 s later, within the 15 s period: HPA counts only the scales that happened.
+    assert refused.tick(at(10, 1, in_flight=1000)).replicas == 5  # no +4 in the period
+    # period start = 3 - 2 = 1 -> max(1 + 4, 1 * 2) = 5
+    assert capped.tick(at(10, 3, in_flight=1000)).replicas == 5
+    # Without the revision the phantom +4 holds it: period start = 1 - 4 -> nothing allowed.
+    assert ignored.tick(at(10, 1, in_flight=1000)).replicas == 1
+
+
 def test_dry_run_keeps_its_own_hypothetical_history() -> None:
     spec = {"policy": "hpa", "metric": "in_flight", "target_per_replica": 1, "max_replicas": 20}
     shadow = autoscaler(spec, applies=False)

@@ -6,13 +6,31 @@ status, its Pending pods, its pause annotations and the other autoscalers in its
 `scale(n)`, a patched `spec.replicas` and a `SuccessfulRescale` Event on the target, as HPA
 emits. The loop decides; this module reads, refuses what a condition forbids, and writes.
 
-RBAC it uses, exactly (deploy/rbac.yaml): deployments, statefulsets `get`; their `/scale` `get`,
-`patch`; horizontalpodautoscalers, scaledobjects (keda.sh) `list`; events `create`; pods `list`.
-The leader Lease (controller/leader.py) adds leases `get`, `create`, `update`.
+Requests per read: one GET of the workload (spec.replicas, status.readyReplicas, annotations,
+spec.selector and the resourceVersion the scale patch is conditional on: the `/scale`
+subresource carries the workload's own resourceVersion, so it is not read). What every target
+of a namespace shares comes from a `ClusterReads`: per namespace, one LIST of
+HorizontalPodAutoscalers, one of KEDA ScaledObjects (404: KEDA is not installed, so none) and
+one of the Pending pods (`status.phase=Pending`, no label selector; each target keeps the pods
+its `spec.selector` matches, with Kubernetes' selector semantics: `selector_matches`). Callers
+that arrive while a namespace is being read await that same read; a finished read is reused
+while younger than `shared_read_max_age_s` (5 s, well below a 15 s interval) on the injected
+`Clock`, so each round of the loop reads each namespace once without the loop having to say
+when a round starts. controller/run.py (and bench/controller_scale.py) give every actuator one
+shared `ClusterReads`; an actuator built without one makes its own with a max age of 0 (a
+finished read is never reused), which reads as afresh as it always did. The workload and the
+three LISTs are parsed into plain dicts (`_preload_content=False`), not kubernetes-asyncio
+models, which cost more CPU than everything else in a 500-target round.
+
+RBAC it uses (deploy/rbac.yaml): deployments, statefulsets `get`; their `/scale` `patch` (and
+`get`, granted but no longer called); horizontalpodautoscalers, scaledobjects (keda.sh) `list`;
+events `create`; pods `list`. The leader Lease (controller/leader.py) adds leases `get`,
+`create`, `update`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -88,6 +106,10 @@ class KubernetesSettings:
     retry_delays_s: tuple[float, ...] = (1.0, 2.0, 4.0)
     max_retry_after_s: float = 60.0
     event_component: str = "replicast"  # Event source.component and reportingComponent
+    # A namespace's shared reads (HPAs, ScaledObjects, Pending pods) are reused for at most
+    # this long by the actuators sharing a `ClusterReads`: one read per round, as rounds are a
+    # target's interval (15 s by default) apart and a round takes about a second.
+    shared_read_max_age_s: float = 5.0
 
 
 async def kubernetes_api(*, kubeconfig: str | None = None, context: str | None = None) -> ApiClient:
@@ -181,6 +203,22 @@ async def call_api(
     return await retrying(attempt, delays_s=delays_s, clock=clock, max_delay_s=max_delay_s)
 
 
+async def json_body(response: Any) -> Any:
+    """The JSON of a `_preload_content=False` answer (an aiohttp response), or its ApiException.
+
+    kubernetes-asyncio builds a model object per field of every item it returns; for LISTs
+    plain dicts are all this module needs, at a fraction of the cost.
+    """
+    async with response:
+        body = await response.read()
+    if not 200 <= response.status <= 299:
+        error = ApiException(status=response.status, reason=response.reason)
+        error.body = body.decode("utf-8", "replace")  # as kubernetes-asyncio leaves it
+        error.headers = response.headers
+        raise error
+    return json.loads(body)
+
+
 def rfc3339(now_s: float, *, micro: bool = False) -> str:
     """Kubernetes' Time ("2024-01-02T03:04:05Z") or MicroTime ("...05.123456Z")."""
     moment = datetime.fromtimestamp(now_s, tz=UTC)
@@ -219,28 +257,79 @@ class StuckPod:
     message: str  # the scheduler's, e.g. "0/3 nodes are available: 3 Insufficient nvidia.com/gpu"
 
 
-def stuck_pods(pods: Iterable[Any], *, now_s: float, pending_timeout_s: float) -> list[StuckPod]:
-    """Pods (V1Pod) Pending and Unschedulable for longer than the bound, oldest first."""
+def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Whether `labels` match a LabelSelector (a workload's `spec.selector`), as Kubernetes says.
+
+    metav1.LabelSelectorAsSelector: no selector matches nothing, an empty one everything; else
+    every matchLabels pair and every matchExpression must hold. In: the label is set to one of
+    `values`; NotIn: it is not set, or set to none of them; Exists / DoesNotExist: it is set /
+    not set. An unknown operator, In/NotIn without values or Exists/DoesNotExist with values
+    raise ValueError, as Kubernetes refuses them (the API server never stores such a selector).
+    Cases: tests/controller/test_kubernetes_actuator.py::test_selector_matches.
+    """
+    if selector is None:
+        return False
+    requirements = [
+        (str(key), "In", [str(value)]) for key, value in (selector.get("matchLabels") or {}).items()
+    ]
+    requirements += [_requirement(e) for e in selector.get("matchExpressions") or ()]
+    return all(_holds(requirement, labels) for requirement in requirements)
+
+
+def _requirement(expression: Mapping[str, Any]) -> tuple[str, str, list[str]]:
+    key, operator = str(expression.get("key", "")), expression.get("operator")
+    values = [str(v) for v in expression.get("values") or ()]
+    if operator in ("In", "NotIn") and not values:
+        raise ValueError(f"matchExpressions {key} {operator}: values must not be empty")
+    if operator in ("Exists", "DoesNotExist") and values:
+        raise ValueError(f"matchExpressions {key} {operator}: values must be empty")
+    if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
+        raise ValueError(f"matchExpressions {key}: {operator!r} is not a label selector operator")
+    return key, operator, values
+
+
+def _holds(requirement: tuple[str, str, list[str]], labels: Mapping[str, str]) -> bool:
+    key, operator, values = requirement
+    if operator == "In":
+        return key in labels and labels[key] in values
+    if operator == "NotIn":
+        return key not in labels or labels[key] not in values
+    return (key in labels) == (operator == "Exists")
+
+
+def _timestamp_s(text: Any) -> float | None:
+    """Unix seconds of a Kubernetes Time ("2024-01-02T03:04:05Z"), or None."""
+    try:
+        return datetime.fromisoformat(str(text)).timestamp() if text else None
+    except ValueError:
+        return None
+
+
+def stuck_pods(
+    pods: Iterable[Mapping[str, Any]], *, now_s: float, pending_timeout_s: float
+) -> list[StuckPod]:
+    """Pods (dicts, as listed) Pending and Unschedulable for longer than the bound, oldest first."""
     stuck = []
     for pod in pods:
-        meta, status = pod.metadata, pod.status
-        if meta.deletion_timestamp is not None or status is None or status.phase != "Pending":
+        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+        if meta.get("deletionTimestamp") is not None or status.get("phase") != "Pending":
             continue
         unschedulable = next(
             (
                 c
-                for c in status.conditions or ()
-                if c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable"
+                for c in status.get("conditions") or ()
+                if (c.get("type"), c.get("status"), c.get("reason"))
+                == ("PodScheduled", "False", "Unschedulable")
             ),
             None,
         )
-        if unschedulable is None or meta.creation_timestamp is None:
+        created_s = _timestamp_s(meta.get("creationTimestamp"))
+        if unschedulable is None or created_s is None:
             continue
-        pending_s = now_s - meta.creation_timestamp.timestamp()
+        pending_s = now_s - created_s
         if pending_s > pending_timeout_s:
-            stuck.append(
-                StuckPod(meta.name, pending_s, " ".join((unschedulable.message or "").split()))
-            )
+            message = " ".join(str(unschedulable.get("message") or "").split())
+            stuck.append(StuckPod(str(meta.get("name", "")), pending_s, message))
     return sorted(stuck, key=lambda p: -p.pending_s)
 
 
@@ -255,16 +344,18 @@ def capacity_condition(stuck: list[StuckPod], pending_timeout_s: float) -> Workl
 
 
 def other_autoscalers(
-    target: WorkloadRef, hpas: Iterable[Any], scaled_objects: Iterable[Any]
+    target: WorkloadRef,
+    hpas: Iterable[Mapping[str, Any]],
+    scaled_objects: Iterable[Mapping[str, Any]],
 ) -> list[str]:
-    """Names of the HPAs (V2HorizontalPodAutoscaler) and KEDA ScaledObjects (dicts) on `target`."""
+    """Names of the HPAs and KEDA ScaledObjects (dicts, as listed) that scale `target`."""
     names = []
     for hpa in hpas:
-        ref = hpa.spec.scale_target_ref
-        if ref.kind == target.kind and ref.name == target.name:
-            names.append(f"HorizontalPodAutoscaler {target.namespace}/{hpa.metadata.name}")
+        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+        if ref.get("kind") == target.kind and ref.get("name") == target.name:
+            names.append(f"HorizontalPodAutoscaler {target.namespace}/{hpa['metadata']['name']}")
     for scaled in scaled_objects:
-        ref = scaled.get("spec", {}).get("scaleTargetRef", {})
+        ref = (scaled.get("spec") or {}).get("scaleTargetRef") or {}
         if ref.get("name") == target.name and ref.get("kind", "Deployment") == target.kind:
             names.append(f"ScaledObject {target.namespace}/{scaled['metadata']['name']}")
     return names
@@ -312,32 +403,150 @@ class _Read:
     uid: str | None
 
 
+# --- What the targets of a namespace share: one read per namespace per round. ---
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceView:
+    """One read of a namespace: its autoscalers and its Pending pods (dicts, as listed)."""
+
+    namespace: str
+    read_at_s: float  # on the clock of the `ClusterReads` that read it, when the read began
+    hpas: tuple[Mapping[str, Any], ...] = ()
+    scaled_objects: tuple[Mapping[str, Any], ...] = ()
+    pending_pods: tuple[Mapping[str, Any], ...] = ()
+
+    def pods_of(self, selector: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+        """The Pending pods a workload's `spec.selector` selects."""
+        return [
+            pod
+            for pod in self.pending_pods
+            if selector_matches(selector, (pod.get("metadata") or {}).get("labels") or {})
+        ]
+
+
+class ClusterReads:
+    """`NamespaceView`s shared by many actuators: one read in flight per namespace, reused
+    while younger than `max_age_s` (default `settings.shared_read_max_age_s`; 0: never reused
+    once finished). A failed read is not kept: every waiter gets its error, the next caller
+    reads again."""
+
+    def __init__(
+        self,
+        api: ApiClient,
+        *,
+        settings: KubernetesSettings | None = None,
+        clock: Clock | None = None,
+        max_age_s: float | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else KubernetesSettings()
+        self.clock = clock if clock is not None else SystemClock()
+        self.max_age_s = max_age_s if max_age_s is not None else self.settings.shared_read_max_age_s
+        self._core = CoreV1Api(api)
+        self._autoscaling = AutoscalingV2Api(api)
+        self._custom = CustomObjectsApi(api)
+        self._reads: dict[str, asyncio.Task[NamespaceView]] = {}
+
+    async def namespace(self, namespace: str) -> NamespaceView:
+        """The namespace's view: the one being read, a fresh enough one, or a new read."""
+        read = self._reads.get(namespace)
+        if read is None or not self._reusable(read):
+            read = asyncio.create_task(
+                self._read(namespace), name=f"replicast: read namespace {namespace}"
+            )
+            read.add_done_callback(_retrieve)
+            self._reads[namespace] = read
+        # Shielded: a waiter cancelled (its tick's timeout) must not cancel the others' read.
+        return await asyncio.shield(read)
+
+    def _reusable(self, read: asyncio.Task[NamespaceView]) -> bool:
+        if not read.done():
+            return True  # in flight: join it
+        if read.cancelled() or read.exception() is not None:
+            return False
+        return self.clock.now() - read.result().read_at_s < self.max_age_s
+
+    async def _read(self, ns: str) -> NamespaceView:
+        read_at_s = self.clock.now()
+        hpas = await self._list(
+            ns, "list horizontalpodautoscalers",
+            self._autoscaling.list_namespaced_horizontal_pod_autoscaler, ns,
+        )  # fmt: skip
+        try:
+            scaled = await self._list(
+                ns, "list scaledobjects.keda.sh",
+                self._custom.list_namespaced_custom_object, "keda.sh", "v1alpha1", ns,
+                "scaledobjects",
+            )  # fmt: skip
+        except NotFoundError:
+            scaled = []  # KEDA's CRD is not installed: no ScaledObject can target anything
+        pods = await self._list(
+            ns, "list pods", self._core.list_namespaced_pod, ns,
+            field_selector="status.phase=Pending",
+        )  # fmt: skip
+        return NamespaceView(ns, read_at_s, tuple(hpas), tuple(scaled), tuple(pods))
+
+    async def _list(
+        self, ns: str, what: str, call: Callable[..., Awaitable[Any]], *args: Any, **params: Any
+    ) -> list[Mapping[str, Any]]:
+        async def listed() -> Any:
+            response = await call(
+                *args,
+                _preload_content=False,
+                _request_timeout=self.settings.request_timeout_s,
+                **params,
+            )
+            return await json_body(response)
+
+        body = await call_api(
+            f"namespace {ns}: {what}",
+            listed,
+            clock=self.clock,
+            delays_s=self.settings.retry_delays_s,
+            max_delay_s=self.settings.max_retry_after_s,
+        )
+        return list(body.get("items") or ())
+
+
+def _retrieve(read: asyncio.Task[Any]) -> None:
+    """Mark a failed read's error as seen: every waiter may have gone (cancelled) first."""
+    if not read.cancelled():
+        read.exception()
+
+
+def relayed(target: WorkloadRef, error: ActuatorError) -> ActuatorError:
+    """A shared read's error as `target`'s own (a new exception for each of its waiters)."""
+    message = f"{target}: {error}"
+    if isinstance(error, TemporaryError):
+        return TemporaryError(message, delay_s=error.delay_s)
+    return type(error)(message)
+
+
 # --- The actuator. ---
 
 
 @dataclass(slots=True)
 class _WorkloadCalls:
     read: Callable[..., Awaitable[Any]]
-    read_scale: Callable[..., Awaitable[Any]]
     patch_scale: Callable[..., Awaitable[Any]]
 
 
 def _workload_calls(apps: AppsV1Api, kind: str) -> _WorkloadCalls:
     if kind == "Deployment":
         return _WorkloadCalls(
-            apps.read_namespaced_deployment,
-            apps.read_namespaced_deployment_scale,
-            apps.patch_namespaced_deployment_scale,
+            apps.read_namespaced_deployment, apps.patch_namespaced_deployment_scale
         )
     return _WorkloadCalls(
-        apps.read_namespaced_stateful_set,
-        apps.read_namespaced_stateful_set_scale,
-        apps.patch_namespaced_stateful_set_scale,
+        apps.read_namespaced_stateful_set, apps.patch_namespaced_stateful_set_scale
     )
 
 
 class KubernetesActuator:
-    """`current()` and `scale(n, reason=...)` for one Deployment or StatefulSet."""
+    """`current()` and `scale(n, reason=...)` for one Deployment or StatefulSet.
+
+    `reads`: the `ClusterReads` the actuators of a controller share (controller/run.py makes
+    one); without it the actuator makes its own, which reads its namespace on every read.
+    """
 
     def __init__(
         self,
@@ -346,14 +555,18 @@ class KubernetesActuator:
         api: ApiClient,
         settings: KubernetesSettings | None = None,
         clock: Clock | None = None,
+        reads: ClusterReads | None = None,
     ) -> None:
         self.target = target
         self.settings = settings if settings is not None else KubernetesSettings()
         self.clock = clock if clock is not None else SystemClock()
+        self.reads = (
+            reads
+            if reads is not None
+            else ClusterReads(api, settings=self.settings, clock=self.clock, max_age_s=0.0)
+        )
         self._calls = _workload_calls(AppsV1Api(api), target.kind)
         self._core = CoreV1Api(api)
-        self._autoscaling = AutoscalingV2Api(api)
-        self._custom = CustomObjectsApi(api)
         self._events_sent = 0
 
     async def current(self) -> WorkloadState:
@@ -388,62 +601,40 @@ class KubernetesActuator:
     async def _read(self) -> _Read:
         t = self.target
         timeout = self.settings.request_timeout_s
-        try:
-            workload = await self._call(
-                "get", lambda: self._calls.read(t.name, t.namespace, _request_timeout=timeout)
+
+        async def get() -> Any:
+            response = await self._calls.read(
+                t.name, t.namespace, _preload_content=False, _request_timeout=timeout
             )
+            return await json_body(response)
+
+        try:
+            workload = await self._call("get", get)
         except NotFoundError as error:
             raise NotFoundError(f"{error}; check the target's kind, namespace and name") from error
-        scale = await self._call(
-            "get /scale",
-            lambda: self._calls.read_scale(t.name, t.namespace, _request_timeout=timeout),
-        )
-        pods = await self._pending_pods(scale.status.selector if scale.status else None)
+        try:
+            view = await self.reads.namespace(t.namespace)
+        except ActuatorError as error:
+            raise relayed(t, error) from error
+        meta, spec = workload.get("metadata") or {}, workload.get("spec") or {}
+        selector = spec.get("selector")
+        try:
+            pods = view.pods_of(selector)
+        except ValueError as error:  # the API server validates selectors: not seen in practice
+            raise PermanentError(f"{t}: spec.selector: {error}") from error
         state = workload_state(
             t,
-            replicas=int(scale.spec.replicas or 0),
-            ready_replicas=int(workload.status.ready_replicas or 0) if workload.status else 0,
-            annotations=workload.metadata.annotations or {},
+            # The /scale subresource's spec.replicas and resourceVersion are the workload's own.
+            replicas=int(spec.get("replicas") or 0),
+            ready_replicas=int((workload.get("status") or {}).get("readyReplicas") or 0),
+            annotations=meta.get("annotations") or {},
             stuck=stuck_pods(
                 pods, now_s=self.clock.now(), pending_timeout_s=self.settings.pending_timeout_s
             ),
-            other_autoscalers=await self._other_autoscalers(),
+            other_autoscalers=other_autoscalers(t, view.hpas, view.scaled_objects),
             pending_timeout_s=self.settings.pending_timeout_s,
         )
-        return _Read(state, str(scale.metadata.resource_version or ""), workload.metadata.uid)
-
-    async def _pending_pods(self, selector: str | None) -> list[Any]:
-        if not selector:
-            return []  # no selector, no pods of its own to judge
-        pods = await self._call(
-            "list pods",
-            lambda: self._core.list_namespaced_pod(
-                self.target.namespace,
-                label_selector=selector,
-                field_selector="status.phase=Pending",
-                _request_timeout=self.settings.request_timeout_s,
-            ),
-        )
-        return list(pods.items or ())
-
-    async def _other_autoscalers(self) -> list[str]:
-        ns, timeout = self.target.namespace, self.settings.request_timeout_s
-        hpas = await self._call(
-            "list horizontalpodautoscalers",
-            lambda: self._autoscaling.list_namespaced_horizontal_pod_autoscaler(
-                ns, _request_timeout=timeout
-            ),
-        )
-        try:
-            scaled = await self._call(
-                "list scaledobjects.keda.sh",
-                lambda: self._custom.list_namespaced_custom_object(
-                    "keda.sh", "v1alpha1", ns, "scaledobjects", _request_timeout=timeout
-                ),
-            )
-        except NotFoundError:
-            scaled = {}  # KEDA's CRD is not installed: no ScaledObject can target anything
-        return other_autoscalers(self.target, hpas.items or (), scaled.get("items") or ())
+        return _Read(state, str(meta.get("resourceVersion") or ""), meta.get("uid"))
 
     # --- writing ---
 

@@ -147,6 +147,10 @@ class FakeKube(kmock.KubernetesEmulator):
     _passes: int = attrs.field(default=0, init=False)
     _passed: asyncio.Condition = attrs.field(factory=asyncio.Condition, init=False)
     _controller: asyncio.Task[None] | None = attrs.field(default=None, init=False)
+    # (namespace, label, value) -> the live pods carrying it, rebuilt by each `_reconcile`
+    _index: dict[tuple[str, str, str], dict[Any, kmock.Object]] = attrs.field(
+        factory=dict, init=False
+    )
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -470,9 +474,16 @@ class FakeKube(kmock.KubernetesEmulator):
                 self._passed.notify_all()
 
     def _reconcile(self, *, start: bool) -> None:
-        for (resource, ns, name), workload in list(self.objects.items()):
-            if resource not in WORKLOADS.values() or workload.deleted or ns is None:
-                continue
+        # One pass over the store indexes the live pods by (namespace, label, value), so a pass
+        # costs O(objects), not O(workloads x objects) (the 500-target bench's fake stalled).
+        self._index = {}
+        workloads = []
+        for key, obj in list(self.objects.items()):
+            if key[0] == PODS and not obj.deleted:
+                self._index_pod(key, obj)
+            elif key[0] in WORKLOADS.values() and not obj.deleted and key[1] is not None:
+                workloads.append((key, obj))
+        for (_resource, ns, name), workload in workloads:
             spec = workload["spec"]
             labels = dict(spec["selector"]["matchLabels"])
             pods = self._pods(ns, labels)
@@ -500,14 +511,19 @@ class FakeKube(kmock.KubernetesEmulator):
                     {"status": status, "metadata": {"resourceVersion": self._next_version()}}
                 )
 
+    def _index_pod(self, key: Any, obj: kmock.Object) -> None:
+        for label in obj["metadata"].get("labels", {}).items():
+            self._index.setdefault((key[1], *label), {})[key] = obj
+
     def _pods(self, ns: str, labels: dict[str, str]) -> list[tuple[Any, kmock.Object]]:
+        """The live pods of `ns` that `labels` select (from the index `_reconcile` keeps)."""
+        if not labels:
+            return []
+        first = next(iter(labels.items()))
         return [
             (key, obj)
-            for key, obj in list(self.objects.items())
-            if key[0] == PODS
-            and key[1] == ns
-            and not obj.deleted
-            and _matches(obj["metadata"].get("labels", {}), labels)
+            for key, obj in list(self._index.get((ns, *first), {}).items())
+            if not obj.deleted and _matches(obj["metadata"].get("labels", {}), labels)
         ]
 
     def _create_pod(self, ns: str, owner: str, labels: dict[str, str]) -> None:
@@ -527,6 +543,8 @@ class FakeKube(kmock.KubernetesEmulator):
             "status": {"phase": "Pending", "conditions": [scheduled]},
         }
         self.add(PODS, ns, pod)
+        name = pod["metadata"]["name"]
+        self._index_pod((PODS, ns, name), self.objects[PODS, ns, name])
 
     def _start(self, key: Any, pod: kmock.Object) -> None:
         if pod["status"]["phase"] != "Pending" or self.unschedulable:

@@ -7,6 +7,8 @@ Time is a `FakeClock`: Pending ages and retry backoffs move only when a test mov
 
 from __future__ import annotations
 
+import asyncio
+
 import kmock
 import pytest
 import yaml
@@ -22,13 +24,16 @@ from controller.actuators.base import (
 from controller.actuators.kubernetes import (
     PAUSED_ANNOTATION,
     PAUSED_REPLICAS_ANNOTATION,
+    ClusterReads,
     KubernetesActuator,
     KubernetesSettings,
     WorkloadRef,
+    selector_matches,
 )
 from tests.controller.fake_kube import (
     DEPLOYMENTS,
     EVENTS,
+    HPAS,
     NO_CAPACITY,
     RBAC_YAML,
     FakeClock,
@@ -383,3 +388,139 @@ async def test_rbac_grants_exactly_what_the_controller_uses_and_the_fake_enforce
     # Discovery is not a resource: kubernetes-asyncio's version check passes.
     async with fake.get("/version/") as response:
         assert response.status == 200
+
+
+# --- shared reads: one read of a namespace per round, not one per target ---
+
+
+async def test_selector_matches_as_kubernetes_does() -> None:
+    labels = {"app": "llm", "tier": "gpu"}
+    match = selector_matches
+    assert not match(None, labels)  # no selector selects nothing
+    assert match({}, labels)  # an empty one everything
+    assert match({"matchLabels": {"app": "llm"}}, labels)
+    assert not match({"matchLabels": {"app": "llm", "tier": "cpu"}}, labels)
+    expressions = [
+        ({"key": "tier", "operator": "In", "values": ["gpu", "tpu"]}, True),
+        ({"key": "tier", "operator": "In", "values": ["cpu"]}, False),
+        ({"key": "zone", "operator": "In", "values": ["a"]}, False),
+        ({"key": "tier", "operator": "NotIn", "values": ["cpu"]}, True),
+        ({"key": "zone", "operator": "NotIn", "values": ["a"]}, True),  # unset is not in
+        ({"key": "tier", "operator": "NotIn", "values": ["gpu"]}, False),
+        ({"key": "app", "operator": "Exists"}, True),
+        ({"key": "zone", "operator": "Exists"}, False),
+        ({"key": "zone", "operator": "DoesNotExist"}, True),
+        ({"key": "app", "operator": "DoesNotExist"}, False),
+    ]
+    for expression, expected in expressions:
+        assert match({"matchExpressions": [expression]}, labels) is expected, expression
+    both = {"matchLabels": {"app": "llm"}, "matchExpressions": [expressions[1][0]]}
+    assert not match(both, labels)  # every requirement must hold
+    for bad in (
+        {"key": "tier", "operator": "In", "values": []},
+        {"key": "tier", "operator": "Exists", "values": ["gpu"]},
+        {"key": "tier", "operator": "Near", "values": ["gpu"]},
+    ):
+        with pytest.raises(ValueError, match="tier"):
+            match({"matchExpressions": [bad]}, labels)
+
+
+def _reads_by_path(fake: FakeKube) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for request in fake["get"]:
+        counts[request.url.path] = counts.get(request.url.path, 0) + 1
+    return counts
+
+
+async def test_targets_of_a_namespace_share_one_read_of_it_per_round(
+    kube: tuple[FakeKube, ApiClient], clock: FakeClock
+) -> None:
+    fake, api = kube
+    names = ("llama", "mistral", "phi")
+    for name in names:
+        fake.add_workload(name, replicas=1)
+    await fake.settle()
+    reads = ClusterReads(api, settings=SETTINGS, clock=clock)
+    actuators = [
+        KubernetesActuator(
+            WorkloadRef("Deployment", "default", n), api=api, settings=SETTINGS, clock=clock,
+            reads=reads,
+        )
+        for n in names
+    ]  # fmt: skip
+
+    async def round_() -> list[WorkloadState]:
+        return list(await asyncio.gather(*(a.current() for a in actuators)))
+
+    assert [s.ready_replicas for s in await round_()] == [1, 1, 1]
+    ns = "/namespaces/default"
+    once_each = {f"/apis/apps/v1{ns}/deployments/{n}": 1 for n in names} | {
+        f"/apis/autoscaling/v2{ns}/horizontalpodautoscalers": 1,
+        f"/apis/keda.sh/v1alpha1{ns}/scaledobjects": 1,
+        f"/api/v1{ns}/pods": 1,
+    }
+    # N workload GETs and three LISTs; no GET of /scale (the workload carries its fields).
+    assert _reads_by_path(fake) == once_each
+    # A second look within the same round reuses the view ...
+    clock.advance(2)
+    await round_()
+    assert _reads_by_path(fake)[f"/api/v1{ns}/pods"] == 1
+    # ... the next round (an interval later) reads the namespace again, once.
+    clock.advance(15)
+    await round_()
+    assert _reads_by_path(fake) == {path: 3 if "deployments" in path else 2 for path in once_each}
+    [pods] = [r for r in fake["get"] if r.url.path.endswith("/pods")][:1]
+    assert pods.params["fieldSelector"] == "status.phase=Pending"
+
+
+async def test_a_shared_read_counts_only_the_pods_a_workload_selects(
+    kube: tuple[FakeKube, ApiClient], clock: FakeClock
+) -> None:
+    fake, api = kube
+    fake.add_workload("llama", replicas=1)
+    fake.add_workload("mistral", replicas=1)
+    await fake.settle()
+    reads = ClusterReads(api, settings=SETTINGS, clock=clock)
+    llama, mistral = (
+        KubernetesActuator(
+            WorkloadRef("Deployment", "default", n), api=api, settings=SETTINGS, clock=clock,
+            reads=reads,
+        )
+        for n in ("llama", "mistral")
+    )  # fmt: skip
+    fake.unschedulable = True
+    await llama.scale(3, reason="load")
+    await fake.settle()
+    clock.advance(301)
+    state = await llama.current()
+    assert state.unschedulable_replicas == 2
+    assert state.condition(ConditionType.CAPACITY_EXHAUSTED) is not None
+    # mistral's own pods are fine: llama's stuck pods are not its problem.
+    other = await mistral.current()
+    assert (other.ready_replicas, other.unschedulable_replicas, other.conditions) == (1, 0, ())
+
+
+async def test_a_failed_shared_read_fails_each_target_and_is_not_kept(
+    kube: tuple[FakeKube, ApiClient], clock: FakeClock
+) -> None:
+    fake, api = kube
+    fake.add_workload("llama", replicas=1)
+    fake.add_workload("mistral", replicas=1)
+    await fake.settle()
+    settings = KubernetesSettings(retry_delays_s=())
+    reads = ClusterReads(api, settings=settings, clock=clock)
+    actuators = [
+        KubernetesActuator(
+            WorkloadRef("Deployment", "default", n), api=api, settings=settings, clock=clock,
+            reads=reads,
+        )
+        for n in ("llama", "mistral")
+    ]  # fmt: skip
+    fake.inject(fake["get"][HPAS], status=500)
+    results = await asyncio.gather(*(a.current() for a in actuators), return_exceptions=True)
+    for actuator, result in zip(actuators, results, strict=True):
+        assert isinstance(result, TemporaryError)
+        assert str(result).startswith(str(actuator.target))
+        assert "horizontalpodautoscalers" in str(result)
+    # The failure is not remembered: the next look reads again and succeeds.
+    assert (await actuators[0].current()).ready_replicas == 1

@@ -348,6 +348,23 @@ async def test_pods_that_cannot_schedule_stop_scale_up(
     assert replicas(fake, "web") == 4
 
 
+async def test_a_refused_scale_does_not_count_against_the_next_one(
+    kube: tuple[FakeKube, ApiClient], fake: FakeKube, clock: FakeClock, source: StubSource
+) -> None:
+    await deployment(fake, "web")
+    fake.annotate("web", {"replicast.io/paused": "true"})
+    loop = control_loop(kube, clock, source, [target("web", interval_s=5)])
+    source.values["web"] = {"in_flight": 8.0}  # HPA wants 4: +3 within its 15 s period
+    assert only(await loop.round(), "web").action == Action.REFUSED
+    # Unpaused 5 s later, within the period: the refused +3 never happened, so HPA's rate
+    # limit still allows +4 (HPA, too, records only the scales it made).
+    fake.annotate("web", {"replicast.io/paused": None})
+    clock.advance(5)
+    tick = only(await loop.round(), "web")
+    assert (tick.action, tick.applied_replicas) == (Action.SCALED, 4)
+    assert replicas(fake, "web") == 4
+
+
 async def test_max_change_per_tick_caps_each_step(
     kube: tuple[FakeKube, ApiClient], fake: FakeKube, clock: FakeClock, source: StubSource
 ) -> None:
