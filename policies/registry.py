@@ -29,6 +29,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "policies.ray",
     "policies.slo",
     "policies.predictive",
+    "policies.planner",
     "policies.pid",
     "policies.schedule",
     "policies.combinators",

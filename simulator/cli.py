@@ -1,9 +1,11 @@
 """`replicast simulate`, `replicast compare` and `replicast demo`: the simulator from a shell.
 
 In: a profile name, path or synthetic form; policy specs (inline YAML, a file, or a built-in
-name sized for the replica model); a replica model preset or spec file; an SLO. Out: a summary
-table on stdout (rich), PNG plots in `--out`, and exit 0; a bad argument is one line on stderr
-and exit 2 (raised as `UsageError`, caught by `policies.cli.main`'s handler).
+name sized for the replica model); a replica model preset or spec file; an SLO. Or, for
+`compare --scenario`, a named benchmark scenario (simulator/scenarios.py), which fixes the load,
+model, SLO and metrics and adds its clairvoyant and static plans as rows. Out: a summary table
+on stdout (rich), PNG plots in `--out`, and exit 0; a bad argument is one line on stderr and
+exit 2 (raised as `UsageError`, caught by `policies.cli.main`'s handler).
 """
 
 from __future__ import annotations
@@ -17,17 +19,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from policies.explain import ScriptError, load_spec
-from simulator import profiles, traces
+from simulator import profiles, quality, scenarios, traces
 from simulator.engine import run
 from simulator.model import ReplicaModel
 from simulator.result import Result, SloTarget
 
 DEMO_POLICIES = ("hpa", "keda", "knative", "ray", "slo", "predictive")
+SCENARIO_POLICIES = ("planner", "hpa")  # `compare --scenario` without --policy
+SCENARIO_TARGET = 6.0  # hpa/knative/ray by name in a scenario: 6 requests per replica
 
 
 class UsageError(ScriptError):
@@ -108,11 +113,13 @@ def slo_from(args: argparse.Namespace) -> SloTarget:
     return SloTarget(1.0, "wait", 0.99)
 
 
-def _common(parser: argparse.ArgumentParser, *, profile_default: str | None) -> None:
+def _common(
+    parser: argparse.ArgumentParser, *, profile_default: str | None, profile_required: bool = True
+) -> None:
     parser.add_argument(
         "--profile",
         default=profile_default,
-        required=profile_default is None,
+        required=profile_default is None and profile_required,
         help="azure-conv | azure-code | servegen-14d | PATH | constant:RPS:S | "
         "diurnal:MEAN:AMPLITUDE:S | step:A:B:AT:S | bursty:RPS:CV:S",
     )
@@ -175,9 +182,10 @@ def _specs(
 
 
 def run_all(
-    profile: profiles.Profile, specs: Sequence[dict[str, Any]], model: ReplicaModel, slo: SloTarget,
-    args: argparse.Namespace, console: Console,
+    profile: profiles.Profile, specs: Sequence[dict[str, Any]], model: ReplicaModel, *,
+    seed: int, options: dict[str, Any],
 ) -> list[Result]:  # fmt: skip
+    """Each spec in turn; `options` are `simulator.run`'s keywords (interval, slo, ...)."""
     results = []
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
@@ -190,8 +198,7 @@ def run_all(
                 bar.update(task, completed=done)
 
             result = run(
-                profile, spec, model, seed=args.seed, interval_s=args.interval, slo=slo,
-                initial_replicas=args.initial_replicas, keep_records=False, progress=advance,
+                profile, spec, model, seed=seed, keep_records=False, progress=advance, **options
             )  # fmt: skip
             results.append(result)
     return results
@@ -235,12 +242,35 @@ def cmd_simulate(argv: Sequence[str]) -> int:
 
 
 def cmd_compare(argv: Sequence[str]) -> int:
-    """run several policies on one profile: one row per policy, and plots"""
+    """run several policies on one profile or scenario: one row per policy, and plots"""
     parser = argparse.ArgumentParser(prog="replicast compare", description=cmd_compare.__doc__)
-    _common(parser, profile_default=None)
-    parser.add_argument("--policy", action="append", default=[],
-                        help=f"repeatable; default: {', '.join(DEMO_POLICIES)}")  # fmt: skip
+    _common(parser, profile_default=None, profile_required=False)
+    parser.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        help=f"repeatable; default: {', '.join(DEMO_POLICIES)} (with --scenario: "
+        f"{', '.join(SCENARIO_POLICIES)})",
+    )
+    parser.add_argument(
+        "--scenario",
+        default=None,
+        help=f"a benchmark scenario ({', '.join(scenarios.SCENARIOS)}) instead of "
+        "--profile: it fixes the load, model, SLO and metrics",
+    )
+    parser.add_argument(
+        "--days", type=float, default=None, help="with --scenario: days of its series (default 1)"
+    )
+    parser.add_argument(
+        "--startup", type=float, default=None, help="with --scenario: replica startup, s (120)"
+    )
     args = parser.parse_args(argv)
+    if args.scenario is not None:
+        return _compare_scenario(args, args.policy or list(SCENARIO_POLICIES))
+    if args.profile is None:
+        raise UsageError("give --profile (a load) or --scenario (a benchmark scenario)")
+    if args.days is not None or args.startup is not None:
+        raise UsageError("--days and --startup go with --scenario")
     return _compare(args, args.policy or list(DEMO_POLICIES))
 
 
@@ -266,7 +296,8 @@ def _compare(args: argparse.Namespace, policy_args: Sequence[str]) -> int:
         raise UsageError(str(error).splitlines()[0]) from None
     specs = _specs(policy_args, model, slo, args.max_replicas)
     began = time.perf_counter()
-    results = run_all(profile, specs, model, slo, args, console)
+    options = {"interval_s": args.interval, "slo": slo, "initial_replicas": args.initial_replicas}
+    results = run_all(profile, specs, model, seed=args.seed, options=options)
     elapsed = time.perf_counter() - began
     hours, requests = profile.duration_s / 3600, results[0].summary.requests
     title = (
@@ -276,6 +307,97 @@ def _compare(args: argparse.Namespace, policy_args: Sequence[str]) -> int:
     console.print(summary_table(results, slo, title))
     runs = f"{len(results)} run(s) in {elapsed:.1f} s"
     console.print(f"{runs}; costs are examples: verify against your agreement")
+    if args.out is not None:
+        from simulator.plots import plot_compare  # noqa: PLC0415 - matplotlib only when asked
+
+        written = plot_compare(results, args.out, title=title)
+        console.print(f"plots: {', '.join(str(p) for p in written)}")
+    return 0
+
+
+# --- compare --scenario ----------------------------------------------------------------------
+
+
+def _scenario_conflicts(args: argparse.Namespace) -> list[str]:
+    """Flags a scenario fixes itself (the load, model, SLO, interval, replica bounds)."""
+    given = {
+        "--profile": args.profile is not None,
+        "--slice": args.slice is not None,
+        "--rate-scale": args.rate_scale != 1.0,
+        "--model": args.model != "gpu-llm",
+        "--interval": args.interval != 15.0,
+        "--max-replicas": args.max_replicas != 100,
+        "--initial-replicas": args.initial_replicas is not None,
+        "--slo-wait": args.slo_wait is not None,
+        **{
+            f"--slo-{q}": getattr(args, f"slo_{q}") is not None
+            for q in ("p50", "p90", "p95", "p99")
+        },
+    }
+    return [flag for flag, is_set in given.items() if is_set]
+
+
+def scenario_specs(given: Sequence[str], sc: scenarios.Scenario) -> list[dict[str, Any]]:
+    """Names sized for the scenario (`planner` its spec; hpa/knative/ray at 6 per replica, on
+    requests in service + queued); anything else as `_specs` reads it, within its bounds."""
+    out: list[dict[str, Any]] = []
+    for text in given:
+        if text == "planner":
+            out.append(sc.planner_spec())
+        elif text in quality.BASELINES:
+            out.append(quality.baseline_spec(text, SCENARIO_TARGET, sc))
+        elif re.fullmatch(r"[a-z_]+", text):
+            bounds = sc.policy_defaults()
+            spec = default_spec(text, sc.model, sc.slo, bounds["max_replicas"])
+            out.append({**spec, **bounds})
+        else:
+            out.extend(load_spec(text))
+    return out
+
+
+def add_plan_rows(table: Table, sc: scenarios.Scenario) -> None:
+    """The clairvoyant bound and the static plan, as `summary_table` rows (no SLO columns)."""
+    plan = sc.clairvoyant_plan()
+    static = np.full_like(plan, sc.static_replicas())
+    for name, counts in (
+        ("clairvoyant plan (bound)", plan),
+        (f"static plan ({sc.static_replicas()} replicas)", static),
+    ):
+        events, changes = quality.plan_moves(counts)
+        rh = f"{sc.plan_replica_hours(counts):,.1f}"
+        table.add_row(name, "-", "-", "-", rh, "-", str(events), str(changes), "-")
+
+
+def _compare_scenario(args: argparse.Namespace, policy_args: Sequence[str]) -> int:
+    conflicts = _scenario_conflicts(args)
+    if conflicts:
+        raise UsageError(
+            f"--scenario {args.scenario} fixes the load, model, SLO and interval; "
+            f"drop {', '.join(conflicts)}"
+        )
+    if args.scenario not in scenarios.SCENARIOS:
+        known = ", ".join(scenarios.SCENARIOS)
+        raise UsageError(f"--scenario {args.scenario}: unknown; known: {known}")
+    knobs = {"days": args.days or 1.0, "startup_s": 120.0 if args.startup is None else args.startup}
+    try:
+        sc = scenarios.scenario(args.scenario, **knobs)
+    except ValueError as error:
+        raise UsageError(f"--scenario {args.scenario}: {error}") from None
+    specs = scenario_specs(policy_args, sc)
+    console = Console(width=max(120, Console().width))
+    began = time.perf_counter()
+    results = run_all(sc.profile, specs, sc.model, seed=args.seed, options=sc.run_options())
+    elapsed = time.perf_counter() - began
+    requests = results[0].summary.requests
+    title = f"{sc.name}, SLO {sc.slo.label}, {requests:,} requests per run"
+    table = summary_table(results, sc.slo, title)
+    add_plan_rows(table, sc)
+    console.print(table)
+    console.print(
+        f"{len(results)} run(s) in {elapsed:.1f} s; hpa, knative and ray by name target "
+        f"{SCENARIO_TARGET:g} requests per replica (in service + queued); the plans are not "
+        "simulated (the clairvoyant one is ready exactly when needed)"
+    )
     if args.out is not None:
         from simulator.plots import plot_compare  # noqa: PLC0415 - matplotlib only when asked
 

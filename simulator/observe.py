@@ -186,4 +186,13 @@ class Observer:
             latency_p95_s=signals.get("latency_p95_s"),
             latency_p99_s=signals.get("latency_p99_s"),
             error_rate=signals.get("error_rate"),
+            extra=_concurrency(signals),
         )
+
+
+def _concurrency(signals: dict[str, float | None]) -> dict[str, float]:
+    """`extra.concurrency`: requests in service plus queued (HPA's usual custom metric)."""
+    in_flight, queued = signals.get("in_flight"), signals.get("queue_depth")
+    if in_flight is None or queued is None:
+        return {}
+    return {"concurrency": in_flight + queued}

@@ -63,3 +63,35 @@ def test_bad_arguments_are_one_line_and_exit_2(args: list[str], message: str) ->
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_compare_runs_a_named_scenario_with_its_plans(capsys: pytest.CaptureFixture[str]) -> None:
+    # 0.05 d = 72 minutes of the gpu-llm series: the planner and hpa at 6 per replica
+    assert main(["compare", "--scenario", "gpu-llm", "--days", "0.05", "--startup", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "gpu-llm 0.05 d, startup 60 s" in out and "wait <= 1 s for 99.0%" in out
+    for row in ("planner", "hpa", "clairvoyant", "static plan"):
+        assert row in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scenario", "nope"], "--scenario nope: unknown; known: gpu-llm"),
+        (["--scenario", "gpu-llm", "--days", "15"], "--scenario gpu-llm: days: "),
+        (["--scenario", "gpu-llm", "--profile", "azure-conv"], "drop --profile"),
+        (["--policy", "hpa"], "give --profile (a load) or --scenario"),
+        (["--profile", "constant:5:60", "--days", "2"], "--days and --startup go with --scenario"),
+    ],
+    ids=["unknown", "too-many-days", "with-profile", "neither", "days-without-scenario"],
+)
+def test_compare_scenario_errors_are_one_line_and_exit_2(args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "policies.cli", "compare", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

@@ -1,0 +1,133 @@
+"""`planner`: stories (step, ramp, diurnal, a metrics outage mid-ramp) and the conformance suite.
+
+The decision stories feed Observations straight to the autoscaler; the load stories run the
+simulator (8 slots per replica, exponential 2 s service, 120 s cold start, 15 s scrapes) with
+the policy in the loop and check the SLO it was given: queueing delay <= 1 s for 99 %.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from policies import Observation, autoscaler
+from policies.planner import FACTORY, Rises, learn_rise
+from policies.queueing import smallest_servers
+from policies.testing import check_policy
+from simulator import profiles
+from simulator.engine import run
+from simulator.model import ReplicaModel
+from simulator.observe import MetricsConfig
+from simulator.result import SloTarget
+
+T0 = 1_700_000_000.0
+SLOTS, SERVICE_S = 8, 2.0
+SLO = SloTarget(1.0, "wait", 0.99)
+MODEL = ReplicaModel.from_spec(
+    {
+        "slots_per_replica": SLOTS,
+        "service": {"kind": "exponential", "mean_s": SERVICE_S},
+        "startup": {"fixed_s": 120.0},
+    }
+)
+
+
+def planner(**extra: Any) -> Any:
+    spec = {
+        "policy": "planner", "wait_target_s": 1.0, "percentile": 0.99,
+        "slots_per_replica": SLOTS, "service_time_s": SERVICE_S, "max_replicas": 200,
+    }  # fmt: skip
+    spec.update(extra)
+    return autoscaler(spec)
+
+
+def needed(rate_rps: float) -> int:
+    """The fewest replicas whose Erlang-C wait meets the SLO at `rate_rps`."""
+    servers, _ = smallest_servers(rate_rps, SERVICE_S, 0.99, 1.0, step=SLOTS)
+    return servers // SLOTS
+
+
+def at(t: float, replicas: int, rate: float | None, **signals: Any) -> Observation:
+    signals.setdefault("ready_replicas", replicas)
+    return Observation(now_s=T0 + t, replicas=replicas, request_rate_rps=rate, **signals)
+
+
+def test_passes_the_conformance_suite() -> None:
+    check_policy(FACTORY)
+
+
+def test_a_2x_step_is_sized_on_the_first_tick_that_shows_it() -> None:
+    a, replicas = planner(), needed(50.0)
+    for i in range(40):  # ten minutes at 50 req/s, sized for it
+        replicas = max(replicas, a.tick(at(15 * i, replicas, 50.0, in_flight=40.0)).replicas)
+    before = replicas
+    record = a.tick(at(600, replicas, 100.0, in_flight=80.0))  # the metric shows the step
+    assert record.replicas >= needed(100.0) > before
+    assert record.details["rate_rps"] >= 100.0
+
+
+def test_a_queue_building_up_is_a_surge_before_the_rate_window_shows_it() -> None:
+    a, replicas = planner(), needed(50.0)
+    for i in range(40):
+        a.tick(at(15 * i, replicas, 50.0, in_flight=float(replicas * SLOTS), queue_depth=0.0))
+    # The rate() window still says 50 req/s, but every slot is busy and 600 requests queued
+    # within one interval: arrivals ran at least at the slots' throughput plus 40 req/s.
+    busy = float(replicas * SLOTS)
+    record = a.tick(at(600, replicas, 50.0, in_flight=busy, queue_depth=600.0))
+    assert record.details["rate_rps"] >= busy / SERVICE_S + 600 / 15
+    assert record.replicas > replicas
+
+
+def test_a_metrics_outage_mid_ramp_never_scales_down() -> None:
+    a, replicas = planner(), 10
+    for i in range(20):  # a ramp from 20 to 58 req/s
+        replicas = a.tick(at(15 * i, replicas, 20.0 + 2.0 * i)).replicas
+    during = []
+    for i in range(20, 60):  # Prometheus is gone for ten minutes: no rate, no queue
+        record = a.tick(at(15 * i, replicas, None))
+        during.append(record.replicas)
+    assert all(r >= replicas for r in during)
+    assert any("missing" in r.lower() or "hold" in r.lower() for r in [record.reason])
+
+
+def test_capacity_is_released_only_after_the_load_stayed_low() -> None:
+    a, replicas = planner(release_after_s=600), needed(100.0)
+    for i in range(40):  # with the initial margin for rises, a little above `needed`
+        replicas = max(replicas, a.tick(at(15 * i, replicas, 100.0)).replicas)
+    low = [a.tick(at(600 + 15 * i, replicas, 30.0)).replicas for i in range(41)]
+    assert low[:40] == [replicas] * 40  # held for release_after_s
+    assert needed(30.0) <= low[40] < replicas
+
+
+def test_the_rise_margin_is_the_quantile_of_rises_seen_within_the_horizon() -> None:
+    r = Rises()
+    for i in range(200):  # the rate doubles every other 60 s: rises of 2x within 75 s
+        r = learn_rise(r, 15.0 * i, 10.0 if (i // 4) % 2 == 0 else 20.0, 75.0, 1e9)
+    assert r.seen > 100
+    assert r.quantile(0.95) == pytest.approx(1.0, abs=0.02)
+    calm = Rises()
+    for i in range(200):
+        calm = learn_rise(calm, 15.0 * i, 10.0, 75.0, 1e9)
+    assert calm.quantile(0.95) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("name", "profile"),
+    [
+        ("ramp", profiles.ramp(30.0, 150.0, 3600.0)),
+        ("diurnal", profiles.diurnal(80.0, 0.6, 86_400.0, resolution_s=300.0)),
+    ],
+)
+def test_load_stories_meet_the_slo_it_was_given(name: str, profile: Any) -> None:
+    spec = planner().spec
+    result = run(
+        profile, spec, MODEL, seed=3, interval_s=15.0, slo=SLO, keep_records=False,
+        metrics=MetricsConfig(scrape_interval_s=15.0, delay_s=1.0),
+        initial_replicas=needed(float(profile.rate_rps[0])),
+    )  # fmt: skip
+    s = result.summary
+    assert s.slo_attainment is not None and s.slo_attainment >= 0.99, (name, s)
+    # and not by holding a static peak: fewer replica-hours than the peak all the time
+    peak = needed(float(profile.rate_rps.max()))
+    assert s.replica_hours < 0.9 * peak * profile.duration_s / 3600, (name, s)
