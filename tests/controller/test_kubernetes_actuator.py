@@ -425,6 +425,23 @@ async def test_selector_matches_as_kubernetes_does() -> None:
             match({"matchExpressions": [bad]}, labels)
 
 
+def sharing(
+    api: ApiClient,
+    clock: FakeClock,
+    names: tuple[str, ...],
+    settings: KubernetesSettings = SETTINGS,
+) -> list[KubernetesActuator]:
+    """Actuators for Deployments `names` in `default` sharing one `ClusterReads`."""
+    reads = ClusterReads(api, settings=settings, clock=clock)
+    return [
+        KubernetesActuator(
+            WorkloadRef("Deployment", "default", n), api=api, settings=settings, clock=clock,
+            reads=reads,
+        )
+        for n in names
+    ]  # fmt: skip
+
+
 def _reads_by_path(fake: FakeKube) -> dict[str, int]:
     counts: dict[str, int] = {}
     for request in fake["get"]:
@@ -440,14 +457,7 @@ async def test_targets_of_a_namespace_share_one_read_of_it_per_round(
     for name in names:
         fake.add_workload(name, replicas=1)
     await fake.settle()
-    reads = ClusterReads(api, settings=SETTINGS, clock=clock)
-    actuators = [
-        KubernetesActuator(
-            WorkloadRef("Deployment", "default", n), api=api, settings=SETTINGS, clock=clock,
-            reads=reads,
-        )
-        for n in names
-    ]  # fmt: skip
+    actuators = sharing(api, clock, names)
 
     async def round_() -> list[WorkloadState]:
         return list(await asyncio.gather(*(a.current() for a in actuators)))
@@ -480,14 +490,7 @@ async def test_a_shared_read_counts_only_the_pods_a_workload_selects(
     fake.add_workload("llama", replicas=1)
     fake.add_workload("mistral", replicas=1)
     await fake.settle()
-    reads = ClusterReads(api, settings=SETTINGS, clock=clock)
-    llama, mistral = (
-        KubernetesActuator(
-            WorkloadRef("Deployment", "default", n), api=api, settings=SETTINGS, clock=clock,
-            reads=reads,
-        )
-        for n in ("llama", "mistral")
-    )  # fmt: skip
+    llama, mistral = sharing(api, clock, ("llama", "mistral"))
     fake.unschedulable = True
     await llama.scale(3, reason="load")
     await fake.settle()
@@ -508,14 +511,7 @@ async def test_a_failed_shared_read_fails_each_target_and_is_not_kept(
     fake.add_workload("mistral", replicas=1)
     await fake.settle()
     settings = KubernetesSettings(retry_delays_s=())
-    reads = ClusterReads(api, settings=settings, clock=clock)
-    actuators = [
-        KubernetesActuator(
-            WorkloadRef("Deployment", "default", n), api=api, settings=settings, clock=clock,
-            reads=reads,
-        )
-        for n in ("llama", "mistral")
-    ]  # fmt: skip
+    actuators = sharing(api, clock, ("llama", "mistral"), settings)
     fake.inject(fake["get"][HPAS], status=500)
     results = await asyncio.gather(*(a.current() for a in actuators), return_exceptions=True)
     for actuator, result in zip(actuators, results, strict=True):
