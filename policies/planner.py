@@ -57,16 +57,8 @@ from pydantic import Field
 
 from policies.observation import Observation
 from policies.policy import JSON, Proposal
-from policies.predictive import (
-    Forecaster,
-    LeadTime,
-    PredictiveParams,
-    PredictivePolicy,
-    forecast_max,
-    learn_lead,
-    observe_rate,
-)
-from policies.slo import Calibration, SloPolicy, size
+from policies.predictive import PredictiveParams, PredictivePolicy, PredictiveState, forecast_max
+from policies.slo import SloPolicy, size
 from policies.spec import parse
 
 RISE_BIN = 0.01  # log-ratio width of one histogram bin (1 %)
@@ -134,13 +126,10 @@ def learn_rise(
 
 @dataclass(frozen=True, slots=True)
 class PlannerState:
-    calibration: Calibration
-    forecaster: Forecaster
-    lead: LeadTime
+    inner: PredictiveState  # calibration, forecaster, lead time, last rate (as `predictive`)
     rises: Rises
     below_since_s: float | None = None  # when the planned count first fell below the current
     held: int = 0  # largest planned count since then
-    last_rate: float | None = None
     last_queue: tuple[float, float] | None = None  # (now_s, queue_depth) of the last tick
 
 
@@ -154,19 +143,20 @@ class PlannerPolicy:
     def required_signals(self) -> frozenset[str]:
         return frozenset({"request_rate_rps"})
 
+    @property
+    def predictive(self) -> PredictivePolicy:
+        return PredictivePolicy(self.params)
+
     def spec(self) -> dict[str, Any]:
         return self.params.model_dump(exclude_none=True)
 
     def initial_state(self) -> PlannerState:
-        return PlannerState(
-            Calibration(), Forecaster(), LeadTime(self.params.initial_lead_time_s), Rises()
-        )
+        return PlannerState(self.predictive.initial_state(), Rises())
 
     def dump_state(self, state: PlannerState) -> JSON:
-        inner = PredictivePolicy(self.params).dump_state(_as_predictive(state))
         r = state.rises
         return {
-            **inner,
+            **self.predictive.dump_state(state.inner),
             "rises": {
                 "recent": [list(x) for x in r.recent], "counts": list(r.counts),
                 "weight": r.weight, "seen": r.seen, "last_s": r.last_s,
@@ -177,7 +167,6 @@ class PlannerPolicy:
         }  # fmt: skip
 
     def load_state(self, data: JSON) -> PlannerState:
-        inner = PredictivePolicy(self.params).load_state(data)
         rd = data["rises"]
         rises = Rises(
             tuple((float(t), float(x)) for t, x in rd["recent"]),
@@ -187,37 +176,32 @@ class PlannerPolicy:
         d: dict[str, Any] = dict(data)
         below, queue = d["below_since_s"], d.get("last_queue")
         return PlannerState(
-            inner.calibration, inner.forecaster, inner.lead, rises,
-            None if below is None else float(below), int(d["held"]), inner.last_rate,
+            self.predictive.load_state(data), rises,
+            None if below is None else float(below), int(d["held"]),
             None if queue is None else (float(queue[0]), float(queue[1])),
         )  # fmt: skip
 
     def decide(self, obs: Observation, state: PlannerState) -> tuple[Proposal, PlannerState]:
         p = self.params
         slo = SloPolicy(p)
-        last_now = state.calibration.last_now_s
-        cal = slo.calibrate(obs, state.calibration)
-        rate_for_bucket = state.last_rate if obs.request_rate_rps is None else obs.request_rate_rps
-        forecaster = observe_rate(state.forecaster, p, obs.now_s, last_now, rate_for_bucket)
-        lead = learn_lead(state.lead, obs, p)
+        inner = self.predictive.observe(obs, state.inner)
+        cal, forecaster, lead = inner.calibration, inner.forecaster, inner.lead
         lead_s = p.lead_time_s if p.lead_time_s is not None else lead.estimate_s
         horizon = lead_s + p.interval_s
         rises = learn_rise(state.rises, obs.now_s, obs.request_rate_rps, horizon, p.rise_memory_s)
         new = replace(
-            state, calibration=cal, forecaster=forecaster, lead=lead, rises=rises,
-            last_rate=obs.request_rate_rps,
+            state, inner=inner, rises=rises,
             last_queue=None if obs.queue_depth is None else (obs.now_s, obs.queue_depth),
         )  # fmt: skip
         sizing = slo.inputs(obs, cal)
         if isinstance(sizing, Proposal):
             return sizing, new
         service, cv2 = sizing.service_s, sizing.service_cv2
-        # `slo` adds the backlog drained within backlog_drain_s; the arrivals alone get the
-        # margin, and the backlog counts only while no capacity is on its way: a queue that
+        # The arrivals alone get the margin; the backlog (drained within backlog_drain_s)
+        # counts only while no capacity is on its way: a queue that
         # builds during a cold start is drained by the replicas already starting, and adding
         # it again every tick would order several times the capacity the load needs.
-        backlog = (obs.queue_depth or 0.0) / p.backlog_drain_s
-        now_rate = sizing.rate_rps - backlog
+        backlog, now_rate = sizing.backlog_rps, sizing.arrivals_rps
         surge = _surge_rps(obs, state.last_queue, service, p.interval_s)
         if surge is not None:
             now_rate = max(now_rate, surge)
@@ -285,12 +269,6 @@ def _surge_rps(
     if not 0 < dt <= 2.5 * interval_s:
         return None
     return max(0.0, obs.in_flight / service_s + (q - last[1]) / dt)  # a draining queue: less
-
-
-def _as_predictive(state: PlannerState) -> Any:
-    from policies.predictive import PredictiveState  # noqa: PLC0415
-
-    return PredictiveState(state.calibration, state.forecaster, state.lead, state.last_rate)
 
 
 class PlannerFactory:

@@ -229,15 +229,22 @@ class PredictivePolicy:
             Calibration.from_json(data["calibration"]), f, lead, data["last_rate"]
         )
 
+    def observe(self, obs: Observation, state: PredictiveState) -> PredictiveState:
+        """What one observation teaches: calibration, the forecast's buckets, the lead time
+        (also the first step of `planner`, which builds on this state)."""
+        p = self.params
+        cal = SloPolicy(p).calibrate(obs, state.calibration)
+        rate_for_bucket = state.last_rate if obs.request_rate_rps is None else obs.request_rate_rps
+        last_now = state.calibration.last_now_s
+        forecaster = observe_rate(state.forecaster, p, obs.now_s, last_now, rate_for_bucket)
+        lead = learn_lead(state.lead, obs, p)
+        return PredictiveState(cal, forecaster, lead, obs.request_rate_rps)
+
     def decide(self, obs: Observation, state: PredictiveState) -> tuple[Proposal, PredictiveState]:
         p = self.params
         slo = SloPolicy(p)
-        last_now = state.calibration.last_now_s
-        cal = slo.calibrate(obs, state.calibration)
-        rate_for_bucket = state.last_rate if obs.request_rate_rps is None else obs.request_rate_rps
-        forecaster = observe_rate(state.forecaster, p, obs.now_s, last_now, rate_for_bucket)
-        lead = learn_lead(state.lead, obs, p)
-        new_state = PredictiveState(cal, forecaster, lead, obs.request_rate_rps)
+        new_state = self.observe(obs, state)
+        cal, forecaster, lead = new_state.calibration, new_state.forecaster, new_state.lead
         sizing = slo.inputs(obs, cal)
         if isinstance(sizing, Proposal):
             return sizing, new_state

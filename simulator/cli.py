@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -358,14 +357,14 @@ def scenario_specs(given: Sequence[str], sc: scenarios.Scenario) -> list[dict[st
 def add_plan_rows(table: Table, sc: scenarios.Scenario) -> None:
     """The clairvoyant bound and the static plan, as `summary_table` rows (no SLO columns)."""
     plan = sc.clairvoyant_plan()
-    static = np.full_like(plan, sc.static_replicas())
-    for name, counts in (
-        ("clairvoyant plan (bound)", plan),
-        (f"static plan ({sc.static_replicas()} replicas)", static),
+    for name, m in (
+        ("clairvoyant plan (bound)", quality.plan_measured(sc, plan)),
+        (f"static plan ({sc.static_replicas()} replicas)", quality.static_measured(sc, {})),
     ):
-        events, changes = quality.plan_moves(counts)
-        rh = f"{sc.plan_replica_hours(counts):,.1f}"
-        table.add_row(name, "-", "-", "-", rh, "-", str(events), str(changes), "-")
+        rh = f"{m.replica_hours:,.1f}"
+        table.add_row(
+            name, "-", "-", "-", rh, "-", str(m.scale_events), str(m.direction_changes), "-"
+        )
 
 
 def _compare_scenario(args: argparse.Namespace, policy_args: Sequence[str]) -> int:

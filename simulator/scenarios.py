@@ -20,6 +20,7 @@ clairvoyant lower bound and the static plan, so `bench/policy_quality.py`, `repl
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -59,14 +60,21 @@ class Scenario:
         return self.model.slots_per_replica
 
     def clairvoyant_plan(self) -> npt.NDArray[np.int64]:
-        """Replicas per window: the fewest whose Erlang-C wait meets the SLO at that rate."""
-        return np.array(
+        """Replicas per window: the fewest whose Erlang-C wait meets the SLO at that rate
+        (read-only; computed once per scenario, as the bounds and run options all use it)."""
+        return self._plan
+
+    @cached_property
+    def _plan(self) -> npt.NDArray[np.int64]:
+        plan = np.array(
             [
                 max(self.min_replicas, _replicas_for(rate, self.service_s, self.slo, self.slots))
                 for rate in self.window_rps
             ],
             dtype=np.int64,
         )
+        plan.flags.writeable = False
+        return plan
 
     def plan_replica_hours(self, plan: npt.NDArray[np.int64]) -> float:
         return float(plan.sum() * self.window_s / 3600.0)

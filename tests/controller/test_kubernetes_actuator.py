@@ -442,6 +442,13 @@ def sharing(
     ]  # fmt: skip
 
 
+async def llama_and_mistral(fake: FakeKube) -> None:
+    """Two Deployments in `default`, one replica each, up."""
+    fake.add_workload("llama", replicas=1)
+    fake.add_workload("mistral", replicas=1)
+    await fake.settle()
+
+
 def _reads_by_path(fake: FakeKube) -> dict[str, int]:
     counts: dict[str, int] = {}
     for request in fake["get"]:
@@ -487,9 +494,7 @@ async def test_a_shared_read_counts_only_the_pods_a_workload_selects(
     kube: tuple[FakeKube, ApiClient], clock: FakeClock
 ) -> None:
     fake, api = kube
-    fake.add_workload("llama", replicas=1)
-    fake.add_workload("mistral", replicas=1)
-    await fake.settle()
+    await llama_and_mistral(fake)
     llama, mistral = sharing(api, clock, ("llama", "mistral"))
     fake.unschedulable = True
     await llama.scale(3, reason="load")
@@ -507,9 +512,7 @@ async def test_a_failed_shared_read_fails_each_target_and_is_not_kept(
     kube: tuple[FakeKube, ApiClient], clock: FakeClock
 ) -> None:
     fake, api = kube
-    fake.add_workload("llama", replicas=1)
-    fake.add_workload("mistral", replicas=1)
-    await fake.settle()
+    await llama_and_mistral(fake)
     settings = KubernetesSettings(retry_delays_s=())
     actuators = sharing(api, clock, ("llama", "mistral"), settings)
     fake.inject(fake["get"][HPAS], status=500)

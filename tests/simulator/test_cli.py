@@ -54,11 +54,13 @@ def test_demo_compares_every_built_in_on_the_embedded_azure_trace(
     ids=["missing-trace", "unknown-policy", "unknown-model"],
 )
 def test_bad_arguments_are_one_line_and_exit_2(args: list[str], message: str) -> None:
+    assert_usage_error(["simulate", *args], message)
+
+
+def assert_usage_error(argv: list[str], message: str) -> None:
+    """`replicast ARGV` in a fresh process: exit 2 and one line on stderr holding `message`."""
     result = subprocess.run(
-        [sys.executable, "-m", "policies.cli", "simulate", *args],
-        capture_output=True,
-        text=True,
-        check=False,
+        [sys.executable, "-m", "policies.cli", *argv], capture_output=True, text=True, check=False
     )
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
@@ -86,12 +88,4 @@ def test_compare_runs_a_named_scenario_with_its_plans(capsys: pytest.CaptureFixt
     ids=["unknown", "too-many-days", "with-profile", "neither", "days-without-scenario"],
 )
 def test_compare_scenario_errors_are_one_line_and_exit_2(args: list[str], message: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "policies.cli", "compare", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert_usage_error(["compare", *args], message)
