@@ -74,6 +74,14 @@ class Forecaster:
     weekly: tuple[float, ...] = ()
     error: float = 0.0  # mean absolute relative error of one-bucket-ahead forecasts
     errors_seen: int = 0
+    # The same error for persistence (next bucket = this bucket), the forecast's skill bar.
+    naive_error: float = 0.0
+    last_mean: float | None = None
+
+    @property
+    def skilled(self) -> bool:
+        """Whether the seasonal forecast has beaten persistence so far (and has a record)."""
+        return self.errors_seen >= 10 and self.error < self.naive_error
 
     @property
     def ready(self) -> bool:
@@ -96,6 +104,15 @@ class PredictiveState:
 
 
 def _close_bucket(f: Forecaster, p: PredictiveParams, mean: float) -> Forecaster:
+    f = _close_seasonal(f, p, mean)
+    if f.level is None or f.errors_seen == 0 or f.last_mean is None:
+        return replace(f, last_mean=mean)
+    naive = abs(mean - f.last_mean) / max(abs(f.last_mean), abs(mean), 1e-9)
+    naive_error = f.naive_error + (naive - f.naive_error) / min(f.errors_seen, 50)
+    return replace(f, naive_error=naive_error, last_mean=mean)
+
+
+def _close_seasonal(f: Forecaster, p: PredictiveParams, mean: float) -> Forecaster:
     m1 = p.season_s // p.bucket_s
     assert f.bucket is not None
     b = f.bucket
@@ -207,6 +224,7 @@ class PredictivePolicy:
                 "bucket": f.bucket, "bucket_sum": f.bucket_sum, "bucket_time_s": f.bucket_time_s,
                 "warmup": [list(x) for x in f.warmup], "level": f.level, "daily": list(f.daily),
                 "weekly": list(f.weekly), "error": f.error, "errors_seen": f.errors_seen,
+                "naive_error": f.naive_error, "last_mean": f.last_mean,
             },
             "lead": {
                 "estimate_s": lead.estimate_s, "rise_at_s": lead.rise_at_s, "rise_to": lead.rise_to,
@@ -223,6 +241,8 @@ class PredictivePolicy:
             level=None if fd["level"] is None else float(fd["level"]),
             daily=tuple(map(float, fd["daily"])), weekly=tuple(map(float, fd["weekly"])),
             error=float(fd["error"]), errors_seen=int(fd["errors_seen"]),
+            naive_error=float(fd.get("naive_error", 0.0)),
+            last_mean=None if fd.get("last_mean") is None else float(fd["last_mean"]),
         )  # fmt: skip
         lead = LeadTime(float(ld["estimate_s"]), ld["rise_at_s"], int(ld["rise_to"]))
         return PredictiveState(

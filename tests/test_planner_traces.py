@@ -131,3 +131,42 @@ def test_load_stories_meet_the_slo_it_was_given(name: str, profile: Any) -> None
     # and not by holding a static peak: fewer replica-hours than the peak all the time
     peak = needed(float(profile.rate_rps.max()))
     assert s.replica_hours < 0.9 * peak * profile.duration_s / 3600, (name, s)
+
+
+SEASON = 1200  # a 20-minute "day" keeps the season stories short
+
+
+def seasonal(t: float) -> float:
+    """Quiet at 20 req/s, then a ramp to 80 req/s in the second half of each season."""
+    phase = t % SEASON
+    return 20.0 if phase < 600 else 20.0 + 60.0 * min(1.0, (phase - 600) / 300)
+
+
+def replay(a: Any, rate: Any, start: float, end: float) -> list[Any]:
+    records, t = [], start
+    while t < end:
+        records.append(a.tick(at(t, 40, rate(t))))
+        t += 15.0
+    return records
+
+
+SEASONAL = {"bucket_s": 60, "season_s": SEASON, "weekly": False, "lead_time_s": 120}
+
+
+def test_a_season_that_beats_persistence_provisions_a_ramp_ahead() -> None:
+    a = planner(**SEASONAL, margin=0.1)  # pinned: the learned one would cover the ramp too
+    replay(a, seasonal, 0, 4 * SEASON)
+    # 90 s before the ramp the rate is still 20 req/s; the season says it will rise.
+    [before] = replay(a, seasonal, 4 * SEASON + 510, 4 * SEASON + 511)
+    rise = before.details["forecast_rise"]
+    assert rise > 1.5
+    assert before.replicas >= needed(20.0 * rise) > needed(20.0 * 1.1)
+
+
+def test_a_season_without_skill_is_not_used() -> None:
+    def noisy(t: float) -> float:  # no season: a pseudo-random level every minute
+        return 30.0 + 20.0 * ((int(t // 60) * 7919) % 13) / 13
+
+    a = planner(**SEASONAL)
+    records = replay(a, noisy, 0, 6 * SEASON)
+    assert not any("forecast_rise" in r.details for r in records[-80:])
