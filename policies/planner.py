@@ -1,9 +1,9 @@
 """`planner`: capacity planned one startup lead time ahead, sized by the queueing model, with
-a safety margin learned from how far the load has risen within a lead time before.
+a safety allowance learned from how far the load has risen within a lead time before.
 
 In: `request_rate_rps` (required); `in_flight`, `queue_depth` and latency percentiles for
 calibration (as `slo`); the replica counts (to learn the startup lead time). Out: a Proposal
-whose details carry the rate sized for, the margin and the forecast.
+whose details carry the rate sized for, the rise allowance and the forecast's rise.
 
 Why: a replica asked for now serves only one lead time L later (a GPU cold start: 1-5 min), so
 the count that matters is the one the load will need at t + L, and waiting for the load to
@@ -15,19 +15,21 @@ Each tick (all estimates learned online; nothing is fitted to a trace):
 1. Arrival rate now: the observed `request_rate_rps`; while requests queue, at least the busy
    slots' throughput plus the queue's growth since the last tick (arrivals = departures +
    growth), which sees a surge one tick after it starts, before a rate() window does.
-2. Rise margin m: every tick records the rate; one horizon H = L + `interval_s` later, the
-   largest rate seen since, relative to the rate then, is one sample of "how much can the
-   load rise before new capacity is ready". m is the `rise_quantile` of those samples in an
-   exponentially decayed histogram (memory `rise_memory_s`, 1 h), so it grows with the
-   surprise actually seen (a volatile hour) and shrinks when the load calms; it includes the
-   Poisson spread of short rate windows at low rates. Until `rise_min_samples` samples,
-   m = `initial_margin`.
+2. Rise allowance r (req/s): every tick records the rate; one horizon H = L + `interval_s`
+   later, the largest rate seen since minus the rate then is one sample of "how much can the
+   load rise before new capacity is ready". r is the `rise_quantile` of the samples of the
+   last `rise_memory_s` (1 h), so it grows with the surprise actually seen (a volatile hour)
+   and shrinks when the load calms; it includes the Poisson spread of short rate windows.
+   Rises are counted in req/s, not as ratios: traffic that bursts from almost nothing (the
+   Azure code trace: 0 -> 10 req/s within a minute) has no meaningful ratio, and the 1 h
+   memory follows the level through a day. Until `rise_min_samples` samples, r is
+   `initial_margin` x the rate now; `margin` pins it to that share for good.
 3. Seasonal forecast (double-seasonal Holt-Winters of `predictive`, after one `season_s`),
    used only while its one-bucket-ahead error is below persistence's (it has shown skill):
    the rise it expects over [t, t + H], largest forecast / forecast now, times the rate now.
    (On the 14-day ServeGen series it never shows skill at 10-minute buckets; forced on, the
    season cost 5-15 % more replica-hours over its first 4 days at the same attainment.)
-4. Planned rate = max(rate now x (1 + m), forecast rise x rate now), plus the queue drained within
+4. Planned rate = max(rate now + r, forecast rise x rate now), plus the queue drained within
    `backlog_drain_s` while no replica is starting (a queue built during a cold start is
    drained by the capacity already on its way); the count is the fewest replicas whose
    Erlang-C (Allen-Cunneen) wait percentile meets the SLO at that rate (`steady_share` < 1
@@ -64,9 +66,6 @@ from policies.predictive import PredictiveParams, PredictivePolicy, PredictiveSt
 from policies.slo import SloPolicy, size
 from policies.spec import parse
 
-RISE_BIN = 0.01  # log-ratio width of one histogram bin (1 %)
-RISE_BINS = 160  # up to a rise of e^1.6 = 5x; larger rises land in the last bin
-
 
 class PlannerParams(PredictiveParams):
     interval_s: float = Field(default=15.0, gt=0, allow_inf_nan=False)
@@ -83,47 +82,39 @@ class PlannerParams(PredictiveParams):
 
 @dataclass(frozen=True, slots=True)
 class Rises:
-    """Recent (now_s, rate) and the decayed histogram of log(max later rate / rate)."""
+    """Recent (now_s, rate), and the rise samples (at_s, base, later) of the last memory:
+    `later` is the largest rate within one horizon after `base` was seen."""
 
     recent: tuple[tuple[float, float], ...] = ()
-    counts: tuple[float, ...] = (0.0,) * (RISE_BINS + 1)
-    weight: float = 0.0  # sum of counts
-    seen: int = 0
-    last_s: float | None = None
+    samples: tuple[tuple[float, float, float], ...] = ()
 
-    def quantile(self, q: float) -> float:
-        """Rise ratio - 1 at quantile q (0 when rates only fell)."""
-        rank, total = q * self.weight, 0.0
-        for i, c in enumerate(self.counts):
-            total += c
-            if total >= rank:
-                return math.expm1(i * RISE_BIN)
-        return math.expm1(RISE_BINS * RISE_BIN)
+    @property
+    def seen(self) -> int:
+        return len(self.samples)
+
+    def added(self, q: float) -> float:
+        """Quantile q of later - base, req/s (0 when rates only fell)."""
+        rises = sorted(later - base for _, base, later in self.samples)
+        return max(0.0, _quantile(rises, q)) if rises else 0.0
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def learn_rise(
     r: Rises, now_s: float, rate: float | None, horizon_s: float, memory_s: float
 ) -> Rises:
-    """Record `rate`; every sample at least `horizon_s` old becomes one rise sample."""
+    """Record `rate`; every rate at least `horizon_s` old becomes one rise sample; samples
+    older than `memory_s` are forgotten."""
     recent = r.recent if rate is None else (*r.recent, (now_s, rate))
-    counts, weight, seen = list(r.counts), r.weight, r.seen
-    if r.last_s is not None and now_s > r.last_s:
-        decay = math.exp(-(now_s - r.last_s) / memory_s)
-        counts = [c * decay for c in counts]
-        weight *= decay
+    samples = [s for s in r.samples if s[0] > now_s - memory_s]
     while len(recent) > 1 and recent[0][0] <= now_s - horizon_s:
         t0, base = recent[0]
         within = [x for t, x in recent[1:] if t <= t0 + horizon_s + 1e-9]
-        later = max(within) if within else base
+        samples.append((t0, base, max(within) if within else base))
         recent = recent[1:]
-        if base <= 0:
-            continue
-        ratio = math.log(later / base) if later > 0 else 0.0
-        index = min(RISE_BINS, max(0, math.ceil(ratio / RISE_BIN - 1e-9)))
-        counts[index] += 1.0
-        weight += 1.0
-        seen += 1
-    return Rises(recent, tuple(counts), weight, seen, now_s)
+    return Rises(recent, tuple(samples))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +123,8 @@ class PlannerState:
     rises: Rises
     below_since_s: float | None = None  # when the planned count first fell below the current
     held: int = 0  # largest planned count since then
-    last_queue: tuple[float, float] | None = None  # (now_s, queue_depth) of the last tick
+    # (now_s, queue_depth, in_flight) of the last tick that had both
+    last_queue: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -160,8 +152,7 @@ class PlannerPolicy:
         return {
             **self.predictive.dump_state(state.inner),
             "rises": {
-                "recent": [list(x) for x in r.recent], "counts": list(r.counts),
-                "weight": r.weight, "seen": r.seen, "last_s": r.last_s,
+                "recent": [list(x) for x in r.recent], "samples": [list(x) for x in r.samples],
             },
             "below_since_s": state.below_since_s,
             "held": state.held,
@@ -172,15 +163,14 @@ class PlannerPolicy:
         rd = data["rises"]
         rises = Rises(
             tuple((float(t), float(x)) for t, x in rd["recent"]),
-            tuple(map(float, rd["counts"])), float(rd["weight"]), int(rd["seen"]),
-            None if rd["last_s"] is None else float(rd["last_s"]),
-        )  # fmt: skip
+            tuple((float(t), float(b), float(x)) for t, b, x in rd["samples"]),
+        )
         d: dict[str, Any] = dict(data)
         below, queue = d["below_since_s"], d.get("last_queue")
         return PlannerState(
             self.predictive.load_state(data), rises,
             None if below is None else float(below), int(d["held"]),
-            None if queue is None else (float(queue[0]), float(queue[1])),
+            None if queue is None else (float(queue[0]), float(queue[1]), float(queue[2])),
         )  # fmt: skip
 
     def decide(self, obs: Observation, state: PlannerState) -> tuple[Proposal, PlannerState]:
@@ -193,7 +183,10 @@ class PlannerPolicy:
         rises = learn_rise(state.rises, obs.now_s, obs.request_rate_rps, horizon, p.rise_memory_s)
         new = replace(
             state, inner=inner, rises=rises,
-            last_queue=None if obs.queue_depth is None else (obs.now_s, obs.queue_depth),
+            last_queue=(
+                None if obs.queue_depth is None or obs.in_flight is None
+                else (obs.now_s, obs.queue_depth, obs.in_flight)
+            ),
         )  # fmt: skip
         sizing = slo.inputs(obs, cal)
         if isinstance(sizing, Proposal):
@@ -203,22 +196,24 @@ class PlannerPolicy:
         # counts only while no capacity is on its way: a queue that
         # builds during a cold start is drained by the replicas already starting, and adding
         # it again every tick would order several times the capacity the load needs.
-        backlog, now_rate = sizing.backlog_rps, sizing.arrivals_rps
+        # While requests queue, the arrivals are the busy slots' throughput plus the queue's
+        # growth (`_surge_rps`); the throughput alone (what `slo` uses) overstates them while
+        # a queue drains after a cold start.
         surge = _surge_rps(obs, state.last_queue, service, p.interval_s)
-        if surge is not None:
-            now_rate = max(now_rate, surge)
+        busy = sizing.in_service_rps if surge is None else surge
+        backlog, now_rate = sizing.backlog_rps, max(sizing.arrivals_rps, busy)
         if obs.starting_replicas:
             backlog = 0.0
         if p.margin is not None:
-            margin = p.margin
+            rise = now_rate * p.margin
         elif rises.seen < p.rise_min_samples:
-            margin = p.initial_margin
+            rise = now_rate * p.initial_margin
         else:
-            margin = rises.quantile(p.rise_quantile)
-        planned_rate = now_rate * (1.0 + margin) + backlog
+            rise = rises.added(p.rise_quantile)
+        planned_rate = now_rate + rise + backlog
         details: dict[str, Any] = {
             "rate_rps": now_rate, "backlog_rps": backlog, "service_s": service,
-            "lead_time_s": lead_s, "margin": margin,
+            "lead_time_s": lead_s, "rise_rps": rise,
         }  # fmt: skip
         ahead = forecast_max(forecaster, p, obs.now_s, obs.now_s + horizon)
         base = forecast_max(forecaster, p, obs.now_s, obs.now_s)
@@ -231,10 +226,7 @@ class PlannerPolicy:
         steady = p.model_copy(update={"percentile": 1.0 - (1.0 - p.percentile) * p.steady_share})
         planned, predicted, why = size(steady, planned_rate, service, cv2)
         details["predicted_latency_s"] = predicted
-        note = (
-            f"planned {planned_rate:.3g} req/s "
-            f"(x{1 + margin:.2f} for rises in {horizon:.0f} s): {why}"
-        )
+        note = f"planned {planned_rate:.3g} req/s (+{rise:.3g} for rises in {horizon:.0f} s): {why}"
         release_s = p.release_after_s
         if planned >= obs.replicas:
             return Proposal.scale(planned, note, **details), replace(
@@ -262,18 +254,21 @@ class PlannerPolicy:
 
 
 def _surge_rps(
-    obs: Observation, last: tuple[float, float] | None, service_s: float, interval_s: float
+    obs: Observation, last: tuple[float, float, float] | None, service_s: float, interval_s: float
 ) -> float | None:
     """Arrival rate while requests queue: the busy slots' throughput plus the queue's growth
     since the last tick (arrivals = departures + growth); it sees a surge one tick after it
-    starts, well before a rate() window does."""
+    starts, well before a rate() window does. The departures are those of the fewer busy
+    slots of the two ticks: new replicas that became ready at the end of the interval did
+    not serve during it."""
     q = obs.queue_depth
     if q is None or q <= 0 or obs.in_flight is None or last is None:
         return None
     dt = obs.now_s - last[0]
     if not 0 < dt <= 2.5 * interval_s:
         return None
-    return max(0.0, obs.in_flight / service_s + (q - last[1]) / dt)  # a draining queue: less
+    busy = min(obs.in_flight, last[2])
+    return max(0.0, busy / service_s + (q - last[1]) / dt)  # a draining queue: less
 
 
 class PlannerFactory:

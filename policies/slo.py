@@ -152,15 +152,17 @@ def observed_cv2(obs: Observation, servers: int) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class Sizing:
-    arrivals_rps: float  # max(latest, smoothed, in service / E[S] while requests queue)
+    arrivals_rps: float  # max(latest, smoothed)
+    in_service_rps: float  # in service / E[S] while requests queue (else 0): the throughput
     backlog_rps: float  # the queue drained within backlog_drain_s
     service_s: float
     service_cv2: float
 
     @property
     def rate_rps(self) -> float:
-        """What `slo` sizes for: the arrivals plus the backlog."""
-        return self.arrivals_rps + self.backlog_rps
+        """What `slo` sizes for: the arrivals (at least the busy slots' throughput) plus the
+        backlog."""
+        return max(self.arrivals_rps, self.in_service_rps) + self.backlog_rps
 
 
 @dataclass(frozen=True)
@@ -223,8 +225,8 @@ class SloPolicy:
         queued = obs.queue_depth or 0.0
         in_service_rps = (obs.in_flight or 0.0) / service if queued > 0 else 0.0
         backlog_rps = queued / self.params.backlog_drain_s
-        arrivals = max(obs.request_rate_rps, cal.rate_rps, in_service_rps)
-        return Sizing(arrivals, backlog_rps, service, self._cv2(cal))
+        arrivals = max(obs.request_rate_rps, cal.rate_rps)
+        return Sizing(arrivals, in_service_rps, backlog_rps, service, self._cv2(cal))
 
     def decide(self, obs: Observation, state: Calibration) -> tuple[Proposal, Calibration]:
         cal = self.calibrate(obs, state)

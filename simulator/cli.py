@@ -86,6 +86,7 @@ def default_spec(
         "ray": {"target_per_replica": per},
         "slo": sizing,
         "predictive": {**sizing, "reactive": True},
+        "planner": sizing,
     }
     if name not in specs:
         raise UsageError(

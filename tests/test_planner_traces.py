@@ -100,16 +100,30 @@ def test_capacity_is_released_only_after_the_load_stayed_low() -> None:
     assert needed(30.0) <= low[40] < replicas
 
 
-def test_the_rise_margin_is_the_quantile_of_rises_seen_within_the_horizon() -> None:
+def test_the_rise_allowance_is_the_quantile_of_rises_seen_within_the_horizon() -> None:
     r = Rises()
-    for i in range(200):  # the rate doubles every other 60 s: rises of 2x within 75 s
+    for i in range(200):  # +10 req/s every other minute: rises of 10 req/s within 75 s
         r = learn_rise(r, 15.0 * i, 10.0 if (i // 4) % 2 == 0 else 20.0, 75.0, 1e9)
     assert r.seen > 100
-    assert r.quantile(0.95) == pytest.approx(1.0, abs=0.02)
+    assert r.added(0.95) == 10.0
     calm = Rises()
     for i in range(200):
         calm = learn_rise(calm, 15.0 * i, 10.0, 75.0, 1e9)
-    assert calm.quantile(0.95) == 0.0
+    assert calm.added(0.95) == 0.0
+    # Only the last memory counts: the bursty first half is forgotten.
+    for i in range(200, 400):
+        r = learn_rise(r, 15.0 * i, 10.0, 75.0, 600.0)
+    assert r.seen == 35 and r.added(0.95) == 0.0  # 600 s of ticks, less the 75 s unripe
+
+
+def test_bursts_from_almost_nothing_get_an_allowance_in_req_s() -> None:
+    a, replicas = planner(), 2
+    for i in range(120):  # idle, with a 10 req/s burst every fifth minute
+        rate = 10.0 if i % 20 in (4, 5, 6, 7) else 0.1
+        replicas = max(1, a.tick(at(15 * i, replicas, rate)).replicas)
+    record = a.tick(at(15 * 120, replicas, 0.1))
+    # The allowance is the burst, not a ratio (10 / 0.1 = 100x the idle rate).
+    assert 9.0 <= record.details["rise_rps"] <= 10.0
 
 
 @pytest.mark.parametrize(
