@@ -3,6 +3,7 @@
     python bench/policy_quality.py                    # day 1, startup 60, 120 and 300 s
     python bench/policy_quality.py --startup 120      # one startup time
     python bench/policy_quality.py --full             # all 14 days (~28 s a run; progress lines)
+    python bench/policy_quality.py --full --baselines hpa ray   # some baselines only
 
 The `gpu-llm` scenario (simulator/scenarios.py): `hpa`, `knative` and `ray` each swept over a
 target of 3..8 requests per replica (in service + queued) in steps of 0.5, the cheapest target
@@ -48,6 +49,13 @@ def parse_args() -> argparse.Namespace:
         help="directory for the PNGs, JSON and markdown",
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--baselines",
+        nargs="+",
+        choices=quality.BASELINES,
+        default=list(quality.BASELINES),
+        help="the baselines to sweep (default: all)",
+    )
     return parser.parse_args()
 
 
@@ -84,7 +92,7 @@ def main() -> int:
     args = parse_args()
     days = 14.0 if args.full else 1.0
     settings = [quality.Setting(days, s, args.seed) for s in args.startup]
-    targets = dict.fromkeys(quality.BASELINES, quality.TARGETS)
+    targets = dict.fromkeys(args.baselines, quality.TARGETS)
     jobs = [job for s in settings for job in quality.jobs_for(s, targets)]
     console = Console(width=max(190, Console().width))
     console.print(f"{len(jobs)} runs ({days:g} d each) in {args.workers} worker(s)")

@@ -34,7 +34,7 @@ from simulator.profiles import Profile
 from simulator.result import FloatArray, LogHistogram, Result, SloTarget, Summary, Timeline
 
 DEFAULT_EPOCH_S = 1_700_000_000.0  # 2023-11-14T22:13:20Z
-STARTUP_DELAYS = 100_000  # pre-drawn; a run that creates more replicas says so
+STARTUP_DELAYS = 100_000  # pre-drawn per block; a run that creates more draws another
 DRAIN_LIMIT_S = 7 * 86_400.0
 
 
@@ -51,6 +51,8 @@ class Backend(Protocol):
     def advance(self, state: Any, until_s: float) -> None: ...
     def snapshot(self, state: Any) -> kernel.Snapshot: ...
     def set_replicas(self, state: Any, desired: int) -> None: ...
+    def startup_delays_left(self, state: Any) -> int: ...
+    def add_startup_delays(self, state: Any, more: FloatArray) -> Any: ...
     def carry_over(
         self, state: Any, arrival_s: FloatArray, service_s: FloatArray, *, check: bool = True
     ) -> Any: ...
@@ -66,6 +68,8 @@ class KernelBackend:
     advance = staticmethod(kernel.advance)
     snapshot = staticmethod(kernel.snapshot)
     set_replicas = staticmethod(kernel.set_replicas)
+    startup_delays_left = staticmethod(kernel.startup_delays_left)
+    add_startup_delays = staticmethod(kernel.add_startup_delays)
     carry_over = staticmethod(kernel.carry_over)
     settled = staticmethod(kernel.settled)
 
@@ -172,6 +176,7 @@ def run(
         requests(),
         duration_s=profile.duration_s,
         startup_delay_s=delays,
+        more_startup_delays=lambda n: replica_model.draw_startup_delay_s(n, startup_rng),
         scaler=scaler,
         options=replica_model.kernel_options(),
         interval_s=interval_s,
@@ -228,8 +233,13 @@ def simulate(  # noqa: PLR0915 - one loop, read top to bottom like the controlle
     keep_requests: bool = False,
     backend: Backend | None = None,
     progress: Callable[[float], None] | None = None,
+    more_startup_delays: Callable[[int], FloatArray] | None = None,
 ) -> Result:
-    """The loop over pre-drawn request arrays (in time-ordered chunks); `run` draws them."""
+    """The loop over pre-drawn request arrays (in time-ordered chunks); `run` draws them.
+
+    `more_startup_delays(n)` draws n more startup delays when a scale-up would outrun the
+    pre-drawn ones (a two-week trace under a flapping policy creates over 100,000 replicas);
+    without it such a scale-up is a KernelError naming the fix."""
     be: Backend = backend if backend is not None else KernelBackend()  # type: ignore[assignment]
     metrics = metrics or MetricsConfig(scrape_interval_s=interval_s)
     guards = scaler.guards
@@ -273,6 +283,9 @@ def simulate(  # noqa: PLR0915 - one loop, read top to bottom like the controlle
         obs = observer.observe(t, replicas, snap)
         record = scaler.tick(obs)
         if moves.note(replicas, record.replicas):
+            if more_startup_delays is not None and be.startup_delays_left(state) < record.replicas:
+                more = more_startup_delays(max(record.replicas, STARTUP_DELAYS))
+                state = be.add_startup_delays(state, more)
             be.set_replicas(state, record.replicas)
             replicas = record.replicas
         if keep_records:

@@ -42,7 +42,7 @@ import dataclasses
 import math
 import operator
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -668,6 +668,18 @@ def set_replicas(state: KernelState, desired: int) -> None:
             f"max_replicas: {max_replicas} replica indices are all starting, ready or draining "
             f"(scaling to {desired} at t={state.now_s}); raise max_replicas"
         )
+
+
+def startup_delays_left(state: KernelState) -> int:
+    """Pre-drawn startup delays not used yet (one is used per created replica)."""
+    return int(state.startup_delay_s.shape[0] - state.count[C_DELAY_CURSOR])
+
+
+def add_startup_delays(state: KernelState, more: npt.ArrayLike) -> KernelState:
+    """`state` with `more` startup delays after the pre-drawn ones (a new state object over
+    the same arrays otherwise: use it from now on, as after `carry_over`)."""
+    extra = _float_array("startup_delay_s", more)
+    return replace(state, startup_delay_s=np.concatenate((state.startup_delay_s, extra)))
 
 
 def snapshot(state: KernelState) -> Snapshot:

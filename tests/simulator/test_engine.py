@@ -39,6 +39,13 @@ class OracleBackend:
     def set_replicas(self, state: Oracle, desired: int) -> None:
         state.set_replicas(desired)
 
+    def startup_delays_left(self, state: Oracle) -> int:
+        return len(state.startup_delay_s) - state.delays_used
+
+    def add_startup_delays(self, state: Oracle, more: Any) -> Oracle:
+        state.startup_delay_s.extend(float(d) for d in more)
+        return state
+
     def carry_over(self, state: Oracle, arrival_s: Any, service_s: Any, **_: Any) -> Oracle:
         raise AssertionError("the oracle takes all requests in one chunk")
 
@@ -91,6 +98,34 @@ def test_the_policy_loop_matches_the_oracle_on_a_real_trace_slice() -> None:
     np.testing.assert_array_equal(np.isnan(fast.start_s), np.isnan(slow.start_s))
     np.testing.assert_allclose(fast.latency_s, slow.latency_s, rtol=0, atol=1e-9)
     assert fast.summary.replica_hours == pytest.approx(slow.summary.replica_hours, abs=1e-9)
+
+
+@pytest.mark.parametrize("backend", [KernelBackend(), OracleBackend()], ids=["kernel", "oracle"])
+def test_startup_delays_are_drawn_again_when_a_run_uses_them_up(backend: Any) -> None:
+    # Five pre-drawn delays and a policy that scales many times: more are drawn on demand,
+    # and the run is the one where all of them were pre-drawn at once.
+    arrival_s, service_s, delays = azure_slice()
+    options = {"slots_per_replica": 8, "timeout_s": 30.0, "queue_limit": 80}
+    rest = iter(np.array_split(delays[5:], 20))
+
+    def once(first: Any, more: Any) -> Any:
+        return simulate(
+            [(arrival_s, service_s)], duration_s=1200.0, startup_delay_s=first,
+            scaler=autoscaler(HPA), options=options, initial_replicas=2, keep_requests=True,
+            backend=backend, more_startup_delays=more,
+        )  # fmt: skip
+
+    refilled = once(delays[:5].copy(), lambda n: next(rest))
+    whole = once(delays.copy(), None)
+    assert refilled.summary.scale_events > 3
+    assert [r.replicas for r in refilled.records] == [r.replicas for r in whole.records]
+    np.testing.assert_array_equal(refilled.latency_s, whole.latency_s)
+    with pytest.raises(kernel.KernelError, match="pre-drawn delays are used"):
+        simulate(
+            [(arrival_s, service_s)], duration_s=1200.0, startup_delay_s=delays[:5].copy(),
+            scaler=autoscaler(HPA), options=options, initial_replicas=2,
+            backend=KernelBackend(),
+        )  # fmt: skip
 
 
 def test_a_fixed_pool_under_poisson_load_waits_as_erlang_c_says() -> None:
