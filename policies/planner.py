@@ -194,13 +194,12 @@ class PlannerPolicy:
         if isinstance(sizing, Proposal):
             return sizing, new
         service, cv2 = sizing.service_s, sizing.service_cv2
-        # The arrivals alone get the margin; the backlog (drained within backlog_drain_s)
-        # counts only while no capacity is on its way: a queue that
-        # builds during a cold start is drained by the replicas already starting, and adding
-        # it again every tick would order several times the capacity the load needs.
         # While requests queue, the arrivals are the busy slots' throughput plus the queue's
-        # growth (`_surge_rps`); the throughput alone (what `slo` uses) overstates them while
-        # a queue drains after a cold start.
+        # growth (`_surge_rps`); the throughput alone (what `slo` uses) overstates them while a
+        # queue drains after a cold start. The backlog (drained within backlog_drain_s) counts
+        # only while no capacity is on its way: a queue built during a cold start is drained by
+        # the replicas already starting, and adding it again every tick would order several
+        # times the capacity the load needs.
         surge = _surge_rps(obs, state.last_queue, service, p.interval_s)
         busy = sizing.in_service_rps if surge is None else surge
         backlog, now_rate = sizing.backlog_rps, max(sizing.arrivals_rps, busy)
@@ -222,14 +221,13 @@ class PlannerPolicy:
         if ahead is not None and base is not None and base > 0 and forecaster.skilled:
             # The season's shape, not its level: the rise it expects within the horizon,
             # applied to the rate seen now (a level learned on other days may be biased).
-            rise = ahead / base
-            details["forecast_rise"] = rise
-            planned_rate = max(planned_rate, now_rate * rise)
+            season_rise = ahead / base
+            details["forecast_rise"] = season_rise
+            planned_rate = max(planned_rate, now_rate * season_rise)
         steady = p.model_copy(update={"percentile": 1.0 - (1.0 - p.percentile) * p.steady_share})
         planned, predicted, why = size(steady, planned_rate, service, cv2)
         details["predicted_latency_s"] = predicted
         note = f"planned {planned_rate:.3g} req/s (+{rise:.3g} for rises in {horizon:.0f} s): {why}"
-        release_s = p.release_after_s
         if planned >= obs.replicas:
             return Proposal.scale(planned, note, **details), replace(
                 new, below_since_s=None, held=0
@@ -240,11 +238,11 @@ class PlannerPolicy:
             new = replace(new, held=max(state.held, planned))
         since = new.below_since_s
         assert since is not None
-        if obs.now_s - since >= release_s:
+        if obs.now_s - since >= p.release_after_s:
             released = new.held
             new = replace(new, below_since_s=None, held=0)
             return Proposal.scale(released, f"Release: {note}", **details), new
-        wait = release_s - (obs.now_s - since)
+        wait = p.release_after_s - (obs.now_s - since)
         return (
             Proposal.scale(
                 obs.replicas,
