@@ -108,6 +108,9 @@ class LeaderElector:
         self._lease: V1Lease | None = None  # as last read or written by us
         self._renewed_at_s: float | None = None  # our last successful write as the holder
         self._observed: tuple[str, float] | None = None  # (resourceVersion, first seen at)
+        # One writer at a time in this process: a renewal racing a state save would make each
+        # other's resourceVersion stale and both get 409 from the API server.
+        self._writing = asyncio.Lock()
 
     def __str__(self) -> str:
         return f"lease {self.namespace}/{self.name}"
@@ -124,6 +127,10 @@ class LeaderElector:
         A lost race (409) or a passing API failure is not an error: leadership lasts until the
         renew deadline, and the next step tries again. Missing permissions raise.
         """
+        async with self._writing:
+            return await self._step()
+
+    async def _step(self) -> bool:
         now_s = self.clock.now()
         try:
             lease = await self._get(retry=False)
@@ -151,6 +158,10 @@ class LeaderElector:
 
     async def release(self) -> None:
         """Clear holderIdentity if this replica holds the Lease, so another one takes over now."""
+        async with self._writing:
+            await self._release()
+
+    async def _release(self) -> None:
         lease = self._lease
         self._renewed_at_s = None
         if lease is None or lease.spec.holder_identity != self.identity:
@@ -172,6 +183,10 @@ class LeaderElector:
                 f"{self}: state is {len(text.encode())} bytes, over {MAX_STATE_BYTES} (Kubernetes "
                 "caps annotations at 256 KiB); shard the targets across controllers"
             )
+        async with self._writing:
+            await self._save(text)
+
+    async def _save(self, text: str) -> None:
         for attempt in (1, 2):
             lease = self._lease
             if not self.is_leader or lease is None:

@@ -219,3 +219,24 @@ async def test_no_lease_or_unreadable_state_loads_as_empty(
 def test_a_renew_deadline_at_or_past_the_lease_duration_is_rejected() -> None:
     with pytest.raises(ValueError, match="renew_deadline_s: must be > 0 and < lease_duration_s"):
         LeaderSettings(lease_duration_s=10, renew_deadline_s=10)
+
+
+@pytest.mark.asyncio
+async def test_state_saves_never_race_this_replicas_own_renewals(
+    fake: FakeKube, a: LeaderElector
+) -> None:
+    # The fake clock makes `run` renew back to back, so without one writer at a time a save
+    # finds its resourceVersion stale (409), re-reads, and is beaten by the next renewal again.
+    stopping = asyncio.Event()
+    running = asyncio.create_task(a.run(stopping))
+    try:
+        for _ in range(30):
+            await asyncio.sleep(0)
+        for n in range(20):
+            await a.save_state({"n": n})  # raises after two conflicts in a row
+            assert await a.load_state() == {"n": n}
+    finally:
+        stopping.set()
+        await running
+    assert "holderIdentity" not in spec(fake)
+    assert await a.load_state() == {"n": 19}
