@@ -4,12 +4,14 @@
     python bench/policy_quality.py --startup 120      # one startup time
     python bench/policy_quality.py --full             # all 14 days (~28 s a run; progress lines)
     python bench/policy_quality.py --full --baselines hpa ray   # some baselines only
+    python bench/policy_quality.py --reactive-bound   # + true rates, read as each window starts
 
 The `gpu-llm` scenario (simulator/scenarios.py): `hpa`, `knative` and `ray` each swept over a
 target of 3..8 requests per replica (in service + queued) in steps of 0.5, the cheapest target
-that meets the SLO kept; the planner with its defaults; the clairvoyant bound and the static
-plan. One table per startup time (also written as JSON and markdown to `--out`) and a plot of
-day 1 per startup time. Figures are printed, never asserted; the logic is simulator/quality.py.
+that meets the SLO kept; the planner with its defaults; the clairvoyant bound (as a plan and
+simulated), the static plan and, with --reactive-bound, the reactive bound (simulator/oracle.py).
+One table per startup time (also written as JSON and markdown to `--out`) and a plot of day 1
+per startup time. Figures are printed, never asserted; the logic is simulator/quality.py.
 """
 
 from __future__ import annotations
@@ -50,11 +52,17 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--reactive-bound",
+        action="store_true",
+        help=f"also sweep the reactive bound ({len(quality.REACTIVE_MARGINS)} margins x "
+        f"{len(quality.REACTIVE_HOLDS_S)} holds per startup time; simulator/oracle.py)",
+    )
+    parser.add_argument(
         "--baselines",
-        nargs="+",
+        nargs="*",
         choices=quality.BASELINES,
         default=list(quality.BASELINES),
-        help="the baselines to sweep (default: all)",
+        help="the baselines to sweep (default: all; none when given without names)",
     )
     return parser.parse_args()
 
@@ -65,7 +73,7 @@ def run_all(jobs: list[quality.Job], args: argparse.Namespace) -> list[quality.O
     if args.full or not err.is_terminal:
 
         def line(done: int, total: int, o: quality.Outcome) -> None:
-            target = "" if o.job.target is None else f" {o.job.target:g}"
+            target = f" {o.job.swept}" if o.job.swept else ""
             err.print(
                 f"[{done:>3}/{total}] startup {o.job.setting.startup_s:g} s "
                 f"{o.job.policy}{target}: {o.wall_s:.1f} s"
@@ -93,7 +101,9 @@ def main() -> int:
     days = 14.0 if args.full else 1.0
     settings = [quality.Setting(days, s, args.seed) for s in args.startup]
     targets = dict.fromkeys(args.baselines, quality.TARGETS)
-    jobs = [job for s in settings for job in quality.jobs_for(s, targets)]
+    jobs = [
+        job for s in settings for job in quality.jobs_for(s, targets, reactive=args.reactive_bound)
+    ]
     console = Console(width=max(190, Console().width))
     console.print(f"{len(jobs)} runs ({days:g} d each) in {args.workers} worker(s)")
     began = time.perf_counter()
@@ -104,6 +114,7 @@ def main() -> int:
     for report in reports:
         console.print(quality.rich_table(report))
         console.print(quality.BAR)
+        console.print(quality.BOUNDS_NOTE)
         png = args.out / f"day1-startup-{report.setting.startup_s:g}s.png"
         quality.day_figure(report).savefig(png, dpi=110)
     mode = "full" if args.full else "quick"

@@ -39,6 +39,11 @@ BASELINES = ("hpa", "knative", "ray")
 MAX_VS_HPA = 0.75  # replica-hours <= 0.75 x tuned HPA's
 MAX_VS_CLAIRVOYANT = 1.25  # replica-hours <= 1.25 x the clairvoyant bound
 MAX_DIRECTION_SHARE = 1 / 3  # direction changes <= tuned HPA's / 3
+# The reactive bound's sweep (simulator/oracle.py): headroom on the true rate x release hold.
+REACTIVE_MARGINS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
+REACTIVE_HOLDS_S = (0.0, 1200.0, 3600.0)
+CLAIRVOYANT_RUN = "clairvoyant (simulated)"
+REACTIVE = "reactive bound"
 
 
 @dataclass(frozen=True)
@@ -85,19 +90,34 @@ def static_spec(sc: Scenario) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Job:
-    """One run: `policy` is "planner", "static" or a baseline swept at `target`."""
+    """One run: `policy` is "planner", "static", `CLAIRVOYANT_RUN`, a baseline swept at
+    `target`, or `REACTIVE` at margin `target` and hold `hold_s`."""
 
     setting: Setting
     policy: str
     target: float | None = None
+    hold_s: float | None = None
 
-    def spec(self, sc: Scenario) -> dict[str, Any]:
+    def spec(self, sc: Scenario) -> Any:
         if self.policy == "planner":
             return sc.planner_spec()
         if self.policy == "static":
             return static_spec(sc)
-        assert self.target is not None, f"{self.policy}: a baseline needs a target"
+        if self.policy == CLAIRVOYANT_RUN:
+            return sc.oracle(ahead_s=self.setting.startup_s)
+        assert self.target is not None, f"{self.policy}: needs a target"
+        if self.policy == REACTIVE:
+            return sc.oracle(ahead_s=0.0, margin=self.target, hold_s=self.hold_s or 0.0)
         return baseline_spec(self.policy, self.target, sc)
+
+    @property
+    def swept(self) -> str:
+        """How the progress lines and sweeps name the swept knob ("" for single runs)."""
+        if self.target is None:
+            return ""
+        if self.policy == REACTIVE:
+            return f"+{self.target:.0%}, hold {(self.hold_s or 0.0) / 60:g} min"
+        return f"{self.target:g}"
 
 
 @dataclass(frozen=True)
@@ -153,10 +173,15 @@ def measure(job: Job) -> Outcome:
     return Outcome(job, measured, day, time.perf_counter() - began)
 
 
-def jobs_for(setting: Setting, targets: Mapping[str, Sequence[float]]) -> list[Job]:
-    """The planner, the static plan, and every baseline at every one of its targets."""
-    jobs = [Job(setting, "planner"), Job(setting, "static")]
+def jobs_for(
+    setting: Setting, targets: Mapping[str, Sequence[float]], *, reactive: bool = False
+) -> list[Job]:
+    """The planner, the static plan, the clairvoyant plan simulated, every baseline at every
+    one of its targets, and (`reactive`) the reactive bound's sweep."""
+    jobs = [Job(setting, "planner"), Job(setting, "static"), Job(setting, CLAIRVOYANT_RUN)]
     jobs += [Job(setting, policy, float(t)) for policy, ts in targets.items() for t in ts]
+    if reactive:
+        jobs += [Job(setting, REACTIVE, m, h) for h in REACTIVE_HOLDS_S for m in REACTIVE_MARGINS]
     return jobs
 
 
@@ -213,6 +238,17 @@ def choose_target(policy: str, sweep: Sequence[tuple[float, Measured]], slo_shar
     return Choice(policy, target, measured, passes=False)
 
 
+def choose_reactive(
+    sweep: Sequence[tuple[Job, Measured]], slo_share: float
+) -> tuple[Job, Measured]:
+    """The reactive bound: the cheapest (margin, hold) that meets the SLO; else the highest
+    attainment."""
+    passing = [jm for jm in sweep if (jm[1].slo_attainment or 0.0) >= slo_share]
+    if passing:
+        return min(passing, key=lambda jm: jm[1].replica_hours)
+    return max(sweep, key=lambda jm: (jm[1].slo_attainment or 0.0, -jm[1].replica_hours))
+
+
 def plan_moves(plan: npt.NDArray[np.int64]) -> tuple[int, int]:
     """(scale events, direction changes) of a plan, counted as the engine counts a run's."""
     steps = np.sign(np.diff(plan))
@@ -228,6 +264,17 @@ def plan_measured(sc: Scenario, plan: npt.NDArray[np.int64]) -> Measured:
 BAR = (
     f"planner bar: SLO attained >= the SLO share, replica-h <= {MAX_VS_HPA:g}x tuned HPA and "
     f"<= {MAX_VS_CLAIRVOYANT:g}x the clairvoyant bound, direction changes <= tuned HPA's / 3"
+)
+
+
+BOUNDS_NOTE = (
+    f"{CLAIRVOYANT_RUN}: the clairvoyant plan run in the simulator, each window's count asked "
+    f"for one cold start ahead. {REACTIVE}: a policy that reads each window's true rate the "
+    "instant the window starts (no metric lag, no estimation noise, but no window before it "
+    "starts), at its cheapest passing headroom x release hold of "
+    f"{', '.join(f'{m:.0%}' for m in REACTIVE_MARGINS)} x "
+    f"{', '.join(f'{h / 60:g}' for h in REACTIVE_HOLDS_S)} min: what reacting costs with a "
+    "fixed headroom (a learned one can do better)"
 )
 
 
@@ -270,13 +317,14 @@ class Report:
     window_s: float
     static_replicas: int
     simulated_s: float = 0.0  # run time summed over the runs (workers overlap)
+    reactive: tuple[tuple[float, float, Measured], ...] = ()  # (margin, hold_s, figures)
 
 
 def sweeps_of(outcomes: Sequence[Outcome]) -> dict[str, list[tuple[float, Measured]]]:
     """Each swept policy's (target, figures), by target."""
     sweeps: dict[str, list[tuple[float, Measured]]] = {}
     for o in sorted(outcomes, key=lambda o: o.job.target or 0.0):
-        if o.job.target is not None:
+        if o.job.target is not None and o.job.policy != REACTIVE:
             sweeps.setdefault(o.job.policy, []).append((o.job.target, o.measured))
     return sweeps
 
@@ -315,12 +363,32 @@ def build_report(setting: Setting, outcomes: Sequence[Outcome]) -> Report:
         target = f"{c.target:g}" + ("" if c.passes else " (none passes)")
         rows.append(row(c.policy, target, c.measured))
         days[c.policy] = next(o.day for o in mine if o.job == Job(setting, c.policy, c.target))
+    if CLAIRVOYANT_RUN in runs:
+        run = runs[CLAIRVOYANT_RUN]
+        rows.append(row(CLAIRVOYANT_RUN, f"reads {setting.startup_s:g} s ahead", run.measured))
+    reactive = [(o.job, o.measured) for o in mine if o.job.policy == REACTIVE]
+    if reactive:
+        job, measured = choose_reactive(reactive, sc.slo.share)
+        passes = (measured.slo_attainment or 0.0) >= sc.slo.share
+        rows.append(row(REACTIVE, job.swept + ("" if passes else " (none passes)"), measured))
+        days[REACTIVE] = next(o.day for o in mine if o.job == job)
     rows.append(row("clairvoyant (bound)", "-", bound))
     n = sc.static_replicas()
     rows.append(row("static (peak window)", f"{n} replicas", static_measured(sc, runs)))
     simulated_s = math.fsum(o.wall_s for o in mine)
+    reactive_sweep = tuple(sorted((j.target or 0.0, j.hold_s or 0.0, m) for j, m in reactive))
     return Report(
-        setting, sc.name, sc.slo.label, tuple(rows), sweeps, days, plan, sc.window_s, n, simulated_s
+        setting,
+        sc.name,
+        sc.slo.label,
+        tuple(rows),
+        sweeps,
+        days,
+        plan,
+        sc.window_s,
+        n,
+        simulated_s,
+        reactive_sweep,
     )
 
 
@@ -380,6 +448,19 @@ def markdown(report: Report) -> str:
     lines.append("|" + "---|" * len(COLUMNS))
     lines += ["| " + " | ".join(row_cells(row)) + " |" for row in report.rows]
     lines += ["", BAR + ".", ""]
+    if any(row.policy in (CLAIRVOYANT_RUN, REACTIVE) for row in report.rows):
+        lines += [BOUNDS_NOTE + ".", ""]
+    if report.reactive:
+        holds = sorted({h for _, h, _ in report.reactive})
+        by_setting = {(mg, h): m for mg, h, m in report.reactive}
+        lines += [
+            "| reactive headroom | " + " | ".join(f"hold {h / 60:g} min" for h in holds) + " |",
+            "|---|" + "---|" * len(holds),
+        ]
+        for margin in sorted({mg for mg, _, _ in report.reactive}):
+            at = [by_setting.get((margin, h)) for h in holds]
+            lines.append(f"| +{margin:.0%} | " + " | ".join(map(_reactive_cell, at)) + " |")
+        lines.append("")
     if report.sweeps:
         policies = list(report.sweeps)
         lines += ["| target | " + " | ".join(policies) + " |", "|---|" + "---|" * len(policies)]
@@ -388,6 +469,10 @@ def markdown(report: Report) -> str:
             found = [cells.get((p, target)) for p in policies]
             lines.append(f"| {target:g} | " + " | ".join(map(_sweep_cell, found)) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _reactive_cell(m: Measured | None) -> str:
+    return "-" if m is None else f"{_sweep_cell(m)}, {m.direction_changes} dc"
 
 
 def _sweep_cell(m: Measured | None) -> str:
@@ -416,6 +501,7 @@ def as_dict(report: Report) -> dict[str, Any]:
         "clairvoyant_plan": report.plan.tolist(),
         "static_replicas": report.static_replicas,
         "simulated_s": report.simulated_s,
+        "reactive": [{"margin": mg, "hold_s": h, **asdict(m)} for mg, h, m in report.reactive],
     }
 
 

@@ -28,8 +28,10 @@ import numpy.typing as npt
 
 from policies.queueing import smallest_servers
 from simulator import traces
+from simulator.engine import DEFAULT_EPOCH_S
 from simulator.model import ReplicaModel
 from simulator.observe import MetricsConfig
+from simulator.oracle import WindowOracle
 from simulator.profiles import RateProfile
 from simulator.result import SloTarget
 
@@ -97,6 +99,25 @@ class Scenario:
             **self.policy_defaults(),
         }
 
+    def oracle(self, *, ahead_s: float, margin: float = 0.0, hold_s: float = 0.0) -> WindowOracle:
+        """A policy that reads each window's true rate (x 1 + `margin`) at now and `ahead_s`
+        ahead, holding the largest count of the last `hold_s` (simulator/oracle.py):
+        `ahead_s` = the startup time runs the clairvoyant plan, 0 the reactive bound."""
+        counts = (
+            self.clairvoyant_plan()
+            if margin == 0
+            else [
+                max(
+                    self.min_replicas,
+                    _replicas_for(r * (1 + margin), self.service_s, self.slo, self.slots),
+                )
+                for r in self.window_rps
+            ]
+        )
+        return WindowOracle(
+            tuple(int(n) for n in counts), self.window_s, DEFAULT_EPOCH_S, ahead_s, hold_s
+        )
+
     def run_options(self) -> dict[str, Any]:
         """Keyword arguments for `simulator.run` (besides profile, spec, model and seed)."""
         return {
@@ -105,6 +126,7 @@ class Scenario:
             "slo": self.slo,
             "initial_replicas": int(self.clairvoyant_plan()[0]),
             "max_alive": 4 * self.static_replicas() + 16,
+            "start_epoch_s": DEFAULT_EPOCH_S,  # where the oracles' window 0 begins
         }
 
 

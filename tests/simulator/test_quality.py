@@ -6,6 +6,10 @@ import numpy as np
 import pytest
 
 from simulator.quality import (
+    CLAIRVOYANT_RUN,
+    REACTIVE,
+    REACTIVE_HOLDS_S,
+    REACTIVE_MARGINS,
     TARGETS,
     Day,
     Job,
@@ -15,6 +19,7 @@ from simulator.quality import (
     baseline_spec,
     build_report,
     choose_target,
+    jobs_for,
     markdown,
     plan_moves,
     verdict,
@@ -112,3 +117,53 @@ def test_report_rows_from_fake_outcomes() -> None:
     assert rows["clairvoyant (bound)"].vs_clairvoyant == 1.0
     assert rows["static (peak window)"].vs_hpa == pytest.approx(1824 / 1386)
     assert "| planner | - | 99.50% |" in markdown(report)
+
+
+def test_the_bounds_rows_the_clairvoyant_run_and_the_cheapest_passing_reactive_setting() -> None:
+    setting = Setting(1.0, 120.0, 1)
+    day = Day(np.array([0.0, 15.0]), np.array([30.0, 31.0]), np.array([100.0, 101.0]))
+    fake = {
+        Job(setting, "planner"): m(0.995, 1200, changes=15),
+        Job(setting, "hpa", 6.5): m(0.991, 1298, changes=39),
+        Job(setting, CLAIRVOYANT_RUN): m(0.9988, 901, changes=58),
+        Job(setting, REACTIVE, 0.1, 0.0): m(0.93, 978),
+        Job(setting, REACTIVE, 0.15, 3600.0): m(0.9918, 1189, changes=16),
+        Job(setting, REACTIVE, 0.2, 3600.0): m(0.9941, 1239),
+        Job(setting, REACTIVE, 0.4, 0.0): m(0.9862, 1235),
+    }
+    outcomes = [Outcome(job, measured, day, 1.0) for job, measured in fake.items()]
+    report = build_report(setting, outcomes)
+    rows = {row.policy: row for row in report.rows}
+    assert list(rows) == [
+        "planner",
+        "hpa",
+        CLAIRVOYANT_RUN,
+        REACTIVE,
+        "clairvoyant (bound)",
+        "static (peak window)",
+    ]
+    assert rows[CLAIRVOYANT_RUN].target == "reads 120 s ahead"
+    assert rows[REACTIVE].target == "+15%, hold 60 min"
+    assert rows[REACTIVE].vs_hpa == pytest.approx(1189 / 1298)
+    assert set(report.sweeps) == {"hpa"}  # the reactive sweep is not a baseline's
+    assert REACTIVE in report.days  # plotted
+    text = markdown(report)
+    assert "reactive bound: a policy that reads" in text
+    assert "| +15% | - | 99.18%, 1,189 replica-h, 16 dc |" in text  # margin x hold sweep
+    # None passes: the highest attainment, marked.
+    failing = [o for o in outcomes if o.measured.replica_hours not in (1189, 1239)]
+    row = next(r for r in build_report(setting, failing).rows if r.policy == REACTIVE)
+    assert row.target == "+40%, hold 0 min (none passes)"
+
+
+def test_jobs_sweep_the_reactive_bound_only_when_asked() -> None:
+    setting = Setting(1.0, 60.0, 1)
+    plain = jobs_for(setting, {"hpa": (6.0,)})
+    assert [j.policy for j in plain] == ["planner", "static", CLAIRVOYANT_RUN, "hpa"]
+    swept = jobs_for(setting, {}, reactive=True)
+    reactive = [j for j in swept if j.policy == REACTIVE]
+    assert len(reactive) == len(REACTIVE_MARGINS) * len(REACTIVE_HOLDS_S)
+    sc = setting.scenario()
+    oracle = reactive[-1].spec(sc)
+    assert oracle.ahead_s == 0 and oracle.hold_s == REACTIVE_HOLDS_S[-1]
+    assert Job(setting, CLAIRVOYANT_RUN).spec(sc).ahead_s == 60.0
