@@ -36,14 +36,18 @@ Each tick (all estimates learned online; nothing is fitted to a trace):
    sizes the steady state for a stricter percentile).
 5. Release: a smaller count is proposed only after the planned count has stayed below the
    current one for `release_after_s` (1 h); the released count is the largest planned over
-   that time. A rise is never delayed. Few direction changes follow from this.
+   that time. A release of less than `release_tolerance` (0.1, HPA's tolerance) of the
+   current count is skipped and the hour starts again: it saves little, and a rise soon
+   after it is one more direction change. A rise is never delayed. Few direction changes
+   follow from this (on gpu-llm the tolerance cuts them by 35-60 % for 0.2-1.6 % more
+   replica-hours).
 Missing or stale rate: hold (the engine's guards never scale down on missing data).
 Parameters (besides the `slo` ones: wait_target_s or latency_target_s, percentile,
 slots_per_replica, service_time_s, service_cv, arrival_cv, window_s, service_window_s,
 backlog_drain_s): interval_s (15), lead_time_s (learned), initial_lead_time_s (120),
 rise_quantile (0.95), rise_memory_s (3600), rise_min_samples (40), initial_margin (0.25),
-steady_share (1.0), release_after_s (3600), bucket_s (600), season_s (86400), weekly
-(true), alpha, gamma, omega (as `predictive`).
+steady_share (1.0), release_after_s (3600), release_tolerance (0.1), bucket_s (600),
+season_s (86400), weekly (true), alpha, gamma, omega (as `predictive`).
 
 Measured against operator-tuned HPA on the gpu-llm scenario (bench/README.md, issue 10): the
 same SLO with 8-22 % fewer replica-hours and 2.3-2.7x fewer direction changes on day 1 (cold
@@ -81,6 +85,7 @@ class PlannerParams(PredictiveParams):
     initial_margin: float = Field(default=0.25, ge=0, allow_inf_nan=False)
     steady_share: float = Field(default=1.0, gt=0, le=1, allow_inf_nan=False)
     release_after_s: float = Field(default=3_600.0, ge=0, allow_inf_nan=False)
+    release_tolerance: float = Field(default=0.1, ge=0, lt=1, allow_inf_nan=False)
     margin: float | None = Field(default=None, ge=0, allow_inf_nan=False)  # pins m
     bucket_s: int = Field(default=600, ge=10)
     scale_down_delay_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)  # unused here
@@ -244,8 +249,11 @@ class PlannerPolicy:
         assert since is not None
         if obs.now_s - since >= p.release_after_s:
             released = new.held
-            new = replace(new, below_since_s=None, held=0)
-            return Proposal.scale(released, f"Release: {note}", **details), new
+            if obs.replicas - released < p.release_tolerance * obs.replicas:
+                new = replace(new, below_since_s=obs.now_s, held=planned)
+            else:
+                new = replace(new, below_since_s=None, held=0)
+                return Proposal.scale(released, f"Release: {note}", **details), new
         wait = p.release_after_s - (obs.now_s - since)
         return (
             Proposal.scale(

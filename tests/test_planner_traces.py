@@ -100,6 +100,25 @@ def test_capacity_is_released_only_after_the_load_stayed_low() -> None:
     assert needed(30.0) <= low[40] < replicas
 
 
+def test_a_release_smaller_than_the_tolerance_is_skipped_and_the_hold_starts_again() -> None:
+    a, replicas = planner(release_after_s=600, margin=0.0), 40
+    # 40 replicas; the load needs a few fewer (less than 10 %): no release, hour after hour.
+    rate = 146.0
+    assert needed(rate) == 38  # 5 % below
+    held = [a.tick(at(15 * i, replicas, rate)).replicas for i in range(120)]
+    assert held == [replicas] * 120
+    # Below by more than the tolerance for release_after_s: released to the largest count
+    # planned meanwhile (the first low tick's rate() is still falling).
+    low = [a.tick(at(1800 + 15 * i, replicas, 100.0)) for i in range(41)]
+    assert [r.replicas for r in low[:40]] == [replicas] * 40
+    assert needed(100.0) <= low[40].replicas <= 0.9 * replicas
+    assert low[40].reason.startswith("Release")
+    # With no tolerance the small release is made after release_after_s.
+    b = planner(release_after_s=600, margin=0.0, release_tolerance=0.0)
+    small = [b.tick(at(15 * i, replicas, rate)).replicas for i in range(41)]
+    assert small[40] == needed(rate)
+
+
 def test_the_rise_allowance_is_the_quantile_of_rises_seen_within_the_horizon() -> None:
     r = Rises()
     for i in range(200):  # +10 req/s every other minute: rises of 10 req/s within 75 s
