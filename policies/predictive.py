@@ -17,8 +17,9 @@ largest forecast over the buckets from now to now + lead time, times (1 + margin
 where e is the running mean absolute relative error of the one-bucket-ahead forecasts, so the
 safety margin grows with the error actually seen.
 
-Lead time: `lead_time_s` pins it; by default it is learned as the smoothed time from a rise
-of `replicas` (spec) to `ready_replicas` reaching it, starting from `initial_lead_time_s`.
+Lead time: `lead_time_s` pins it; by default it is learned as the smoothed time from the tick
+that decided a rise of `replicas` (spec) to the first tick with `ready_replicas` reaching it,
+each rise timed on its own (a ramp's rises overlap), starting from `initial_lead_time_s`.
 Parameters (with the `slo` ones: latency_target_s, percentile, slots_per_replica, ...):
 bucket_s (300), season_s (86400), weekly (true), alpha (0.1), gamma (0.2), omega (0.2),
 margin_k (2.0), lead_time_s (learned), initial_lead_time_s (120), reactive (true; false
@@ -91,8 +92,9 @@ class Forecaster:
 @dataclass(frozen=True, slots=True)
 class LeadTime:
     estimate_s: float
-    rise_at_s: float | None = None  # when `replicas` last rose above ready
-    rise_to: int = 0
+    # Each rise of `replicas` not yet ready: (the tick it was decided at, the count asked for).
+    pending: tuple[tuple[float, int], ...] = ()
+    last: tuple[float, int] | None = None  # (now_s, replicas) of the previous observation
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,9 +185,29 @@ def forecast_max(f: Forecaster, p: PredictiveParams, start_s: float, end_s: floa
     return max(best, 0.0)
 
 
+MAX_PENDING_RISES = 64
+
+
 def learn_lead(lead: LeadTime, obs: Observation, p: PredictiveParams) -> LeadTime:
+    """One sample per rise of `replicas`: from the tick before the rise showed (where it was
+    decided: the loop scales right after deciding) to the first tick with that many replicas
+    ready. Rises overlap during a ramp, so each is timed on its own; a rise withdrawn (the
+    count fell below it before it was ready) gives no sample."""
     if p.lead_time_s is not None:
         return lead
+    pending = lead.pending
+    if lead.last is not None and obs.replicas > lead.last[1]:
+        pending = (*pending, (lead.last[0], obs.replicas))[-MAX_PENDING_RISES:]
+    estimate = lead.estimate_s
+    waiting = []
+    for asked_at_s, count in pending:
+        if count > obs.replicas:
+            continue  # withdrawn
+        if obs.ready_replicas >= count:
+            estimate += 0.3 * (obs.now_s - asked_at_s - estimate)
+        else:
+            waiting.append((asked_at_s, count))
+    return LeadTime(estimate, tuple(waiting), (obs.now_s, obs.replicas))
     if lead.rise_at_s is None:
         if obs.replicas > obs.ready_replicas:
             return replace(lead, rise_at_s=obs.now_s, rise_to=obs.replicas)
@@ -227,7 +249,8 @@ class PredictivePolicy:
                 "naive_error": f.naive_error, "last_mean": f.last_mean,
             },
             "lead": {
-                "estimate_s": lead.estimate_s, "rise_at_s": lead.rise_at_s, "rise_to": lead.rise_to,
+                "estimate_s": lead.estimate_s, "pending": [list(x) for x in lead.pending],
+                "last": None if lead.last is None else list(lead.last),
             },
             "last_rate": state.last_rate,
         }  # fmt: skip
@@ -244,7 +267,12 @@ class PredictivePolicy:
             naive_error=float(fd.get("naive_error", 0.0)),
             last_mean=None if fd.get("last_mean") is None else float(fd["last_mean"]),
         )  # fmt: skip
-        lead = LeadTime(float(ld["estimate_s"]), ld["rise_at_s"], int(ld["rise_to"]))
+        last = ld.get("last")  # states saved before per-rise timing have neither key
+        lead = LeadTime(
+            float(ld["estimate_s"]),
+            tuple((float(t), int(n)) for t, n in ld.get("pending", ())),
+            None if last is None else (float(last[0]), int(last[1])),
+        )
         return PredictiveState(
             Calibration.from_json(data["calibration"]), f, lead, data["last_rate"]
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pytest
+
 from policies import Observation, autoscaler
 from policies.predictive import FACTORY
 from policies.testing import check_policy
@@ -84,8 +86,32 @@ def test_lead_time_is_learned_from_replicas_becoming_ready() -> None:
     a.tick(Observation(now_s=T0 + 15, replicas=4, ready_replicas=2, **rate))  # asked for 4
     a.tick(Observation(now_s=T0 + 75, replicas=4, ready_replicas=3, **rate))
     record = a.tick(Observation(now_s=T0 + 135, replicas=4, ready_replicas=4, **rate))
-    # the sample is 120 s; the estimate moves 30 % of the way from 30 s: 30 + 0.3 * 90 = 57
-    assert record.details["lead_time_s"] == 57.0
+    # decided at T0 (the loop scales right after deciding), ready at T0 + 135: the sample is
+    # 135 s; the estimate moves 30 % of the way from 30 s: 30 + 0.3 * 105 = 61.5
+    assert record.details["lead_time_s"] == pytest.approx(61.5)
+
+
+def test_overlapping_rises_are_each_timed_from_their_own_decision() -> None:
+    # A ramp: a rise every tick, each ready 120 s after it was decided. Timing the next rise
+    # from when the previous one became ready (as before) measured 15 s instead of 120 s.
+    a = predictive(lead_time_s=None, initial_lead_time_s=120)
+    rate = {"request_rate_rps": 10.0}
+    record = None
+    for i in range(40):
+        t = 15.0 * i
+        replicas = 2 + i  # one more each tick, decided at the tick before it shows
+        ready = 2 + max(0, i - 7)  # what was decided 8 ticks (120 s) ago is ready now
+        obs = Observation(now_s=T0 + t, replicas=replicas, ready_replicas=ready, **rate)
+        record = a.tick(obs)
+    assert record is not None
+    assert record.details["lead_time_s"] == pytest.approx(120.0)
+    # A rise withdrawn before it is ready teaches nothing.
+    b = predictive(lead_time_s=None, initial_lead_time_s=60)
+    b.tick(Observation(now_s=T0, replicas=2, ready_replicas=2, **rate))
+    b.tick(Observation(now_s=T0 + 15, replicas=6, ready_replicas=2, **rate))
+    b.tick(Observation(now_s=T0 + 30, replicas=3, ready_replicas=2, **rate))
+    last = b.tick(Observation(now_s=T0 + 300, replicas=3, ready_replicas=3, **rate))
+    assert last.details["lead_time_s"] == 60.0
 
 
 def test_conformance() -> None:
