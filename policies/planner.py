@@ -50,12 +50,12 @@ steady_share (1.0), release_after_s (3600), release_tolerance (0.1), bucket_s (6
 season_s (86400), weekly (true), alpha, gamma, omega (as `predictive`).
 
 Measured against operator-tuned HPA on the gpu-llm scenario (bench/README.md, issue 10): the
-same SLO with 7-22 % fewer replica-hours and 4.3-6.8x fewer direction changes on day 1 (cold
+same SLO with 7-21 % fewer replica-hours and 5.6-10x fewer direction changes on day 1 (cold
 starts of 60-300 s); the issue's 25 % is not reached. A policy that reads each 10-minute
 window's true rate the instant it starts (simulator/oracle.py, the "reactive bound": no lag, no
 noise) needs 0.85x / 0.86x / 0.83x tuned HPA at its best fixed headroom and hold; the planner
-costs 9 % more at 60 s (where that setting holds nothing and changes direction 63 times), 2 %
-more at 120 s and 6 % less at 300 s; on day 1 it costs less than every reactive setting that
+costs 9 % more at 60 s (where that setting holds nothing and changes direction 63 times), 3 %
+more at 120 s and 5 % less at 300 s; on day 1 it costs less than every reactive setting that
 changes direction at most a third as often as HPA. On the 1-hour Azure LLM traces it meets
 the SLO with one configuration where HPA needs a different target per trace, but costs more
 than HPA tuned for each trace. Known weakness: the one-hour release hold (a constant, not

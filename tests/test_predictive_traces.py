@@ -116,3 +116,12 @@ def test_overlapping_rises_are_each_timed_from_their_own_decision() -> None:
 
 def test_conformance() -> None:
     check_policy(FACTORY)
+
+
+def test_a_state_saved_before_per_rise_timing_still_loads() -> None:
+    policy = FACTORY.from_spec({"latency_target_s": 10.0, "slots_per_replica": 8})
+    saved = policy.dump_state(policy.initial_state())
+    saved["lead"] = {"estimate_s": 95.0, "rise_at_s": 1_700_000_000.0, "rise_to": 7}  # old keys
+    state = policy.load_state(saved)
+    assert state.lead.estimate_s == 95.0 and state.lead.pending == () and state.lead.last is None
+    assert policy.load_state(policy.dump_state(state)) == state
