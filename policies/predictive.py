@@ -208,16 +208,6 @@ def learn_lead(lead: LeadTime, obs: Observation, p: PredictiveParams) -> LeadTim
         else:
             waiting.append((asked_at_s, count))
     return LeadTime(estimate, tuple(waiting), (obs.now_s, obs.replicas))
-    if lead.rise_at_s is None:
-        if obs.replicas > obs.ready_replicas:
-            return replace(lead, rise_at_s=obs.now_s, rise_to=obs.replicas)
-        return lead
-    if obs.ready_replicas >= lead.rise_to:
-        sample = obs.now_s - lead.rise_at_s
-        return LeadTime(lead.estimate_s + 0.3 * (sample - lead.estimate_s))
-    if obs.replicas < lead.rise_to:  # the rise was withdrawn
-        return LeadTime(lead.estimate_s)
-    return lead
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ Why two of them:
   window starts: no metric lag, no rate() smoothing, no Poisson noise in the estimate; what it
   cannot do is know a window before it starts, so a rise still waits one cold start. Swept over
   a margin (headroom on the rate) and a hold (the largest count of the last `hold_s`, as a
-  release window), its cheapest setting that meets the SLO is what any policy that learns the
-  load from observations (HPA, KEDA, Knative, `planner`) pays at best, on this load, with this
-  family of rules. It is not a proof of optimality (a margin that varies over the day could do
-  better), but a policy that estimates the rate cannot see more than this one does.
+  release window), its cheapest setting that meets the SLO is what reacting costs with a fixed
+  headroom and hold, on this load. It is a reference, not a proof of optimality: a headroom
+  that varies with the load can do better (the planner does at 300 s), but a policy that
+  estimates the rate cannot see more than this one does.
 """
 
 from __future__ import annotations

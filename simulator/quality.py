@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +33,7 @@ from simulator.engine import run
 from simulator.scenarios import DAY_S, Scenario, gpu_llm
 
 FloatArray = npt.NDArray[np.float64]
+K = TypeVar("K")  # what a sweep is keyed by: a target, or a Job
 TARGETS = tuple(3.0 + 0.5 * i for i in range(11))  # 3, 3.5, ..., 8 per replica
 BASELINES = ("hpa", "knative", "ray")
 # The planner's bar (issue 10): attainment >= the SLO share and these three.
@@ -224,29 +225,25 @@ class Choice:
     passes: bool
 
 
+def cheapest_passing(
+    sweep: Sequence[tuple[K, Measured]], slo_share: float, tie: Callable[[K], Any] = lambda _: 0
+) -> tuple[K, Measured, bool]:
+    """The cheapest (key, figures) that meets the SLO (ties: the smaller `tie(key)`), passing;
+    else the highest attainment (ties: the cheaper), not passing."""
+    passing = [(k, m) for k, m in sweep if (m.slo_attainment or 0.0) >= slo_share]
+    if passing:
+        key, measured = min(passing, key=lambda km: (km[1].replica_hours, tie(km[0])))
+        return key, measured, True
+    key, measured = max(sweep, key=lambda km: (km[1].slo_attainment or 0.0, -km[1].replica_hours))
+    return key, measured, False
+
+
 def choose_target(policy: str, sweep: Sequence[tuple[float, Measured]], slo_share: float) -> Choice:
     """The cheapest passing target (ties: the smaller target); else the highest attainment."""
     if not sweep:
         raise ValueError(f"{policy}: an empty sweep has no target to choose")
-    passing = [(t, m) for t, m in sweep if (m.slo_attainment or 0.0) >= slo_share]
-    if passing:
-        target, measured = min(passing, key=lambda tm: (tm[1].replica_hours, tm[0]))
-        return Choice(policy, target, measured, passes=True)
-    target, measured = max(
-        sweep, key=lambda tm: (tm[1].slo_attainment or 0.0, -tm[1].replica_hours)
-    )
-    return Choice(policy, target, measured, passes=False)
-
-
-def choose_reactive(
-    sweep: Sequence[tuple[Job, Measured]], slo_share: float
-) -> tuple[Job, Measured]:
-    """The reactive bound: the cheapest (margin, hold) that meets the SLO; else the highest
-    attainment."""
-    passing = [jm for jm in sweep if (jm[1].slo_attainment or 0.0) >= slo_share]
-    if passing:
-        return min(passing, key=lambda jm: jm[1].replica_hours)
-    return max(sweep, key=lambda jm: (jm[1].slo_attainment or 0.0, -jm[1].replica_hours))
+    target, measured, passes = cheapest_passing(sweep, slo_share, tie=lambda t: t)
+    return Choice(policy, target, measured, passes)
 
 
 def plan_moves(plan: npt.NDArray[np.int64]) -> tuple[int, int]:
@@ -368,8 +365,7 @@ def build_report(setting: Setting, outcomes: Sequence[Outcome]) -> Report:
         rows.append(row(CLAIRVOYANT_RUN, f"reads {setting.startup_s:g} s ahead", run.measured))
     reactive = [(o.job, o.measured) for o in mine if o.job.policy == REACTIVE]
     if reactive:
-        job, measured = choose_reactive(reactive, sc.slo.share)
-        passes = (measured.slo_attainment or 0.0) >= sc.slo.share
+        job, measured, passes = cheapest_passing(reactive, sc.slo.share)
         rows.append(row(REACTIVE, job.swept + ("" if passes else " (none passes)"), measured))
         days[REACTIVE] = next(o.day for o in mine if o.job == job)
     rows.append(row("clairvoyant (bound)", "-", bound))

@@ -68,15 +68,23 @@ class Scenario:
 
     @cached_property
     def _plan(self) -> npt.NDArray[np.int64]:
-        plan = np.array(
+        plan = self.window_counts()
+        plan.flags.writeable = False
+        return plan
+
+    def window_counts(self, margin: float = 0.0) -> npt.NDArray[np.int64]:
+        """Per window, the fewest replicas whose Erlang-C wait meets the SLO at that window's
+        rate x (1 + `margin`) (at least `min_replicas`)."""
+        return np.array(
             [
-                max(self.min_replicas, _replicas_for(rate, self.service_s, self.slo, self.slots))
-                for rate in self.window_rps
+                max(
+                    self.min_replicas,
+                    _replicas_for(r * (1 + margin), self.service_s, self.slo, self.slots),
+                )
+                for r in self.window_rps
             ],
             dtype=np.int64,
         )
-        plan.flags.writeable = False
-        return plan
 
     def plan_replica_hours(self, plan: npt.NDArray[np.int64]) -> float:
         return float(plan.sum() * self.window_s / 3600.0)
@@ -103,17 +111,7 @@ class Scenario:
         """A policy that reads each window's true rate (x 1 + `margin`) at now and `ahead_s`
         ahead, holding the largest count of the last `hold_s` (simulator/oracle.py):
         `ahead_s` = the startup time runs the clairvoyant plan, 0 the reactive bound."""
-        counts = (
-            self.clairvoyant_plan()
-            if margin == 0
-            else [
-                max(
-                    self.min_replicas,
-                    _replicas_for(r * (1 + margin), self.service_s, self.slo, self.slots),
-                )
-                for r in self.window_rps
-            ]
-        )
+        counts = self.clairvoyant_plan() if margin == 0 else self.window_counts(margin)
         return WindowOracle(
             tuple(int(n) for n in counts), self.window_s, DEFAULT_EPOCH_S, ahead_s, hold_s
         )
