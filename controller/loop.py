@@ -54,7 +54,7 @@ from controller.actuators.base import (
 from controller.config import KubernetesTarget, TargetConfig
 from controller.prometheus import SourceStats
 from controller.signals import ACTIVATION, TargetQueries, observation_signals
-from policies import Autoscaler, DecisionRecord, Observation, SpecError, autoscaler
+from policies import Autoscaler, DecisionRecord, Observation, Outcome, SpecError, autoscaler
 
 log = logging.getLogger(__name__)
 
@@ -600,10 +600,25 @@ class ControlLoop:
         outcome = await self._act(t, outcome, state, record, leader)
         # The policy's guards count the scale the workload really got (a capped count, or the
         # current one when refused or failed), as HPA records only successful scales.
-        done = outcome.applied_replicas if outcome.action == Action.SCALED else state.replicas
-        if done is not None and done != record.replicas:
-            t.autoscaler.revise(done)
-        return outcome
+        committed = t.autoscaler.commit(*self._committed(outcome, record, state))
+        return replace(outcome, record=committed)
+
+    @staticmethod
+    def _committed(
+        outcome: TickOutcome, record: DecisionRecord, state: WorkloadState
+    ) -> tuple[Outcome, int, str]:
+        """What `commit` records for what `_act` did."""
+        applied = (
+            outcome.applied_replicas if outcome.applied_replicas is not None else state.replicas
+        )
+        kind = Outcome.CAPPED if outcome.capped else Outcome.APPLIED
+        if outcome.action in (Action.SCALED, Action.HOLD):
+            return kind, applied, "max_change_per_tick" if outcome.capped else ""
+        if not record.applies:  # dry run or not acting: its own hypothetical count
+            return kind, applied, outcome.action
+        if outcome.action == Action.REFUSED:
+            return Outcome.REFUSED, state.replicas, outcome.error or ""
+        return Outcome.FAILED, state.replicas, outcome.error or outcome.action
 
     def _observation(
         self,
@@ -642,7 +657,8 @@ class ControlLoop:
         out = []
         for name, shadow in t.shadows.items():
             try:
-                out.append((name, shadow.tick(obs)))
+                shadow.tick(obs)
+                out.append((name, shadow.commit()))  # its own hypothetical count
             except Exception:  # a shadow's bug never touches the acting decision
                 log.exception("%s: shadow policy %s failed", decision_id, name)
                 t.errors["decide"] += 1
