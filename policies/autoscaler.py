@@ -113,6 +113,15 @@ class Autoscaler:
         self._last = None
         return why
 
+    def rebase(self, *, jump_s: float, now_s: float) -> str:
+        """The wall clock stepped by `jump_s`: move the history with it and hold scale-down
+        for one window (see `policies.engine.rebase`); returns why, for the log."""
+        self._state, why = engine.rebase(
+            self.policy, self.guards, self._state, jump_s=jump_s, now_s=now_s
+        )
+        self._last = None
+        return why
+
     def __repr__(self) -> str:
         return f"Autoscaler({json.dumps(self.spec, sort_keys=True)}, applies={self.applies})"
 

@@ -342,9 +342,15 @@ def resume(
             joined = g.join_history(base.guards, older.guards, after_s=now_s - _longest(guards))
             base = replace(base, guards=joined)
     base = replace(base, pending=None)
-    since = _covered_since(parts, now_s - window_s, max_gap_s)
+    since = _chain_start(parts, max_gap_s)
     newest = parts[-1].last_now_s if parts else None
-    if since is not None and newest is not None and now_s - newest <= max_gap_s:
+    held_until = base.guards.hold_down_until_s
+    covered = since is not None and (
+        since <= now_s - window_s + max_gap_s  # the history reaches back a whole window
+        # or it begins with a hold that outlasts whatever came before it (a takeover's)
+        or (held_until is not None and held_until >= since + window_s - max_gap_s)
+    )
+    if covered and newest is not None and now_s - newest <= max_gap_s:
         return replace(base, since_s=since), None
     if window_s <= 0:
         return replace(base, since_s=None), None
@@ -360,14 +366,48 @@ def resume(
     return replace(base, guards=held, since_s=None), why
 
 
+def rebase(
+    policy: Policy, guards: g.Guards, state: EngineState, *, jump_s: float, now_s: float
+) -> tuple[EngineState, str]:
+    """`state` after the wall clock stepped by `jump_s` (seconds, either way), and why
+    scale-down is held. The guards' history moves by the jump, so every window keeps its
+    length in the new time; the policy's own state moves by its `shift_state(state, jump_s)`
+    when it has one, and starts afresh otherwise (it holds times this module cannot read); and
+    scale-down is held for one window from `now_s`, as after any gap in what is known."""
+    shift = getattr(policy, "shift_state", None)
+    policy_state = shift(state.policy_state, jump_s) if callable(shift) else policy.initial_state()
+    window_s = hold_window_s(policy, guards)
+    shifted = g.shift_history(state.guards, jump_s)
+    if window_s > 0:
+        shifted = g.hold_scale_down(shifted, now_s + window_s)
+
+    def moved(t: float | None) -> float | None:
+        return None if t is None else t + jump_s
+
+    new = replace(
+        state,
+        policy_state=policy_state,
+        guards=shifted,
+        last_now_s=moved(state.last_now_s),
+        since_s=moved(state.since_s),
+        pending=None,
+    )
+    kept = "moved with it" if callable(shift) else "started afresh"
+    why = (
+        f"ClockJump: the wall clock stepped {jump_s:+.0f} s; the history moved with it, the "
+        f"policy's own state {kept}; scale-down held for {window_s:g} s"
+    )
+    return new, why
+
+
 def _longest(guards: g.Guards) -> float:
     rules = [r for r in (guards.scale_up, guards.scale_down) if r is not None]
     return float(max((r.stabilization_window_s for r in rules), default=0))
 
 
-def _covered_since(parts: list[EngineState], from_s: float, max_gap_s: float) -> float | None:
-    """Where the history that reaches the newest tick without a gap over `max_gap_s` starts,
-    or None when it starts after `from_s` (so some of [from_s, newest] is unknown)."""
+def _chain_start(parts: list[EngineState], max_gap_s: float) -> float | None:
+    """Where the history that reaches the newest tick without a gap over `max_gap_s` starts
+    (None without any history)."""
     spans = sorted(
         (s.since_s if s.since_s is not None else s.last_now_s or 0.0, s.last_now_s or 0.0)
         for s in parts
@@ -379,8 +419,6 @@ def _covered_since(parts: list[EngineState], from_s: float, max_gap_s: float) ->
             start, end = begin, last
         else:
             end = max(end, last)
-    if start is None or start > from_s + max_gap_s:
-        return None
     return start
 
 

@@ -473,3 +473,22 @@ def join_history(newer: GuardState, older: GuardState, *, after_s: float) -> Gua
         direction_changes_s=tuple(sorted({*newer.direction_changes_s, *older.direction_changes_s})),
         hold_down_until_s=max(holds) if holds else None,
     )
+
+
+def shift_history(state: GuardState, jump_s: float) -> GuardState:
+    """Every time in the history moved by `jump_s` (a wall-clock step), so each window keeps
+    its length measured in the new time."""
+
+    def events(evs: tuple[ScaleEvent, ...]) -> tuple[ScaleEvent, ...]:
+        return tuple(replace(e, at_s=e.at_s + jump_s) for e in evs)
+
+    recs = state.recommendations
+    held = state.hold_down_until_s
+    return replace(
+        state,
+        recommendations=None if recs is None else tuple((t + jump_s, r) for t, r in recs),
+        up_events=events(state.up_events),
+        down_events=events(state.down_events),
+        direction_changes_s=tuple(t + jump_s for t in state.direction_changes_s),
+        hold_down_until_s=None if held is None else held + jump_s,
+    )

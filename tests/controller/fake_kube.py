@@ -49,6 +49,7 @@ STATEFULSETS = kmock.resource("apps", "v1", "statefulsets")
 PODS = kmock.resource("", "v1", "pods")
 EVENTS = kmock.resource("", "v1", "events")
 LEASES = kmock.resource("coordination.k8s.io", "v1", "leases")
+CONFIGMAPS = kmock.resource("", "v1", "configmaps")
 HPAS = kmock.resource("autoscaling", "v2", "horizontalpodautoscalers")
 SCALED_OBJECTS = kmock.resource("keda.sh", "v1alpha1", "scaledobjects")
 WORKLOADS = {"Deployment": DEPLOYMENTS, "StatefulSet": STATEFULSETS}
@@ -60,22 +61,31 @@ Rule = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
 
 
 class FakeClock:
-    """Unix seconds that move only when told to; `sleep` records the delay and moves time."""
+    """Wall and monotonic seconds that move only when told to; `sleep` records the delay and
+    moves both. `step_wall` moves the wall clock alone (an NTP step, a VM restore)."""
 
-    def __init__(self, start_s: float = 1_700_000_000.0) -> None:
+    def __init__(self, start_s: float = 1_700_000_000.0, monotonic_s: float = 1_000.0) -> None:
         self.now_s = start_s
+        self.mono_s = monotonic_s
         self.sleeps: list[float] = []
 
     def now(self) -> float:
         return self.now_s
 
+    def monotonic(self) -> float:
+        return self.mono_s
+
     async def sleep(self, delay_s: float) -> None:
         self.sleeps.append(delay_s)
-        self.now_s += delay_s
+        self.advance(max(0.0, delay_s))
         await asyncio.sleep(0)
 
     def advance(self, delay_s: float) -> None:
         self.now_s += delay_s
+        self.mono_s += delay_s
+
+    def step_wall(self, jump_s: float) -> None:
+        self.now_s += jump_s
 
 
 def rbac_rules(path: Path = RBAC_YAML) -> frozenset[Rule]:
