@@ -74,6 +74,14 @@ def test_a_rate_implying_10_to_the_15_requests_is_refused_naming_its_line(
     assert "largest rate 1e+12 req/s at line 3" in message
 
 
+def test_the_cli_names_the_file_the_line_and_the_flags_that_fix_it(tmp_path: Path) -> None:
+    path = write(tmp_path, "rates.csv", "time_s,rate_rps\n0,5\n600,1e12\n1200,5\n")
+    result = replicast("simulate", "--profile", str(path), "--policy", "hpa")
+    assert_one_line_exit_2(
+        result, f"{path}:3: about 6e+14 requests", "--rate-scale 3e-06", "--slice START:END"
+    )
+
+
 def test_the_count_is_checked_after_scaling_and_looping_too() -> None:
     day = constant(1000.0, 86_400.0)  # 8.6e7 requests: fine
     assert oversize(day) is None
@@ -114,6 +122,8 @@ def test_a_slice_next_to_a_dense_block_does_not_draw_it(tmp_path: Path) -> None:
     with pytest.raises(ProfileError) as caught:
         head.arrivals(np.random.default_rng(1))
     assert "rate 1e+12 req/s" in one_line(caught, path, 3)
+    result = replicast("simulate", "--profile", str(path), "--slice", "0:300", "--policy", "hpa")
+    assert_one_line_exit_2(result, f"{path}:3: about", "--rate-scale")
 
 
 # ---- times: huge, unsorted, negative, NaN
@@ -124,6 +134,11 @@ def test_times_a_billion_seconds_apart_exceed_the_duration_cap(tmp_path: Path) -
     too_big = oversize(read_rate_series(path))
     assert too_big is not None and too_big.kind == "duration" and too_big.line == 2
     assert MAX_DURATION_S == 366 * 86_400
+    result = replicast("simulate", "--profile", str(path), "--policy", "hpa")
+    assert_one_line_exit_2(result, f"{path}:2: the profile lasts 23,148 days", "--slice")
+    # A day of it is fine.
+    ok = replicast("simulate", "--profile", str(path), "--slice", "0:3600", "--policy", "hpa")
+    assert ok.returncode == 0, ok.stderr
 
 
 @pytest.mark.parametrize(
@@ -185,6 +200,12 @@ def test_a_nul_byte_deep_in_the_rows_names_its_line(tmp_path: Path) -> None:
     with pytest.raises(TraceError) as caught:
         read_request_log(path)
     assert "binary data" in one_line(caught, path, 4)
+
+
+def test_an_empty_file_through_the_cli(tmp_path: Path) -> None:
+    path = write(tmp_path, "empty.csv", "")
+    result = replicast("simulate", "--profile", str(path), "--policy", "hpa")
+    assert_one_line_exit_2(result, f"{path}:1: header: the file is empty")
 
 
 def test_a_gzip_bomb_stops_at_the_inflation_cap(
