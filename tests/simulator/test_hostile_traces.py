@@ -19,6 +19,7 @@ import pytest
 
 from simulator.profiles import (
     MAX_DURATION_S,
+    MAX_REQUESTS,
     ProfileError,
     constant,
     oversize,
@@ -290,3 +291,9 @@ def test_hostile_prometheus_exports_are_one_line(
     with pytest.raises(TraceError) as caught:
         read_prometheus(path, step_s=60.0)
     assert allowed in one_line(caught, path, None)
+
+
+def test_the_caps_are_what_the_readme_says() -> None:
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    assert f"{MAX_REQUESTS:.0e}" == "2e+09"
+    assert "2e9 requests" in readme and "5e7 in any hour" in readme and "366 days" in readme

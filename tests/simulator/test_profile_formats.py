@@ -19,6 +19,7 @@ from simulator.model import ReplicaModel
 from simulator.profile_args import (
     Columns,
     add_profile_arguments,
+    detect_format,
     load_profile,
     profile_from_args,
 )
@@ -49,6 +50,33 @@ def args_for(profile: str, *flags: str) -> argparse.Namespace:
     parser.add_argument("--rate-scale", type=float, default=1.0)
     add_profile_arguments(parser)
     return parser.parse_args(["--profile", profile, *flags])
+
+
+# ---- the README's examples are the formats, and each one loads
+
+
+def readme_examples() -> list[tuple[str, str]]:
+    section = README.read_text().split("## Profile formats", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```(csv|json)\n(.*?)```", section, re.S)
+
+
+def test_the_readme_shows_every_format_and_each_example_loads_as_it(tmp_path: Path) -> None:
+    examples = readme_examples()
+    formats = [
+        detect_format(str(write(tmp_path, f"example-{i}.dat", text))).format
+        for i, (_, text) in enumerate(examples)
+    ]
+    # ISO and numeric times for both CSV kinds, then the Prometheus export.
+    assert formats == ["request-log", "request-log", "rate-series", "rate-series", "prometheus"]
+    profiles = [load_profile(str(tmp_path / f"example-{i}.dat")) for i in range(len(examples))]
+    iso_log, numeric_log, numeric_series, iso_series, prometheus = profiles
+    assert isinstance(iso_log, RequestLog) and iso_log.input_tokens.tolist() == [374, 396]
+    assert numeric_log.output_tokens.tolist() == [97, 18]  # type: ignore[attr-defined]
+    for series in (numeric_series, iso_series):
+        assert isinstance(series, RateProfile)
+        np.testing.assert_array_equal(series.rate_rps, [12.5, 20.0])
+        np.testing.assert_array_equal(series.edges_s, [0.0, 600.0, 1200.0])
+    assert isinstance(prometheus, RateProfile) and prometheus.rate_rps.tolist() == [12.5, 20, 16]
 
 
 def test_help_documents_every_format_with_an_example(tmp_path: Path) -> None:
