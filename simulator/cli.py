@@ -15,7 +15,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,15 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemaining
 from rich.table import Table
 
 from policies.explain import ScriptError, load_spec
-from simulator import profiles, quality, scenarios, traces
+from simulator import profiles, quality, scenarios
 from simulator.engine import run
 from simulator.model import ReplicaModel
+from simulator.profile_args import (
+    PROFILE_HELP,
+    add_profile_arguments,
+    load_profile,  # noqa: F401 - moved there; importable here
+    profile_from_args,
+)
 from simulator.result import Result, SloTarget
 
 DEMO_POLICIES = ("hpa", "keda", "knative", "ray", "slo", "predictive")
@@ -36,39 +42,6 @@ SCENARIO_TARGET = 6.0  # hpa/knative/ray by name in a scenario: 6 requests per r
 
 class UsageError(ScriptError):
     """A command-line argument the simulator cannot use; the message says which and why."""
-
-
-def load_profile(text: str) -> profiles.Profile:
-    """`azure-conv`, `azure-code`, `servegen-14d`, a trace path, or `kind:arg:arg...`."""
-    named: dict[str, Callable[[], profiles.Profile]] = {
-        "azure-conv": traces.azure_conv,
-        "azure-code": traces.azure_code,
-        "servegen-14d": traces.servegen_language_14d,
-    }
-    if text in named:
-        return named[text]()
-    synthetic: dict[str, Callable[..., profiles.Profile]] = {
-        "constant": profiles.constant, "ramp": profiles.ramp, "step": profiles.step,
-        "spike": profiles.spike, "diurnal": profiles.diurnal, "bursty": profiles.bursty,
-    }  # fmt: skip
-    kind, _, rest = text.partition(":")
-    if kind in synthetic and rest:
-        try:
-            return synthetic[kind](*(float(x) for x in rest.split(":")))
-        except (TypeError, ValueError) as error:
-            raise UsageError(f"--profile {text}: {error}") from None
-    path = Path(text)
-    if not path.exists():
-        raise UsageError(
-            f"--profile {text}: no such file; use azure-conv, azure-code, servegen-14d, a trace "
-            "path, or constant:RPS:SECONDS, diurnal:MEAN:AMPLITUDE:SECONDS, step:A:B:AT:SECONDS"
-        )
-    if path.suffix.lower() == ".json":
-        return traces.read_prometheus(path)
-    head = path.read_bytes()[:4096]
-    if head[:2] == b"\x1f\x8b" or b"timestamp" in head.lower():
-        return traces.read_request_log(path)
-    return traces.read_rate_series(path)
 
 
 def default_spec(
@@ -120,9 +93,9 @@ def _common(
         "--profile",
         default=profile_default,
         required=profile_default is None and profile_required,
-        help="azure-conv | azure-code | servegen-14d | PATH | constant:RPS:S | "
-        "diurnal:MEAN:AMPLITUDE:S | step:A:B:AT:S | bursty:RPS:CV:S",
+        help=PROFILE_HELP,
     )
+    add_profile_arguments(parser)
     parser.add_argument(
         "--model",
         default="gpu-llm",
@@ -160,12 +133,9 @@ def _model(text: str) -> ReplicaModel:
 
 
 def _prepared(args: argparse.Namespace) -> profiles.Profile:
-    profile = load_profile(args.profile)
-    if args.slice:
-        start, _, end = args.slice.partition(":")
-        profile = profile.slice(float(start), float(end) if end else None)
-    if args.rate_scale != 1.0:
-        profile = profile.rate_scale(args.rate_scale)
+    profile, notes = profile_from_args(args, _model(args.model))  # read, tokens, slice, scale
+    for note in notes:
+        print(f"profile: {note}")
     return profile
 
 
