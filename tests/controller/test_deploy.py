@@ -1,10 +1,12 @@
-"""deploy/: the image runs as a numeric non-root user, the manifests are valid Kubernetes and
-agree with the image, the RBAC and the CLI, the example config validates, and the alert rules
-name only series the controller's /metrics exports (scraped here over HTTP on 127.0.0.1).
+"""deploy/: the image runs as a numeric non-root user, the controller's Deployment (as
+`kubectl kustomize deploy` renders it) is locked down and agrees with the image, the RBAC and
+the CLI, the example configs validate, and the alert rules name only series the controller's
+/metrics exports (scraped here over HTTP on 127.0.0.1) and fire as they say.
 
-Kubernetes schemas come from the `kubernetes-validate` package (strict: unknown fields are
-errors); the essential fields are also checked by hand. Alert expressions go through
-`promtool check rules` where promtool is installed (it ships with Prometheus).
+The rendered objects' schemas, and every combination of deploy/components, are checked in
+tests/controller/test_kustomize.py; the Role's verbs in tests/controller/test_rbac_verbs.py.
+Alert expressions go through `promtool check rules` and `promtool test rules` where promtool is
+installed (it ships with Prometheus).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from controller.app import create_app
 from controller.config import check_config
 from controller.loop import ERROR_KINDS, Cond, ControlLoop
 from controller.run import build_parser, options_from
+from tests.controller.kustomize import one, render
 from tests.controller.test_app import (
     WEB,
     GatedSource,
@@ -33,7 +36,7 @@ from tests.controller.test_app import (
 )
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-KUBERNETES_VERSION = "1.30.0"  # the oldest minor AKS still supports as of writing
+ALERTS_YAML = DEPLOY / "components" / "alerts" / "alerts.yaml"
 
 
 def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
@@ -53,19 +56,6 @@ def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
         word, _, rest = line.strip().partition(" ")
         out.append((word.upper(), rest.strip()))
     return out
-
-
-def manifests() -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all((DEPLOY / "deployment.yaml").read_text()) if d]
-
-
-def deployment() -> dict[str, Any]:
-    [found] = [d for d in manifests() if d["kind"] == "Deployment"]
-    return found
-
-
-def rbac() -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all((DEPLOY / "rbac.yaml").read_text()) if d]
 
 
 def image_user() -> int:
@@ -101,17 +91,12 @@ def test_the_image_runs_replicast_run_as_a_numeric_non_root_user() -> None:
     assert (options.host, options.port, options.admin) == ("0.0.0.0", 8080, False)
 
 
-# --- the manifests ---------------------------------------------------------------------------
-
-
-def test_the_manifests_are_valid_kubernetes_objects() -> None:
-    validate = pytest.importorskip("kubernetes_validate")
-    for doc in manifests():
-        validate.validate(doc, KUBERNETES_VERSION, strict=True)  # raises with the field's path
+# --- the Deployment --------------------------------------------------------------------------
 
 
 def test_the_deployment_is_locked_down_and_matches_the_image_rbac_and_cli() -> None:
-    d = deployment()
+    docs = render()
+    d = one(docs, "Deployment")
     pod = d["spec"]["template"]
     spec = pod["spec"]
     [container] = spec["containers"]
@@ -122,7 +107,7 @@ def test_the_deployment_is_locked_down_and_matches_the_image_rbac_and_cli() -> N
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
     assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
     # The ServiceAccount and namespace of deploy/rbac.yaml.
-    [account] = [doc for doc in rbac() if doc["kind"] == "ServiceAccount"]
+    account = one(docs, "ServiceAccount")
     assert spec["serviceAccountName"] == account["metadata"]["name"]
     assert d["metadata"]["namespace"] == account["metadata"]["namespace"]
     # Non-root, as the image's numeric USER; read-only root; nothing to escalate.
@@ -153,16 +138,17 @@ def test_the_deployment_is_locked_down_and_matches_the_image_rbac_and_cli() -> N
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/port"] == str(options.port)
     assert annotations["prometheus.io/path"] == "/metrics"
-    # Time for a round to finish after SIGTERM.
+    # Time to stop cleanly after SIGTERM (test_kustomize: longer than --shutdown-grace-s).
     assert spec["terminationGracePeriodSeconds"] >= 30
     # The disruption budget keeps one of the two.
-    [budget] = [doc for doc in manifests() if doc["kind"] == "PodDisruptionBudget"]
+    budget = one(docs, "PodDisruptionBudget")
     assert budget["spec"]["minAvailable"] == 1
     assert budget["spec"]["selector"] == d["spec"]["selector"]
 
 
-def test_the_example_config_validates() -> None:
-    config, problems = check_config(DEPLOY / "config.example.yaml")
+@pytest.mark.parametrize("path", ["config.example.yaml"], ids=lambda p: p)
+def test_the_example_configs_validate(path: str) -> None:
+    config, problems = check_config(DEPLOY / path)
     assert problems == []
     assert config is not None and len(config.targets) >= 1
 
@@ -171,7 +157,7 @@ def test_the_example_config_validates() -> None:
 
 
 def alert_rules() -> dict[str, Any]:
-    doc = yaml.safe_load((DEPLOY / "alerts.yaml").read_text())
+    doc = yaml.safe_load(ALERTS_YAML.read_text())
     assert (doc["apiVersion"], doc["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
     return dict(doc)
 

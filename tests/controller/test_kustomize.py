@@ -1,0 +1,254 @@
+"""`kubectl apply -k deploy/` on a fresh cluster: what `kubectl kustomize` renders, checked.
+
+A dry run against a server (`kubectl apply -k deploy --dry-run=server`) needs a cluster, and
+`--dry-run=client` still asks the server for its API groups, so the check here is offline:
+`kubectl kustomize` of the base and of every combination of its components
+(tests/controller/kustomize.py), every rendered object validated against the Kubernetes
+schema (kubernetes-validate, strict: an unknown field is an error) or, for the PrometheusRule
+whose CRD has no schema there, against the CRD's fields by hand; the generated config against
+`controller.config.check_config`, every container's args against `replicast run`'s parser.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from controller.config import check_config
+from controller.run import build_parser, options_from
+from tests.controller.kustomize import (
+    COMBINATIONS,
+    DEPLOY,
+    combo_id,
+    kubectl,
+    of_kind,
+    one,
+    render,
+)
+
+KUBERNETES_VERSION = "1.30.0"  # the oldest minor AKS still supports as of writing
+NAMESPACE = "replicast"
+IMAGE = "ghcr.io/replicast/replicast:0.1.0"
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+ids = combo_id
+
+# prometheus-operator's PrometheusRule CRD (monitoring.coreos.com/v1, as of operator 0.82):
+# the fields it allows, by level; `expr` is required, and a rule is an alert or a record.
+RULE_GROUP_FIELDS = {"name", "interval", "labels", "limit", "partial_response_strategy",
+                     "query_offset", "rules"}  # fmt: skip
+RULE_FIELDS = {"alert", "annotations", "expr", "for", "keep_firing_for", "labels", "record"}
+DURATION = re.compile(r"^(0|(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?)$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def deployments(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return of_kind(docs, "Deployment")
+
+
+def container_of(deployment: dict[str, Any]) -> dict[str, Any]:
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
+# --- every combination renders a set a fresh cluster accepts ----------------------------------
+
+
+@pytest.mark.parametrize("components", COMBINATIONS, ids=ids)
+def test_it_renders_namespace_first_with_everything_in_that_namespace(
+    components: tuple[str, ...],
+) -> None:
+    docs = render(components)
+    # Namespace first: a fresh cluster creates it before anything that lives in it.
+    assert docs[0]["kind"] == "Namespace" and docs[0]["metadata"]["name"] == NAMESPACE
+    assert [d["kind"] for d in docs].count("Namespace") == 1
+    for doc in docs[1:]:
+        where = f"{doc['kind']} {doc['metadata']['name']}"
+        assert doc["kind"] not in CLUSTER_SCOPED, f"{where}: nothing cluster-wide"
+        assert doc["metadata"].get("namespace") == NAMESPACE, where
+    keys = [(d["kind"], d["metadata"]["name"]) for d in docs]
+    assert len(keys) == len(set(keys)), keys
+
+
+@pytest.mark.parametrize("components", COMBINATIONS, ids=ids)
+def test_every_rendered_object_is_valid_against_its_schema(components: tuple[str, ...]) -> None:
+    for doc in render(components):
+        if doc["kind"] == "PrometheusRule":
+            assert prometheus_rule_problems(doc) == []
+            continue
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            field = ".".join(map(str, error.path)) or "(the object)"
+            pytest.fail(f"{doc['kind']} {doc['metadata']['name']}: {field}: {error.message}")
+
+
+def test_the_base_is_the_controller_and_what_it_needs_nothing_else() -> None:
+    docs = render()
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == sorted(
+        ["Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment",
+         "PodDisruptionBudget"]
+    )  # fmt: skip
+    binding, account = one(docs, "RoleBinding"), one(docs, "ServiceAccount")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": one(docs, "Role")["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": NAMESPACE}
+    ]
+
+
+# --- the config, the image, the args ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("components", COMBINATIONS, ids=ids)
+def test_every_deployment_mounts_the_generated_config_and_it_validates(
+    components: tuple[str, ...], tmp_path: Path
+) -> None:
+    docs = render(components)
+    [config_map] = of_kind(docs, "ConfigMap")
+    name = config_map["metadata"]["name"]
+    # A hash of the content in the name: a changed config rolls the Deployments.
+    assert re.fullmatch(r"replicast-config-[a-z0-9]{10}", name), name
+    for deployment in deployments(docs):
+        volumes = deployment["spec"]["template"]["spec"]["volumes"]
+        assert {"name": "config", "configMap": {"name": name}} in volumes
+    path = tmp_path / "config.yaml"
+    path.write_text(config_map["data"]["config.yaml"])
+    config, problems = check_config(path)
+    assert problems == [] and config is not None and config.targets
+
+
+def test_the_base_config_is_config_example_yaml_as_it_is_in_the_repository() -> None:
+    [config_map] = of_kind(render(), "ConfigMap")
+    assert config_map["data"] == {"config.yaml": (DEPLOY / "config.example.yaml").read_text()}
+
+
+@pytest.mark.parametrize("components", COMBINATIONS, ids=ids)
+def test_every_container_runs_the_image_the_dockerfile_builds(components: tuple[str, ...]) -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert f"docker build -f deploy/Dockerfile -t {IMAGE} ." in dockerfile
+    for deployment in deployments(render(components)):
+        assert container_of(deployment)["image"] == IMAGE
+
+
+@pytest.mark.parametrize("components", COMBINATIONS, ids=ids)
+def test_every_container_arg_parses_as_a_leader_elected_controller(
+    components: tuple[str, ...],
+) -> None:
+    for deployment in deployments(render(components)):
+        args = container_of(deployment)["args"]
+        options = options_from(build_parser().parse_args(args))
+        assert options.leader_election and not options.admin and not options.dry_run
+        assert (options.host, options.port) == ("0.0.0.0", 8080)
+
+
+@pytest.mark.parametrize("components", COMBINATIONS, ids=ids)
+def test_the_kubelet_waits_longer_than_the_shutdown_grace(components: tuple[str, ...]) -> None:
+    # `replicast run --shutdown-grace-s` (default 20 s): the time SIGTERM gives scale calls in
+    # flight, the state save and the Lease release. The kubelet's SIGKILL must come later.
+    default_grace_s = build_parser().get_default("shutdown_grace_s") or 20.0
+    for deployment in deployments(render(components)):
+        args = container_of(deployment)["args"]
+        given = [a.partition("=")[2] for a in args if a.startswith("--shutdown-grace-s=")]
+        grace_s = float(given[-1]) if given else float(default_grace_s)
+        period_s = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        assert period_s >= grace_s + 10, (deployment["metadata"]["name"], period_s, grace_s)
+
+
+# --- components/alerts ------------------------------------------------------------------------
+
+
+def test_alerts_adds_the_prometheus_rule_of_alerts_yaml_and_nothing_else() -> None:
+    base = render()
+    with_alerts = render(("alerts",))
+    [rule] = [d for d in with_alerts if d not in base]
+    assert len(with_alerts) == len(base) + 1
+    assert rule == yaml.safe_load((DEPLOY / "components" / "alerts" / "alerts.yaml").read_text())
+
+
+def prometheus_rule_problems(doc: dict[str, Any]) -> list[str]:
+    """What prometheus-operator's PrometheusRule CRD would refuse in `doc`, by field path."""
+    problems = []
+    where = f"PrometheusRule {doc.get('metadata', {}).get('name')}"
+    if (doc.get("apiVersion"), doc.get("kind")) != ("monitoring.coreos.com/v1", "PrometheusRule"):
+        problems.append(f"{where}: apiVersion/kind")
+    unknown = sorted(set(doc) - {"apiVersion", "kind", "metadata", "spec"})
+    problems += [f"{where}: unknown field {k}" for k in unknown]
+    name = doc.get("metadata", {}).get("name", "")
+    if not DNS_SUBDOMAIN.match(name):
+        problems.append(f"{where}: metadata.name {name!r}")
+    spec = doc.get("spec")
+    if not isinstance(spec, dict) or set(spec) - {"groups"}:
+        return [*problems, f"{where}: spec must hold only groups"]
+    groups = spec.get("groups") or []
+    names = [g.get("name") for g in groups]
+    if len(names) != len(set(names)):
+        problems.append(f"{where}: spec.groups: names must be unique ({names})")
+    for i, group in enumerate(groups):
+        at = f"{where}: spec.groups[{i}]"
+        problems += [f"{at}: unknown field {k}" for k in sorted(set(group) - RULE_GROUP_FIELDS)]
+        if not isinstance(group.get("name"), str) or not group["name"]:
+            problems.append(f"{at}.name: required")
+        for key in ("interval", "query_offset"):
+            if key in group and not DURATION.match(str(group[key])):
+                problems.append(f"{at}.{key}: not a duration ({group[key]!r})")
+        for j, rule in enumerate(group.get("rules") or []):
+            problems += rule_problems(f"{at}.rules[{j}]", rule)
+    return problems
+
+
+def rule_problems(at: str, rule: dict[str, Any]) -> list[str]:
+    problems = [f"{at}: unknown field {k}" for k in sorted(set(rule) - RULE_FIELDS)]
+    if not isinstance(rule.get("expr"), str | int) or rule.get("expr") == "":
+        problems.append(f"{at}.expr: required")
+    if ("alert" in rule) == ("record" in rule):
+        problems.append(f"{at}: set exactly one of alert and record")
+    if "record" in rule and "annotations" in rule:
+        problems.append(f"{at}.annotations: only for alerting rules")
+    for key in ("for", "keep_firing_for"):
+        if key in rule and not DURATION.match(str(rule[key])):
+            problems.append(f"{at}.{key}: not a duration ({rule[key]!r})")
+    for key in ("labels", "annotations"):
+        values = rule.get(key, {})
+        if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+            problems.append(f"{at}.{key}: must map names to strings")
+    return problems
+
+
+def test_the_prometheus_rule_check_refuses_what_the_crd_refuses() -> None:
+    bad = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "replicast"},
+        "spec": {
+            "groups": [
+                {"name": "a", "rules": [{"alert": "A", "expr": "up == 0", "for": "5 minutes"}]},
+                {"name": "a", "interval": "1m", "rules": [{"expr": "up", "severity": "page"}]},
+            ]
+        },
+    }
+    assert prometheus_rule_problems(bad) == [
+        "PrometheusRule replicast: spec.groups: names must be unique (['a', 'a'])",
+        "PrometheusRule replicast: spec.groups[0].rules[0].for: not a duration ('5 minutes')",
+        "PrometheusRule replicast: spec.groups[1].rules[0]: unknown field severity",
+        "PrometheusRule replicast: spec.groups[1].rules[0]: set exactly one of alert and record",
+    ]
+
+
+# --- without kubectl ---------------------------------------------------------------------------
+
+
+def test_without_kubectl_the_render_checks_skip_but_fail_under_ci(tmp_path: Path) -> None:
+    no_kubectl = {"PATH": str(tmp_path)}
+    with pytest.raises(pytest.skip.Exception, match="kubectl is not installed"):
+        kubectl(no_kubectl)
+    with pytest.raises(pytest.fail.Exception, match="CI=true: the kustomize checks must run"):
+        kubectl(no_kubectl | {"CI": "true"})
