@@ -30,8 +30,9 @@ from tests.controller.fake_kube import Rule
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
-# The optional components (deploy/components/<name>), in the order an overlay lists them.
-COMPONENTS = ("alerts",)
+# The optional components, in the order an overlay must list them: sharded makes the
+# Deployments that aks patches.
+COMPONENTS = ("sharded", "alerts")
 # Every combination, each in that order: (), ("sharded",), ..., ("sharded", "aks", "alerts").
 COMBINATIONS = [
     combo

