@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 # The optional components, in the order an overlay must list them: sharded makes the
 # Deployments that aks patches.
-COMPONENTS = ("sharded", "alerts")
+COMPONENTS = ("sharded", "aks", "alerts")
 # Every combination, each in that order: (), ("sharded",), ..., ("sharded", "aks", "alerts").
 COMBINATIONS = [
     combo

@@ -146,7 +146,9 @@ def test_the_deployment_is_locked_down_and_matches_the_image_rbac_and_cli() -> N
     assert budget["spec"]["selector"] == d["spec"]["selector"]
 
 
-@pytest.mark.parametrize("path", ["config.example.yaml"], ids=lambda p: p)
+@pytest.mark.parametrize(
+    "path", ["config.example.yaml", "components/aks/config.aks.yaml"], ids=lambda p: p
+)
 def test_the_example_configs_validate(path: str) -> None:
     config, problems = check_config(DEPLOY / path)
     assert problems == []

@@ -37,6 +37,7 @@ IMAGE = "ghcr.io/replicast/replicast:0.1.0"
 SHARDS = 3
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
 WITHOUT_SHARDS = [c for c in COMBINATIONS if "sharded" not in c]
+WITH_AKS = [c for c in COMBINATIONS if "aks" in c]
 ids = combo_id
 
 # prometheus-operator's PrometheusRule CRD (monitoring.coreos.com/v1, as of operator 0.82):
@@ -240,6 +241,38 @@ def test_each_shard_is_the_base_deployment_but_for_its_name_labels_and_shard_fla
             for a in container["args"]
         ]
         assert shard == expected
+
+
+# --- components/aks ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("components", WITH_AKS, ids=ids)
+def test_aks_gives_every_controller_pod_the_workload_identity_of_its_service_account(
+    components: tuple[str, ...], tmp_path: Path
+) -> None:
+    docs = render(components)
+    account = one(docs, "ServiceAccount")
+    client_id = account["metadata"]["annotations"]["azure.workload.identity/client-id"]
+    assert re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", client_id), client_id
+    for deployment in deployments(docs):
+        pod = deployment["spec"]["template"]
+        # Only pods with this label get the token from the AKS workload identity webhook.
+        assert pod["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+        assert pod["spec"]["serviceAccountName"] == account["metadata"]["name"]
+        # Not in the selector: the label is for the webhook, not for telling pods apart.
+        assert "azure.workload.identity/use" not in deployment["spec"]["selector"]["matchLabels"]
+    # The config asks azure-identity for tokens, with the client ID from the webhook's
+    # AZURE_CLIENT_ID (one place to set it: the ServiceAccount).
+    [config_map] = of_kind(docs, "ConfigMap")
+    path = tmp_path / "config.yaml"
+    path.write_text(config_map["data"]["config.yaml"])
+    config, problems = check_config(path)
+    assert problems == [] and config is not None
+    auth = config.prometheus.auth
+    assert auth.type == "azure_managed_prometheus"
+    assert getattr(auth, "managed_identity_client_id", None) is None
+    assert config.prometheus.url.startswith("https://")
+    assert {t.scale_target.kind for t in config.targets} == {"Deployment", "aci"}
 
 
 # --- components/alerts ------------------------------------------------------------------------
