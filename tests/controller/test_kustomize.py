@@ -12,6 +12,7 @@ whose CRD has no schema there, against the CRD's fields by hand; the generated c
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from controller.run import build_parser, options_from
 from tests.controller.kustomize import (
     COMBINATIONS,
     DEPLOY,
+    REPO,
     combo_id,
     kubectl,
     of_kind,
@@ -353,6 +355,33 @@ def test_the_prometheus_rule_check_refuses_what_the_crd_refuses() -> None:
         "PrometheusRule replicast: spec.groups[1].rules[0]: unknown field severity",
         "PrometheusRule replicast: spec.groups[1].rules[0]: set exactly one of alert and record",
     ]
+
+
+# --- the README's "Deploying" -------------------------------------------------------------------
+
+
+def test_the_readmes_overlay_renders_shards_with_workload_identity_alerts_and_its_image(
+    tmp_path: Path,
+) -> None:
+    readme = (REPO / "README.md").read_text()
+    deploying = readme[readme.index("## Deploying") :]
+    assert f"docker build -f deploy/Dockerfile -t {IMAGE} ." in deploying
+    assert "kubectl apply -k deploy/" in deploying
+    overlay = re.search(r"```yaml\n(# my-replicast/kustomization.yaml.*?)```", deploying, re.S)
+    assert overlay, "the overlay example in the README's Deploying"
+    # Where the README puts it: my-replicast/ next to a clone named replicast.
+    (tmp_path / "replicast").symlink_to(REPO)
+    (tmp_path / "my-replicast").mkdir()
+    (tmp_path / "my-replicast" / "kustomization.yaml").write_text(overlay[1])
+    command = [kubectl(), "kustomize", str(tmp_path / "my-replicast")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    expected = render(("sharded", "aks", "alerts"))
+    for deployment in deployments(expected):  # the same objects, with the image of `images:`
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        container["image"] = "myregistry.azurecr.io/replicast:0.1.0"
+    assert docs == expected
 
 
 # --- without kubectl ---------------------------------------------------------------------------
