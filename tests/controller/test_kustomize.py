@@ -1,7 +1,7 @@
 """`kubectl apply -k deploy/` on a fresh cluster: what `kubectl kustomize` renders, checked.
 
 A dry run against a server (`kubectl apply -k deploy --dry-run=server`) needs a cluster, and
-`--dry-run=client` still asks the server for its API groups, so the check here is offline:
+`--dry-run=client` still downloads the server's OpenAPI schema, so the check here is offline:
 `kubectl kustomize` of the base and of every combination of its components
 (tests/controller/kustomize.py), every rendered object validated against the Kubernetes
 schema (kubernetes-validate, strict: an unknown field is an error) or, for the PrometheusRule
