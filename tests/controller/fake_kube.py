@@ -15,7 +15,9 @@ over real HTTP on 127.0.0.1. `FakeKube` fills the gaps replicast needs (kmock 0.
   ready `startup_delay_s` later, or stay Pending/Unschedulable while `unschedulable` is set,
   or scheduled but not ready while `hold_startup` is set (a model still loading);
 - fault injection (`inject`): a status (409, 404, 429 with Retry-After, 500), a stale
-  resourceVersion (a concurrent writer), or a slow answer, for requests a kmock view selects.
+  resourceVersion (a concurrent writer), or a slow answer, for requests a kmock view selects;
+- call recording: `calls` holds every resource request served, as the (apiGroup,
+  resource[/subresource], verb) an RBAC rule would have to grant (faulted and refused ones too).
 Timestamps come from the test's clock (`now`), so Pending ages follow the fake clock.
 """
 
@@ -149,6 +151,8 @@ class FakeKube(kmock.KubernetesEmulator):
     startup_delay_s: float = 0.003
     unschedulable: bool = False  # new pods stay Pending/Unschedulable
     hold_startup: bool = False  # scheduled pods stay not ready (the model is still loading)
+    # Every resource request served, in order, as the RBAC rule it needs (discovery excluded).
+    calls: list[Rule] = attrs.field(factory=list, init=False)
 
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     _faults: list[Fault] = attrs.field(factory=list, init=False)
@@ -310,6 +314,8 @@ class FakeKube(kmock.KubernetesEmulator):
     # --- serving ---
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        if request.resource is not None and request.resource.plural is not None:
+            self.calls.append(self._rule(request))
         fault = next((f for f in self._faults if f.times > 0 and request in f.where), None)
         if fault is not None:
             fault.times -= 1
@@ -331,6 +337,13 @@ class FakeKube(kmock.KubernetesEmulator):
         if request.action == kmock.action.UPDATE:
             self.kick()
         return response
+
+    def _rule(self, request: kmock.Request) -> Rule:
+        """The (apiGroup, resource[/subresource], verb) that RBAC checks for `request`."""
+        resource = request.resource
+        assert resource is not None and resource.plural is not None
+        name = resource.plural + (f"/{request.subresource}" if request.subresource else "")
+        return resource.group, name, self._verb(request)
 
     def _authorize(self, request: kmock.Request) -> None:
         if self.rbac is None:
