@@ -25,6 +25,9 @@ HPA = {
 }
 
 
+PLANNER = {"policy": "planner", "wait_target_s": 1, "slots_per_replica": 8, "release_after_s": 1800}
+
+
 def at(t: float, replicas: int, in_flight: float) -> Observation:
     return Observation(
         now_s=T0 + t, replicas=replicas, ready_replicas=replicas, in_flight=in_flight
