@@ -40,15 +40,7 @@ def at(t: float, replicas: int, in_flight: float) -> Observation:
         (HPA, 60.0),  # the behavior's scale-down stabilization window
         ({"policy": "ray", "target_per_replica": 2, "downscale_delay_s": 120}, 120.0),
         ({"policy": "knative", "target_per_replica": 8, "stable_window_s": 90}, 90.0),
-        (
-            {
-                "policy": "planner",
-                "wait_target_s": 1,
-                "slots_per_replica": 8,
-                "release_after_s": 1800,
-            },
-            1800.0,
-        ),  # fmt: skip
+        (PLANNER, 1800.0),
         ({"policy": "slo", "latency_target_s": 2, "slots_per_replica": 8}, 300.0),  # default
     ],
     ids=["hpa", "ray", "knative", "planner", "slo"],
