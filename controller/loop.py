@@ -502,6 +502,7 @@ class ControlLoop:
         if acted.action == Action.SCALED and t.halt is not None:
             log.info("%s: scaled again after a permanent error: %s", decision_id, t.halt.message)
             t.halt = None
+            t.healthy = True
             t.clear(Cond.ACTUATOR_FAILED)
         if acted.refusal is not None:
             message = (
@@ -616,6 +617,7 @@ class ControlLoop:
     ) -> None:
         message = one_line(error)
         retry_s = self.settings.permanent_error_retry_s
+        t.healthy = False
         if reading:  # nothing to act on; reads go on every interval, so a fix shows by itself
             hint = "reads go on every interval"
             first = Cond.ACTUATOR_FAILED not in t.conditions
