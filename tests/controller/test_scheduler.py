@@ -19,9 +19,16 @@ import pytest_asyncio
 from kubernetes_asyncio.client import ApiClient
 
 from controller.actuators.base import WorkloadState
-from controller.actuators.kubernetes import KubernetesActuator
+from controller.actuators.kubernetes import (
+    ClusterReads,
+    KubernetesActuator,
+    WorkloadRef,
+    kubernetes_api,
+)
+from controller.clock import SystemClock
+from controller.leader import LeaderElector, LeaderSettings
 from controller.loop import Action, Cond, ControlLoop, LoopSettings
-from tests.controller.fake_kube import FakeKube, serving
+from tests.controller.fake_kube import DEPLOYMENTS, FakeClock, FakeKube, serving, write_kubeconfig
 from tests.controller.stories import (
     StubSource,
     control_loop,
@@ -233,8 +240,6 @@ async def test_one_namespaces_failed_list_affects_only_its_own_targets(
         return spec.model_copy(update={"scale_target": st})
 
     targets = [in_ns("web", "a"), in_ns("api", "b")]
-    from controller.actuators.kubernetes import ClusterReads, KubernetesActuator, WorkloadRef
-
     reads = ClusterReads(kube[1], clock=clock)
     actuators = {
         t.name: KubernetesActuator(
@@ -259,10 +264,6 @@ async def test_the_lease_is_kept_while_a_slow_api_server_queues_every_target_rea
     # second whose every workload GET takes 0.3 s, through a pool of 4 connections (about
     # 2.3 s of queue per round). The elector has a client and pool of its own, as
     # `replicast run` gives it, so its renewals never wait behind target reads.
-    from controller.actuators.kubernetes import KubernetesActuator, WorkloadRef, kubernetes_api
-    from controller.clock import SystemClock
-    from controller.leader import LeaderElector, LeaderSettings
-    from tests.controller.fake_kube import DEPLOYMENTS, FakeClock, write_kubeconfig
 
     clock = SystemClock()
     names = [f"t{i}" for i in range(30)]
