@@ -353,18 +353,23 @@ class ControlLoop:
             log.warning("policy state not loaded (%s); resuming from own history", one_line(error))
             saved = {}
         now_s = self.clock.now()
-        held = 0
+        held: Counter[str] = Counter()
         for name, t in self.targets.items():
-            held += self._resume(t, saved.get(name, {}), now_s)
-        log.info(
-            "leader: acting on %d target(s); %d resumed from saved state, %d hold scale-down "
-            "for a window",
+            why = self._resume(t, saved.get(name, {}), now_s)
+            if why is not None:
+                held[why.partition(";")[0]] += 1
+        level = logging.WARNING if any("no history to" not in w for w in held) else logging.INFO
+        log.log(
+            level,
+            "leader: acting on %d target(s); %d resumed from saved state; scale-down held for "
+            "one window on %d (%s)",
             len(self.targets),
             sum(1 for n in names if n in saved),
-            held,
+            sum(held.values()),
+            ", ".join(f"{n}: {w}" for w, n in held.most_common()) or "none",
         )
 
-    def _resume(self, t: TargetRuntime, entry: Mapping[str, Any], now_s: float) -> bool:
+    def _resume(self, t: TargetRuntime, entry: Mapping[str, Any], now_s: float) -> str | None:
         max_gap_s = RESUME_GAP_INTERVALS * t.config.interval_s
         policy = entry.get("policy") if isinstance(entry, Mapping) else None
         try:
@@ -379,16 +384,17 @@ class ControlLoop:
                 shadow.resume(state, now_s=now_s, max_gap_s=max_gap_s)
             except (SpecError, TypeError, ValueError):
                 shadow.resume(None, now_s=now_s, max_gap_s=max_gap_s)
-        if why is None:
-            return False
-        self._hold(t, Cond.HISTORY_GAP, "TakeoverOrRestart", why, now_s)
-        return True
+        if why is not None:
+            self._hold(t, Cond.HISTORY_GAP, "TakeoverOrRestart", why, now_s, quiet=True)
+        return why
 
-    def _hold(self, t: TargetRuntime, type: str, reason: str, why: str, now_s: float) -> None:
+    def _hold(
+        self, t: TargetRuntime, type: str, reason: str, why: str, now_s: float, quiet: bool = False
+    ) -> None:
         held = t.autoscaler.engine_state.guards.hold_down_until_s
         t.hold_until_s = held
         t.set_condition(type, reason, why, now_s)
-        log.warning("%s: %s", t.name, why)
+        log.log(logging.DEBUG if quiet else logging.WARNING, "%s: %s", t.name, why)
 
     async def save_state(self, *, force: bool = False) -> None:
         """Write the changed state (at most once per bucket per `state_write_interval_s`
