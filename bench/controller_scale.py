@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import itertools
 import json
 import os
+import pstats
 import resource
 import shutil
 import statistics
@@ -293,10 +295,15 @@ async def drive(n: int, rounds: int, prom_url: str, home: Path, count_port: int)
             )  # fmt: skip
             freeze_heap()
             rss_before = rss_mb()
-            for _ in range(rounds):
+            profiler = cProfile.Profile() if os.environ.get("REPLICAST_PROFILE") else None
+            for k in range(rounds):
                 k0, p0 = await asyncio.to_thread(kube_count, count_port), prom_requests
                 started, cpu_started = time.perf_counter(), time.process_time()
+                if profiler is not None and k >= rounds // 2:
+                    profiler.enable()
                 result = await loop.round()
+                if profiler is not None:
+                    profiler.disable()
                 durations.append(time.perf_counter() - started)
                 cpu.append(time.process_time() - cpu_started)
                 kube_per_round.append(await asyncio.to_thread(kube_count, count_port) - k0)
@@ -307,6 +314,8 @@ async def drive(n: int, rounds: int, prom_url: str, home: Path, count_port: int)
                 missing = sum(1 for t in loop.targets.values() if t.missing)
                 actions.append((len(result.outcomes), tally, missing))
                 clock.advance(INTERVAL_S)
+    if profiler is not None:  # REPLICAST_PROFILE=1: where the second half's rounds spend CPU
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
     return {
         "durations": durations,
         "cpu": cpu,

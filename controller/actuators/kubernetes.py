@@ -6,10 +6,13 @@ status, its Pending pods, its pause annotations and the other autoscalers in its
 `scale(n)`, a patched `spec.replicas` and a `SuccessfulRescale` Event on the target, as HPA
 emits. The loop decides; this module reads, refuses what a condition forbids, and writes.
 
-Requests per read: one GET of the workload (spec.replicas, status.readyReplicas, annotations,
+Requests per read: the workload (spec.replicas, status.readyReplicas, annotations,
 spec.selector and the resourceVersion the scale patch is conditional on: the `/scale`
-subresource carries the workload's own resourceVersion, so it is not read). What every target
-of a namespace shares comes from a `ClusterReads`: per namespace, one LIST of
+subresource carries the workload's own resourceVersion, so it is not read), by one GET of it,
+or, where a namespace holds `LIST_FROM` (4) or more targets of one kind, from one LIST of that
+namespace's workloads of that kind shared by all of them (2,000 GETs a round cost more CPU
+than everything else: bench/README.md); a re-read after a 409 is always a GET. What every
+target of a namespace shares comes from a `ClusterReads`: per namespace, one LIST of
 HorizontalPodAutoscalers, one of KEDA ScaledObjects (404: KEDA is not installed, so none) and
 one of the Pending pods (`status.phase=Pending`, no label selector; each target keeps the pods
 its `spec.selector` matches, with Kubernetes' selector semantics: `selector_matches`). Callers
@@ -22,7 +25,7 @@ finished read is never reused), which reads as afresh as it always did. The work
 three LISTs are parsed into plain dicts (`_preload_content=False`), not kubernetes-asyncio
 models, which cost more CPU than everything else in a 500-target round.
 
-RBAC it uses (deploy/rbac.yaml): deployments, statefulsets `get`; their `/scale` `patch`;
+RBAC it uses (deploy/rbac.yaml): deployments, statefulsets `get`, `list`; their `/scale` `patch`;
 horizontalpodautoscalers, scaledobjects (keda.sh) `list`; events `create`; pods `list`. The
 leader Lease (controller/leader.py) adds leases `get`, `create`, `update`; the state store
 (controller/state_store.py) configmaps `get`, `create`, `update`.
@@ -34,6 +37,7 @@ import asyncio
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -430,6 +434,20 @@ class NamespaceView:
         ]
 
 
+@dataclass(frozen=True, slots=True)
+class WorkloadList:
+    """One LIST of a namespace's Deployments (or StatefulSets), by name (dicts, as listed)."""
+
+    read_at_s: float
+    items: Mapping[str, Mapping[str, Any]]
+
+
+# A namespace's workloads of one kind are listed once per round, instead of one GET per
+# target, from this many targets of that kind there: one LIST of a namespace holding many
+# workloads costs less than several GETs, and far less CPU than 2,000 GETs a round.
+LIST_FROM = 4
+
+
 class ClusterReads:
     """`NamespaceView`s shared by many actuators: one read in flight per namespace, reused
     while younger than `max_age_s` (default `settings.shared_read_max_age_s`; 0: never reused
@@ -451,6 +469,42 @@ class ClusterReads:
         self._autoscaling = AutoscalingV2Api(api)
         self._custom = CustomObjectsApi(api)
         self._reads: dict[str, asyncio.Task[NamespaceView]] = {}
+        self._apps = AppsV1Api(api)
+        self._registered: Counter[tuple[str, str]] = Counter()  # (namespace, kind) -> targets
+        self._lists: dict[tuple[str, str], asyncio.Task[WorkloadList]] = {}
+
+    def register(self, target: WorkloadRef) -> None:
+        """One more target of this kind in this namespace (the actuators say so when made)."""
+        self._registered[target.namespace, target.kind] += 1
+
+    def lists(self, target: WorkloadRef) -> bool:
+        """Whether the workloads of `target`'s kind in its namespace are listed (one LIST for
+        every target of the round) rather than read one GET each: from `LIST_FROM` targets."""
+        return self._registered[target.namespace, target.kind] >= LIST_FROM
+
+    async def workload(self, target: WorkloadRef) -> Mapping[str, Any] | None:
+        """`target` as the shared LIST of its namespace's workloads of its kind shows it (None:
+        not in the list), joining a read in flight or reusing a fresh one."""
+        key = (target.namespace, target.kind)
+        listed = self._lists.get(key)
+        if listed is None or not self._reusable(listed):
+            listed = asyncio.create_task(
+                self._list_workloads(*key), name=f"replicast: list {target.kind}s {key[0]}"
+            )
+            listed.add_done_callback(_retrieve)
+            self._lists[key] = listed
+        return (await asyncio.shield(listed)).items.get(target.name)
+
+    async def _list_workloads(self, ns: str, kind: str) -> WorkloadList:
+        read_at_s = self.clock.now()
+        call = (
+            self._apps.list_namespaced_deployment
+            if kind == "Deployment"
+            else self._apps.list_namespaced_stateful_set
+        )
+        items = await self._list(ns, f"list {kind.lower()}s", call, ns)
+        named = {str((i.get("metadata") or {}).get("name")): i for i in items}
+        return WorkloadList(read_at_s, named)
 
     async def namespace(self, namespace: str) -> NamespaceView:
         """The namespace's view: the one being read, a fresh enough one, or a new read."""
@@ -464,7 +518,7 @@ class ClusterReads:
         # Shielded: a waiter cancelled (its tick's timeout) must not cancel the others' read.
         return await asyncio.shield(read)
 
-    def _reusable(self, read: asyncio.Task[NamespaceView]) -> bool:
+    def _reusable(self, read: asyncio.Task[Any]) -> bool:
         if not read.done():
             return True  # in flight: join it
         if read.cancelled() or read.exception() is not None:
@@ -572,6 +626,7 @@ class KubernetesActuator:
         )
         self._calls = _workload_calls(AppsV1Api(api), target.kind)
         self._core = CoreV1Api(api)
+        self.reads.register(target)
         self._events_sent = 0
         self._uid: str | None = None  # of the target, from its last read (Events name it)
 
@@ -583,7 +638,7 @@ class KubernetesActuator:
         if replicas < 0:
             raise ValueError(f"{self.target}: replicas must be >= 0 (got {replicas})")
         for attempt in (1, 2):
-            read = await self._read()
+            read = await self._read(fresh=attempt == 2)
             if read.state.replicas == replicas:
                 return  # nothing to change, so nothing to refuse
             refusal = read.state.refusal(replicas)
@@ -604,7 +659,9 @@ class KubernetesActuator:
 
     # --- reading ---
 
-    async def _read(self) -> _Read:
+    async def _read(self, *, fresh: bool = False) -> _Read:
+        """The target as the shared LIST shows it (when its namespace has several targets of
+        its kind), else (or when `fresh`: a re-read after a 409) its own GET."""
         t = self.target
         timeout = self.settings.request_timeout_s
 
@@ -615,7 +672,15 @@ class KubernetesActuator:
             return await json_body(response)
 
         try:
-            workload = await self._call("get", get)
+            if self.reads.lists(t) and not fresh:
+                try:
+                    workload = await self.reads.workload(t)
+                except ActuatorError as error:
+                    raise relayed(t, error) from error
+                if workload is None:
+                    raise NotFoundError(f"{t}: not found in the list of its namespace")
+            else:
+                workload = await self._call("get", get)
         except NotFoundError as error:
             raise NotFoundError(f"{error}; check the target's kind, namespace and name") from error
         try:

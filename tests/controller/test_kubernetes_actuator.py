@@ -363,7 +363,9 @@ async def test_rbac_grants_exactly_what_the_controller_uses_and_the_fake_enforce
 ) -> None:
     assert rbac_rules() == {
         ("apps", "deployments", "get"),
+        ("apps", "deployments", "list"),
         ("apps", "statefulsets", "get"),
+        ("apps", "statefulsets", "list"),
         ("apps", "deployments/scale", "patch"),
         ("apps", "statefulsets/scale", "patch"),
         ("autoscaling", "horizontalpodautoscalers", "list"),

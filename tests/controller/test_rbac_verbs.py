@@ -4,7 +4,8 @@ The real code paths that talk to Kubernetes run against `FakeKube` with RBAC off
 the code asks for is refused and every path runs to its end), over real HTTP on 127.0.0.1, and
 the fake records every request as (apiGroup, resource[/subresource], verb). Driven here:
 `KubernetesActuator.current`, `scale` (with its Event) and `warn` for a Deployment and a
-StatefulSet, through the `ClusterReads` they share; `LeaderElector` step (create, then renew)
+StatefulSet, through the `ClusterReads` they share, and four of each kind in one namespace
+(read from one LIST); `LeaderElector` step (create, then renew)
 and `release`; the state store's `load`, `flush` (create, then update). The recorded set must
 equal the Role's rules: a rule nothing calls is privilege to drop, a call no rule grants is a
 403 in production.
@@ -53,6 +54,23 @@ async def calls_of_the_controller(directory: Path) -> frozenset[Rule]:
                 await actuator.scale(2, reason="in_flight 40 above target 24")  # + its Event
                 await actuator.warn("FailedRescale", "a Warning Event (a permanent error)")
                 clock.advance(60)  # the next round reads the namespace again
+            # Four targets of a kind in one namespace: their workloads come from one LIST.
+            crowded = ClusterReads(api, settings=SETTINGS, clock=clock)
+            for kind in ("Deployment", "StatefulSet"):
+                many = [f"{kind.lower()}-{i}" for i in range(4)]
+                for name in many:
+                    fake.add_workload(name, kind=kind, namespace="crowded", replicas=1)
+                await fake.settle()
+                actuators = [
+                    KubernetesActuator(
+                        WorkloadRef(kind, "crowded", name), api=api, settings=SETTINGS,
+                        clock=clock, reads=crowded,
+                    )
+                    for name in many
+                ]  # fmt: skip
+                assert crowded.lists(actuators[0].target)
+                for actuator in actuators:
+                    await actuator.current()
             elector = LeaderElector(
                 api=api, namespace="default", name="replicast", identity="a", clock=clock
             )

@@ -4,8 +4,8 @@
 API in its own process, with leader election, the ConfigMap state store and /metrics + /status
 scraped every second (tests/controller/soak.py). After a 15 s warm-up (imports, connection
 pools, the first scale-ups, the histograms' label sets) resident memory grows by less than
-5 MB, and the asyncio tasks and open file descriptors not at all: their highest count in the
-last 15 s is no higher than in the 15 s after the warm-up.
+5 MB, and the asyncio tasks and open file descriptors not at all: the median
+count in the last 15 s is no higher than in the 15 s after the warm-up.
 """
 
 from __future__ import annotations
@@ -45,5 +45,9 @@ async def test_a_minute_of_fast_ticks_grows_no_memory_tasks_or_descriptors(
     last = [s for s in after if s.at_s >= DURATION_S - 15]
     grown_mb = statistics.mean(s.rss_mb for s in last) - statistics.mean(s.rss_mb for s in first)
     assert grown_mb < 5, [round(s.rss_mb, 1) for s in after]
-    assert max(s.tasks for s in last) <= max(s.tasks for s in first), [s.tasks for s in after]
-    assert max(s.fds for s in last) <= max(s.fds for s in first), [s.fds for s in after]
+    # Tasks and descriptors: a tick's own reads and sleeps come and go, so one sample may
+    # catch many or few of them in flight; the typical count does not grow at all.
+    for field in ("tasks", "fds"):
+        early = [getattr(s, field) for s in first]
+        late = [getattr(s, field) for s in last]
+        assert statistics.median(late) <= statistics.median(early), (field, early, late)
