@@ -351,13 +351,22 @@ async def serve(
     log.info("stopped")
 
 
+# The cyclic collector's thresholds once the heap is frozen: a young collection every 10,000
+# allocations (Python's 700 is tuned for short scripts) and a full one a tenth as often as by
+# default. A full collection walks every tracked object, and the targets' histories grow with
+# the fleet: at 2,000 targets the default thresholds cost 0.2-0.4 s of CPU a round, growing
+# round by round (bench/README.md). Cycles are rare here (records, states and reads are trees).
+GC_THRESHOLDS = (10_000, 10, 100)
+
+
 def freeze_heap() -> None:
     """Take every object alive now (modules, the config, the targets' runtimes: they live as
-    long as the process) out of the cyclic collector's walks. Without it each collection
-    re-walks a heap that grows with the targets, and a 2,000-target round cost 5.7x a 500-target
-    one for 4x the targets (bench/controller_scale.py prints both)."""
+    long as the process) out of the cyclic collector's walks, and collect less often
+    (`GC_THRESHOLDS`). Without it a 2,000-target round cost 5.7x a 500-target one for 4x the
+    targets (bench/controller_scale.py prints both)."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _bind(options: RunOptions) -> socket.socket:
