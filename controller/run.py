@@ -56,6 +56,7 @@ from controller.state_store import ConfigMapStore, MemoryStore, StateStore
 log = logging.getLogger("controller.run")
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
+AZURE_ARM_SCOPE = "https://management.azure.com/.default"
 DEFAULT_LEASE_NAME = "replicast"
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -107,7 +108,12 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # The SDKs' own chatter stays out of the default log: replicast says in one line of its own
+    # what an endpoint that does not answer means (`preflight`, the targets' conditions).
+    quiet = {"aiohttp.access": logging.WARNING, "azure": logging.WARNING,
+             "azure.identity": logging.ERROR, "kubernetes_asyncio": logging.WARNING}  # fmt: skip
+    for name, floor in quiet.items():
+        logging.getLogger(name).setLevel(max(floor, root.level))
 
 
 # --- actuators -------------------------------------------------------------------------------
@@ -322,7 +328,7 @@ async def serve(
                     clock=clock,
                     write_interval_s=options.settings.state_write_interval_s,
                 )
-            await preflight(config, source, kube)
+            await preflight(config, source, kube, actuators)
             loop = ControlLoop(
                 config.targets,
                 source=source,
@@ -387,12 +393,24 @@ def _bind(options: RunOptions) -> socket.socket:
     return sock
 
 
-async def preflight(config: Config, source: PrometheusSource, kube: ApiClient | None) -> None:
-    """One log line for each endpoint that does not answer now (never raises): Prometheus and
-    the Kubernetes API server. The controller runs on either way (not ready, holding)."""
+async def preflight(
+    config: Config,
+    source: PrometheusSource,
+    kube: ApiClient | None,
+    actuators: Mapping[str, Actuator] | None = None,
+) -> None:
+    """One log line for each endpoint that does not answer now (never raises): Prometheus, the
+    Kubernetes API server, Azure (an Entra ID token for ARM, for ACI targets). The controller
+    runs on either way: not ready, holding every target, until the endpoint answers."""
     probes = [asyncio.create_task(_probe_prometheus(config, source))]
     if kube is not None:
         probes.append(asyncio.create_task(_probe_kubernetes(kube)))
+    credentials = {
+        id(c): c
+        for c in (getattr(a, "credential", None) for a in (actuators or {}).values())
+        if c is not None
+    }
+    probes += [asyncio.create_task(_probe_azure(c)) for c in credentials.values()]
     for problem in await asyncio.gather(*probes):
         if problem:
             log.error("%s; holding every target (no scale-down) until it answers", problem)
@@ -404,6 +422,19 @@ async def _probe_prometheus(config: Config, source: PrometheusSource) -> str | N
     except Exception as error:
         text = " ".join(str(error).split()) or type(error).__name__
         return f"prometheus {config.prometheus.url}: {text}"
+    return None
+
+
+async def _probe_azure(credential: Any) -> str | None:
+    try:
+        async with asyncio.timeout(15):
+            await credential.get_token(AZURE_ARM_SCOPE)
+    except Exception as error:
+        text = " ".join(str(error).split())[:300] or type(error).__name__
+        return (
+            f"azure: no Entra ID token for {AZURE_ARM_SCOPE}: {text}; give the pod a workload "
+            "identity (deploy/components/aks) or set AZURE_CLIENT_ID/AZURE_TENANT_ID"
+        )
     return None
 
 
