@@ -32,12 +32,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Any
 
 from controller.act import Acted, Gate, act
 from controller.actuators.base import Actuator, WorkloadState
@@ -45,12 +44,11 @@ from controller.clock import Clock, SystemClock
 from controller.config import TargetConfig
 from controller.errors import (
     ActuatorError,
-    PermanentError,
     RetryBudget,
-    TemporaryError,
     one_line,
     retry_budget,
 )
+from controller.failures import Failures
 from controller.observe import (
     MetricBatcher,
     MetricSource,
@@ -69,16 +67,14 @@ from controller.outcomes import (
     log_outcome,
 )
 from controller.scheduler import Scheduler
+from controller.settings import LoopSettings
 from controller.signals import Reading
 from controller.state_store import MemoryStore, StateStore
-from controller.target import Halt, TargetRuntime
-from policies import DecisionRecord, Observation, SpecError
+from controller.succession import Leadership, SoleInstance, Succession
+from controller.target import TargetRuntime
+from policies import DecisionRecord, Observation
 
 log = logging.getLogger(__name__)
-
-# A resumed history whose newest tick is more than this many intervals old (or with such a gap
-# inside the last window) is incomplete: one tick may be missed, two may not.
-RESUME_GAP_INTERVALS = 1.5
 
 __all__ = [
     "ERROR_KINDS",
@@ -92,75 +88,6 @@ __all__ = [
     "TargetRuntime",
     "TickOutcome",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class LoopSettings:
-    # At most this many replicas added or removed per tick, whatever the policy decided.
-    max_change_per_tick: int = 10
-    # After the n-th TemporaryError in a row the target's next tick comes this long after the
-    # failed one (the last delay repeats); the error's own delay_s wins when longer.
-    retry_delays_s: tuple[float, ...] = (5.0, 15.0, 30.0, 60.0, 120.0)
-    max_retry_delay_s: float = 300.0
-    # A PermanentError from a scale call is tried again this long after it (config defaults
-    # and `replicast run --permanent-error-retry-s`).
-    permanent_error_retry_s: float = 300.0
-    # Each state bucket is written at most this often (controller/state_store.py).
-    state_write_interval_s: float = 10.0
-    records_kept: int = 20  # outcomes per target in /status
-    # SIGTERM: scale calls in flight finish, retries give up, the state is saved and the Lease
-    # released within this (deploy/deployment.yaml's terminationGracePeriodSeconds is larger).
-    shutdown_grace_s: float = 20.0
-    # Kubernetes reads and writes of the targets in flight at once (the Lease has its own).
-    max_in_flight: int = 16
-    # The wall clock moving more than this many intervals away from monotonic time between two
-    # ticks is a jump.
-    clock_jump_intervals: float = 2.0
-
-    def __post_init__(self) -> None:
-        def check(name: str, low: float, high: float) -> None:
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value)) or not (
-                low <= value <= high
-            ):
-                raise ValueError(f"{name}: must be {low:g} to {high:g} (got {value!r})")
-
-        check("max_change_per_tick", 1, 10_000)
-        check("max_retry_delay_s", 0, 86_400)
-        check("permanent_error_retry_s", 1, 86_400)
-        check("state_write_interval_s", 0, 3_600)
-        check("records_kept", 1, 1_000)
-        check("shutdown_grace_s", 1, 3_600)
-        check("max_in_flight", 1, 1_024)
-        check("clock_jump_intervals", 1, 100)
-        if not self.retry_delays_s or any(
-            not (math.isfinite(d) and 0 <= d <= 86_400) for d in self.retry_delays_s
-        ):
-            raise ValueError(
-                f"retry_delays_s: must be delays of 0 to 86400 s (got {self.retry_delays_s})"
-            )
-
-    @property
-    def release_reserve_s(self) -> float:
-        """The part of the grace kept for saving the state and releasing the Lease."""
-        return min(5.0, self.shutdown_grace_s / 3)
-
-
-class Leadership(Protocol):
-    """`controller.leader.LeaderElector`, or `SoleInstance`: who acts."""
-
-    @property
-    def is_leader(self) -> bool: ...
-
-
-class SoleInstance:
-    """No leader election (a sandbox, one replica): always the leader."""
-
-    identity = "sole-instance"
-
-    @property
-    def is_leader(self) -> bool:
-        return True
 
 
 class ControlLoop:
@@ -201,8 +128,10 @@ class ControlLoop:
         self.clock_jumps = 0
         self._observers: list[RoundObserver] = []
         self.stopping = asyncio.Event()
-        self._was_leader = False
-        self._takeover = asyncio.Lock()
+        self.succession = Succession(
+            self.leadership, self.store, self.targets, self.clock, self.errors
+        )
+        self.failures = Failures(self.settings, self.clock)
 
     # --- switches and views ---
 
@@ -328,84 +257,15 @@ class ControlLoop:
             except Exception:
                 log.exception("control loop: observer failed")
 
-    # --- leadership and state ---
+    # --- leadership and state (controller/succession.py) ---
 
     async def sync_leadership(self) -> bool:
-        """Whether this replica leads now; on taking over, resume every target's history."""
-        leader = self.leadership.is_leader
-        if leader == self._was_leader:
-            return leader
-        async with self._takeover:
-            leader = self.leadership.is_leader
-            if leader and not self._was_leader:
-                await self._take_over()
-            elif self._was_leader and not leader:
-                log.warning("no longer the leader: deciding without acting until the Lease is back")
-            self._was_leader = leader
-        return leader
-
-    async def _take_over(self) -> None:
-        names = list(self.targets)
-        try:
-            saved = await self.store.load(names)
-        except ActuatorError as error:
-            self.errors["state_load"] += 1
-            log.warning("policy state not loaded (%s); resuming from own history", one_line(error))
-            saved = {}
-        now_s = self.clock.now()
-        held: Counter[str] = Counter()
-        for name, t in self.targets.items():
-            why = self._resume(t, saved.get(name, {}), now_s)
-            if why is not None:
-                held[why.partition(";")[0]] += 1
-        level = logging.WARNING if any("no history to" not in w for w in held) else logging.INFO
-        log.log(
-            level,
-            "leader: acting on %d target(s); %d resumed from saved state; scale-down held for "
-            "one window on %d (%s)",
-            len(self.targets),
-            sum(1 for n in names if n in saved),
-            sum(held.values()),
-            ", ".join(f"{n}: {w}" for w, n in held.most_common()) or "none",
-        )
-
-    def _resume(self, t: TargetRuntime, entry: Mapping[str, Any], now_s: float) -> str | None:
-        max_gap_s = RESUME_GAP_INTERVALS * t.config.interval_s
-        policy = entry.get("policy") if isinstance(entry, Mapping) else None
-        try:
-            why = t.autoscaler.resume(policy, now_s=now_s, max_gap_s=max_gap_s)
-        except (SpecError, TypeError, ValueError) as error:
-            log.warning("%s: saved state does not fit its policy (%s)", t.name, one_line(error))
-            why = t.autoscaler.resume(None, now_s=now_s, max_gap_s=max_gap_s)
-        shadows = entry.get("shadow") if isinstance(entry, Mapping) else None
-        for name, shadow in t.shadows.items():
-            state = shadows.get(name) if isinstance(shadows, Mapping) else None
-            try:
-                shadow.resume(state, now_s=now_s, max_gap_s=max_gap_s)
-            except (SpecError, TypeError, ValueError):
-                shadow.resume(None, now_s=now_s, max_gap_s=max_gap_s)
-        if why is not None:
-            self._hold(t, Cond.HISTORY_GAP, "TakeoverOrRestart", why, now_s, quiet=True)
-        return why
-
-    def _hold(
-        self, t: TargetRuntime, type: str, reason: str, why: str, now_s: float, quiet: bool = False
-    ) -> None:
-        held = t.autoscaler.engine_state.guards.hold_down_until_s
-        t.hold_until_s = held
-        t.set_condition(type, reason, why, now_s)
-        log.log(logging.DEBUG if quiet else logging.WARNING, "%s: %s", t.name, why)
+        """Whether this replica leads now; on taking over, every target's history resumed."""
+        return await self.succession.sync()
 
     async def save_state(self, *, force: bool = False) -> None:
-        """Write the changed state (at most once per bucket per `state_write_interval_s`
-        unless `force`); only the leader writes; a failure is logged and counted."""
-        if not self.leadership.is_leader:
-            return
-        try:
-            await self.store.flush(force=force)
-        except ActuatorError as error:
-            self.errors["state_save"] += 1
-            log.warning("policy state not saved: %s", one_line(error))
+        """Write the changed state (leader only; a failure is logged and counted)."""
+        await self.succession.save(force=force)
 
     # --- one target ---
 
@@ -459,10 +319,10 @@ class ControlLoop:
             state = await t.actuator.current()
         except ActuatorError as error:
             t.healthy = False
-            return await self._failed(t, error, now_s, decision_id, None, reading=True)
+            return await self.failures.failed(t, error, now_s, decision_id, None, reading=True)
         if t.halt is None:
             t.clear(Cond.ACTUATOR_FAILED)  # a read that failed for good works again
-        self._workload_conditions(t, state, now_s)
+        t.workload_conditions(state, now_s)
         obs = observation(state, reading, now_s, self._activation(t))
         self._missing(t, obs, reading, now_s)
         t.healthy = not reading.source_failed() and t.halt is None
@@ -479,7 +339,7 @@ class ControlLoop:
                 error_kind="decide", error=message,
             )  # fmt: skip
         shadows = self._shadow_ticks(t, obs, decision_id)
-        self._mode_conditions(t, leader, dry_run, now_s)
+        t.mode_conditions(leader, dry_run, now_s)
         halted = t.halt.message if t.halt and self.clock.monotonic() < t.halt.retry_at_s else None
         gate = Gate(follower=not leader, dry_run=dry_run, halted=halted)
         acted = await act(
@@ -520,7 +380,7 @@ class ControlLoop:
         if acted.action in (Action.SCALED, Action.HOLD):
             t.clear(Cond.SCALE_REFUSED)
         if acted.error is not None:
-            return await self._failed(t, acted.error, now_s, decision_id, outcome)
+            return await self.failures.failed(t, acted.error, now_s, decision_id, outcome)
         return outcome
 
     def _activation(self, t: TargetRuntime) -> str | None:
@@ -549,7 +409,7 @@ class ControlLoop:
         why = t.autoscaler.rebase(jump_s=jump.jump_s, now_s=now_s)
         for shadow in t.shadows.values():
             shadow.rebase(jump_s=jump.jump_s, now_s=now_s)
-        self._hold(t, Cond.CLOCK_JUMP, "WallClockStep", f"{jump.describe()}: {why}", now_s)
+        t.hold(Cond.CLOCK_JUMP, "WallClockStep", f"{jump.describe()}: {why}", now_s)
 
     def _shadow_ticks(
         self, t: TargetRuntime, obs: Observation, decision_id: str
@@ -563,92 +423,3 @@ class ControlLoop:
                 log.exception("%s: shadow policy %s failed", decision_id, name)
                 t.errors["decide"] += 1
         return tuple(out)
-
-    def _workload_conditions(self, t: TargetRuntime, state: WorkloadState, now_s: float) -> None:
-        present = {c.type.value: c for c in state.conditions}
-        for type in Cond.WORKLOAD:
-            found = present.get(type)
-            if found is None:
-                t.clear(type)
-            else:
-                t.set_condition(type, type, found.message, now_s)
-
-    def _mode_conditions(
-        self, t: TargetRuntime, leader: bool, dry_run: str | None, now_s: float
-    ) -> None:
-        if leader:
-            t.clear(Cond.NOT_LEADER)
-        else:
-            message = "another replica holds the leader Lease and acts; this one only decides"
-            t.set_condition(Cond.NOT_LEADER, "Follower", message, now_s)
-        if dry_run == "config":
-            message = "dry_run: true in the config: decisions are recorded, never applied"
-            t.set_condition(Cond.DRY_RUN, "ConfigDryRun", message, now_s)
-        elif dry_run == "controller":
-            message = "the controller runs in dry run (--dry-run or POST /dry-run): recording only"
-            t.set_condition(Cond.DRY_RUN, "ControllerDryRun", message, now_s)
-        else:
-            t.clear(Cond.DRY_RUN)
-
-    async def _failed(
-        self,
-        t: TargetRuntime,
-        error: ActuatorError,
-        now_s: float,
-        decision_id: str,
-        outcome: TickOutcome | None,
-        *,
-        reading: bool = False,
-    ) -> TickOutcome:
-        message = one_line(error)
-        base = outcome or TickOutcome(t.name, decision_id, now_s, Action.FAILED)
-        base = replace(base, action=Action.FAILED, error=message)
-        if isinstance(error, PermanentError):
-            await self._permanent(t, error, now_s, reading=reading)
-            return replace(base, error_kind="actuator_permanent")
-        t.failures += 1
-        delays = self.settings.retry_delays_s
-        delay_s = delays[min(t.failures, len(delays)) - 1]
-        if isinstance(error, TemporaryError) and error.delay_s is not None:
-            delay_s = max(delay_s, error.delay_s)
-        delay_s = min(delay_s, self.settings.max_retry_delay_s)
-        t.next_due_s = self.clock.monotonic() + delay_s  # from the failure (retries took time)
-        retry = f"{message}; failure {t.failures} in a row, next try in {delay_s:g} s"
-        t.set_condition(Cond.ACTUATOR_RETRYING, type(error).__name__, retry, now_s)
-        log.warning("%s: %s", decision_id, retry)
-        return replace(base, error_kind="actuator_temporary")
-
-    async def _permanent(
-        self, t: TargetRuntime, error: PermanentError, now_s: float, *, reading: bool
-    ) -> None:
-        message = one_line(error)
-        retry_s = self.settings.permanent_error_retry_s
-        t.healthy = False
-        if reading:  # nothing to act on; reads go on every interval, so a fix shows by itself
-            hint = "reads go on every interval"
-            first = Cond.ACTUATOR_FAILED not in t.conditions
-        else:
-            failures = 1 if t.halt is None else t.halt.failures + 1
-            t.halt = Halt(message, self.clock.monotonic() + retry_s, failures)
-            hint = (
-                f"not scaling this target; trying again in {retry_s:g} s "
-                f"(permanent_error_retry_s), failure {failures}"
-            )
-            first = True  # one Event per failed try: once per retry period
-        t.set_condition(Cond.ACTUATOR_FAILED, type(error).__name__, f"{message}; {hint}", now_s)
-        log.error("%s: %s; %s", t.name, message, hint)
-        if first:
-            await self._warn(
-                t, "FailedGetScale" if reading else "FailedRescale", f"{message}; {hint}"
-            )
-
-    async def _warn(self, t: TargetRuntime, reason: str, message: str) -> None:
-        """A Warning Event on the target, when its actuator writes Events (Kubernetes); like
-        HPA's FailedRescale / FailedGetScale. A failure to write it is logged, never raised."""
-        warn = getattr(t.actuator, "warn", None)
-        if warn is None:
-            return
-        try:
-            await warn(reason, message)
-        except ActuatorError as failure:
-            log.warning("%s: %s Event not written: %s", t.name, reason, one_line(failure))

@@ -16,27 +16,22 @@ writes them to $TMPDIR) ever touch the disk.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import gc
 import importlib
-import ipaddress
-import json
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from kubernetes_asyncio.client import ApiClient, VersionApi
+from kubernetes_asyncio.client import ApiClient
 
 from controller.actuators.base import Actuator, ActuatorError, Clock, SystemClock
 from controller.actuators.kubernetes import (
@@ -48,72 +43,38 @@ from controller.actuators.kubernetes import (
 from controller.app import create_app
 from controller.config import AciTarget, Config, KubernetesTarget, TargetConfig, check_config
 from controller.leader import LeaderElector
-from controller.loop import ControlLoop, LoopSettings
+from controller.logs import configure_logging
+from controller.loop import ControlLoop
+from controller.options import (
+    RunOptions,
+    UsageError,
+    build_parser,
+    options_from,
+)
 from controller.prometheus import PrometheusSource, token_provider_for
-from controller.sharding import Shard, ShardError, parse_shard
+from controller.startup import StartupError, bind, freeze_heap, preflight
 from controller.state_store import ConfigMapStore, MemoryStore, StateStore
 
 log = logging.getLogger("controller.run")
 
-DEFAULT_LISTEN = "127.0.0.1:8080"
-AZURE_ARM_SCOPE = "https://management.azure.com/.default"
-DEFAULT_LEASE_NAME = "replicast"
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-
-
-class StartupError(Exception):
-    """Something a person must fix before the controller can start; printed as one line."""
-
-
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    dry_run: bool = False
-    admin: bool = False
-    kubeconfig: str | None = None
-    context: str | None = None
-    leader_election: bool = True
-    lease_namespace: str = "default"
-    lease_name: str = DEFAULT_LEASE_NAME
-    identity: str = "replicast"
-    settings: LoopSettings = field(default_factory=LoopSettings)
-    shard: Shard | None = None
-
-
-# --- logs ------------------------------------------------------------------------------------
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, and a record's `json_fields`."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        fields = getattr(record, "json_fields", None)
-        if isinstance(fields, Mapping):
-            line |= fields
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
-
-
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # The SDKs' own chatter stays out of the default log: replicast says in one line of its own
-    # what an endpoint that does not answer means (`preflight`, the targets' conditions).
-    quiet = {"aiohttp.access": logging.WARNING, "azure": logging.WARNING,
-             "azure.identity": logging.ERROR, "kubernetes_asyncio": logging.WARNING}  # fmt: skip
-    for name, floor in quiet.items():
-        logging.getLogger(name).setLevel(max(floor, root.level))
+# Its pieces live in controller/options.py (the flags), controller/startup.py (what happens
+# before the first decision) and controller/logs.py; the names tests and benches use from here:
+__all__ = [
+    "Resources",
+    "RunOptions",
+    "StartupError",
+    "UsageError",
+    "build_actuator",
+    "build_actuators",
+    "build_parser",
+    "close_actuators",
+    "cmd_run",
+    "freeze_heap",
+    "install_signal_handlers",
+    "needs_kubernetes",
+    "options_from",
+    "serve",
+]
 
 
 # --- actuators -------------------------------------------------------------------------------
@@ -287,7 +248,7 @@ async def serve(
     clock = clock if clock is not None else SystemClock()
     if options.shard is not None:
         config = options.shard.select(config)
-    listening = _bind(options)  # a busy port is refused before anything else happens
+    listening = bind(options)  # a busy port is refused before anything else happens
     remove_handlers = install_signal_handlers(stop)
     try:
         async with AsyncExitStack() as stack:
@@ -355,261 +316,6 @@ async def serve(
     finally:
         remove_handlers()
     log.info("stopped")
-
-
-# The cyclic collector's thresholds once the heap is frozen: a young collection every 10,000
-# allocations (Python's 700 is tuned for short scripts) and a full one a tenth as often as by
-# default. A full collection walks every tracked object, and the targets' histories grow with
-# the fleet: at 2,000 targets the default thresholds cost 0.2-0.4 s of CPU a round, growing
-# round by round (bench/README.md). Cycles are rare here (records, states and reads are trees).
-GC_THRESHOLDS = (10_000, 10, 100)
-
-
-def freeze_heap() -> None:
-    """Take every object alive now (modules, the config, the targets' runtimes: they live as
-    long as the process) out of the cyclic collector's walks, and collect less often
-    (`GC_THRESHOLDS`). Without it a 2,000-target round cost 5.7x a 500-target one for 4x the
-    targets (bench/controller_scale.py prints both)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
-def _bind(options: RunOptions) -> socket.socket:
-    """The listening socket, bound now: a busy or forbidden port is a StartupError."""
-    try:
-        infos = socket.getaddrinfo(options.host, options.port, type=socket.SOCK_STREAM)
-        family, kind, proto, _, address = infos[0]
-        sock = socket.socket(family, kind, proto)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)
-        sock.setblocking(False)
-    except OSError as error:
-        reason = error.strerror or str(error)
-        raise StartupError(
-            f"--listen {options.host}:{options.port}: cannot listen: {reason}"
-        ) from None
-    return sock
-
-
-async def preflight(
-    config: Config,
-    source: PrometheusSource,
-    kube: ApiClient | None,
-    actuators: Mapping[str, Actuator] | None = None,
-) -> None:
-    """One log line for each endpoint that does not answer now (never raises): Prometheus, the
-    Kubernetes API server, Azure (an Entra ID token for ARM, for ACI targets). The controller
-    runs on either way: not ready, holding every target, until the endpoint answers."""
-    probes = [asyncio.create_task(_probe_prometheus(config, source))]
-    if kube is not None:
-        probes.append(asyncio.create_task(_probe_kubernetes(kube)))
-    credentials = {
-        id(c): c
-        for c in (getattr(a, "credential", None) for a in (actuators or {}).values())
-        if c is not None
-    }
-    probes += [asyncio.create_task(_probe_azure(c)) for c in credentials.values()]
-    for problem in await asyncio.gather(*probes):
-        if problem:
-            log.error("%s; holding every target (no scale-down) until it answers", problem)
-
-
-async def _probe_prometheus(config: Config, source: PrometheusSource) -> str | None:
-    try:
-        await source.query("vector(1)", time.time())
-    except Exception as error:
-        text = " ".join(str(error).split()) or type(error).__name__
-        return f"prometheus {config.prometheus.url}: {text}"
-    return None
-
-
-async def _probe_azure(credential: Any) -> str | None:
-    try:
-        async with asyncio.timeout(15):
-            await credential.get_token(AZURE_ARM_SCOPE)
-    except Exception as error:
-        text = " ".join(str(error).split())[:300] or type(error).__name__
-        return (
-            f"azure: no Entra ID token for {AZURE_ARM_SCOPE}: {text}; give the pod a workload "
-            "identity (deploy/components/aks) or set AZURE_CLIENT_ID/AZURE_TENANT_ID"
-        )
-    return None
-
-
-async def _probe_kubernetes(kube: ApiClient) -> str | None:
-    host = kube.configuration.host
-    try:
-        async with asyncio.timeout(5):
-            await VersionApi(kube).get_code()
-    except Exception as error:
-        text = " ".join(str(error).split()) or type(error).__name__
-        return f"kubernetes API server {host}: not answering: {text[:200]}"
-    return None
-
-
-# --- the command -----------------------------------------------------------------------------
-
-
-class UsageError(ValueError):
-    """A command-line value that cannot be used (exit status 2)."""
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """`127.0.0.1:8080`, `[::1]:8080`, `0.0.0.0:8080` -> (host, port)."""
-    host, sep, port = text.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise UsageError(f"--listen: expected HOST:PORT such as 127.0.0.1:8080 (got {text!r})")
-    return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def default_namespace() -> str:
-    """POD_NAMESPACE, else the pod's ServiceAccount namespace, else default."""
-    if os.environ.get("POD_NAMESPACE"):
-        return os.environ["POD_NAMESPACE"]
-    try:
-        return SERVICE_ACCOUNT_NAMESPACE.read_text(encoding="utf-8").strip() or "default"
-    except OSError:
-        return "default"
-
-
-def default_identity() -> str:
-    """POD_NAME (the Downward API), else this host's name."""
-    return os.environ.get("POD_NAME") or socket.gethostname() or f"replicast-{os.getpid()}"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="replicast run",
-        description="Run the live controller: every target's observe -> decide -> scale loop, "
-        "with /healthz /readyz /metrics /status on --listen. SIGTERM finishes the round in "
-        "progress, saves the policies' state and releases the Lease.",
-    )
-    p.add_argument("config", type=Path, metavar="CONFIG", help="controller config (YAML)")
-    p.add_argument("--listen", default=DEFAULT_LISTEN, help=f"HOST:PORT (default {DEFAULT_LISTEN})")
-    p.add_argument("--dry-run", action="store_true", help="decide and record, never scale")
-    p.add_argument(
-        "--admin",
-        action="store_true",
-        help="serve POST /dry-run (switch dry run at runtime); needs a loopback --listen",
-    )
-    p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, else ~/.kube)")
-    p.add_argument("--context", help="kubeconfig context")
-    election = p.add_argument_group("leader election (a coordination.k8s.io Lease)")
-    election.add_argument(
-        "--no-leader-election",
-        dest="leader_election",
-        action="store_false",
-        help="act without a Lease (one replica only: a sandbox, a test)",
-    )
-    election.add_argument("--lease-namespace", help="default: POD_NAMESPACE or the pod's")
-    election.add_argument(
-        "--lease-name",
-        help=f"default {DEFAULT_LEASE_NAME}; with --shard, -INDEX-of-COUNT is appended",
-    )
-    election.add_argument("--identity", help="this replica's name (default: POD_NAME or host)")
-    election.add_argument(
-        "--shard",
-        metavar="INDEX/COUNT",
-        help="take only the targets whose name hashes to INDEX (SHA-256, controller/sharding.py);"
-        " each shard has its own Lease and state",
-    )
-    tuning = p.add_argument_group("loop settings")
-    defaults = LoopSettings()
-
-    def tune(flag: str, kind: type, default: float, text: str) -> None:
-        tuning.add_argument(flag, type=kind, default=None, help=f"{text} (default {default:g})")
-
-    tune(
-        "--max-change-per-tick",
-        int,
-        defaults.max_change_per_tick,
-        "replicas added or removed per tick at most",
-    )
-    tune(
-        "--state-write-interval-s",
-        float,
-        defaults.state_write_interval_s,
-        "write each bucket of the policies' state at most this often",
-    )
-    tune(
-        "--permanent-error-retry-s",
-        float,
-        defaults.permanent_error_retry_s,
-        "try a scale that failed for good (403, deleted target) again after this long; "
-        "overrides defaults.permanent_error_retry_s in the config",
-    )
-    tune(
-        "--shutdown-grace-s",
-        float,
-        defaults.shutdown_grace_s,
-        "SIGTERM: finish scale calls, save the state and release the Lease within this",
-    )
-    tune(
-        "--max-in-flight",
-        int,
-        defaults.max_in_flight,
-        "Kubernetes requests for the targets in flight at once (the Lease has its own client)",
-    )
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    return p
-
-
-def options_from(args: argparse.Namespace, config: Config | None = None) -> RunOptions:
-    host, port = parse_listen(args.listen)
-    if args.admin and not is_loopback(host):
-        raise UsageError(
-            f"--admin: POST /dry-run would be open to anyone who reaches {host}:{port}; "
-            "use a loopback --listen (127.0.0.1) and kubectl port-forward"
-        )
-    tuned: dict[str, Any] = {}
-    configured = getattr(config.defaults, "permanent_error_retry_s", None) if config else None
-    if configured is not None:
-        tuned["permanent_error_retry_s"] = configured
-    for name in (
-        "max_change_per_tick", "state_write_interval_s", "permanent_error_retry_s",
-        "shutdown_grace_s", "max_in_flight",
-    ):  # fmt: skip
-        value = getattr(args, name, None)
-        if value is not None:
-            tuned[name] = value
-    try:
-        shard = parse_shard(args.shard) if args.shard else None
-    except ShardError as error:
-        raise UsageError(str(error)) from None
-    try:
-        settings = LoopSettings(**tuned)
-    except ValueError as error:  # "max_in_flight: must be ..." -> "--max-in-flight: must be ..."
-        name, _, why = str(error).partition(":")
-        raise UsageError(f"--{name.replace('_', '-')}:{why}") from None
-    lease_name = args.lease_name or DEFAULT_LEASE_NAME
-    if shard is not None:
-        lease_name = shard.lease_name(lease_name)
-    return RunOptions(
-        host=host,
-        port=port,
-        dry_run=args.dry_run,
-        admin=args.admin,
-        kubeconfig=args.kubeconfig,
-        context=args.context,
-        leader_election=args.leader_election,
-        lease_namespace=args.lease_namespace or default_namespace(),
-        lease_name=lease_name,
-        identity=args.identity or default_identity(),
-        settings=settings,
-        shard=shard,
-    )
 
 
 def cmd_run(argv: Sequence[str]) -> int:

@@ -8,17 +8,19 @@ The loop (controller/loop.py) is the only writer; the scheduler (controller/sche
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.actuators.base import Actuator
+from controller.actuators.base import Actuator, WorkloadState
 from controller.clock import ClockWatch
 from controller.config import KubernetesTarget, TargetConfig
 from controller.outcomes import (
     MAX_REASONS_PER_TARGET,
     OTHER_REASON,
+    Cond,
     Condition,
     TickOutcome,
     reason_label,
@@ -26,6 +28,8 @@ from controller.outcomes import (
 )
 from controller.signals import TargetQueries
 from policies import Autoscaler, autoscaler
+
+log = logging.getLogger("controller.loop")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +114,38 @@ class TargetRuntime:
     def clear(self, *types: str) -> None:
         for type in types:
             self.conditions.pop(type, None)
+
+    def hold(self, type: str, reason: str, why: str, now_s: float, *, quiet: bool = False) -> None:
+        """Scale-down is held (a takeover's gap, a clock jump): say so until the hold ends."""
+        self.hold_until_s = self.autoscaler.engine_state.guards.hold_down_until_s
+        self.set_condition(type, reason, why, now_s)
+        log.log(logging.DEBUG if quiet else logging.WARNING, "%s: %s", self.name, why)
+
+    def workload_conditions(self, state: WorkloadState, now_s: float) -> None:
+        """The workload's own conditions (Conflict, Paused, CapacityExhausted) as the target's."""
+        present = {c.type.value: c for c in state.conditions}
+        for type in Cond.WORKLOAD:
+            found = present.get(type)
+            if found is None:
+                self.clear(type)
+            else:
+                self.set_condition(type, type, found.message, now_s)
+
+    def mode_conditions(self, leader: bool, dry_run: str | None, now_s: float) -> None:
+        """NotLeader and DryRun, while they hold."""
+        if leader:
+            self.clear(Cond.NOT_LEADER)
+        else:
+            message = "another replica holds the leader Lease and acts; this one only decides"
+            self.set_condition(Cond.NOT_LEADER, "Follower", message, now_s)
+        if dry_run == "config":
+            message = "dry_run: true in the config: decisions are recorded, never applied"
+            self.set_condition(Cond.DRY_RUN, "ConfigDryRun", message, now_s)
+        elif dry_run == "controller":
+            message = "the controller runs in dry run (--dry-run or POST /dry-run): recording only"
+            self.set_condition(Cond.DRY_RUN, "ControllerDryRun", message, now_s)
+        else:
+            self.clear(Cond.DRY_RUN)
 
     def remember(self, outcome: TickOutcome) -> None:
         self.last = outcome
