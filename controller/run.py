@@ -288,6 +288,7 @@ async def serve(
                     identity=options.identity,
                     clock=clock,
                     write_interval_s=options.settings.state_write_interval_s,
+                    leading=lambda: elector.is_leader if elector is not None else True,
                 )
             await preflight(config, source, kube, actuators)
             loop = ControlLoop(

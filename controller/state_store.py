@@ -10,8 +10,9 @@ name) holding its entry as JSON. A target's bucket is `(stable_hash(name) >> 32)
 Writes are coalesced: an entry is written only when it changed, and each bucket at most once
 per `write_interval_s` (default 10 s, so what a new leader finds is at most one interval older
 than what the old one knew); `flush(force=True)` writes every changed bucket now (at shutdown).
-Every write carries the resourceVersion it read; a 409 is re-read once, and if another
-identity wrote the bucket since, this replica stops writing it (it is no longer the leader).
+Every write carries the resourceVersion it read; a 409 is re-read and written once more while
+this replica still leads (`leading`: a late write of the leader before it), and given up when
+it does not (a newer leader's state wins).
 
 Why buckets of ConfigMaps: one Lease annotation held every target's state before, and
 Kubernetes caps an object's annotations at 256 KiB: at ~650 bytes per busy target, 500
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
@@ -127,6 +128,7 @@ class ConfigMapStore:
         write_interval_s: float = DEFAULT_WRITE_INTERVAL_S,
         request_timeout_s: float = 5.0,
         retry_delays_s: tuple[float, ...] = (0.5, 1.0),
+        leading: Callable[[], bool] | None = None,
     ) -> None:
         if not 1 <= buckets <= 256:
             raise ValueError(f"buckets: must be 1-256 (got {buckets})")
@@ -137,6 +139,7 @@ class ConfigMapStore:
         self._timeout = request_timeout_s
         self._delays = retry_delays_s
         self._core = CoreV1Api(api)
+        self.leading = leading if leading is not None else (lambda: True)
         self._texts: dict[str, str] = {}  # the newest entry of each target, as JSON
         self._dirty: set[int] = set()
         self._written_at: dict[int, float] = {}  # monotonic
@@ -270,13 +273,13 @@ class ConfigMapStore:
                 fresh = await self._get(bucket)
                 writer = ((fresh or {}).get("metadata") or {}).get("annotations", {}) or {}
                 by = writer.get(WRITER_ANNOTATION)
-                if by not in (None, self.identity):
+                if not self.leading():  # a newer leader wrote it: its state wins
                     raise TemporaryError(
-                        f"{error}; {by} wrote it since, so this replica is no longer the leader"
+                        f"{error}; {by} wrote it since and this replica no longer leads"
                     ) from error
                 if attempt == 2:
                     raise TemporaryError(f"{error}; twice in a row") from error
-                continue
+                continue  # still the leader: a late write of the one before; overwrite it
             self._versions[bucket] = str(answer.metadata.resource_version or "")
             self.writes += 1
             return
