@@ -51,8 +51,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import attrs
-import kmock
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -72,11 +70,9 @@ from controller.loop import ControlLoop, SoleInstance  # noqa: E402
 from controller.prometheus import PrometheusSource  # noqa: E402
 from controller.run import freeze_heap  # noqa: E402
 from controller.state_store import ConfigMapStore  # noqa: E402
+from tests.controller import soak  # noqa: E402
 from tests.controller.fake_kube import (  # noqa: E402
     FakeClock,
-    FakeKube,
-    rbac_rules,
-    write_kubeconfig,
 )
 from tests.controller.processes import free_port, start_prometheus, stop  # noqa: E402
 
@@ -145,40 +141,8 @@ async def serve_exporter(port: int, n: int) -> None:
 
 
 async def serve_kube(directory: Path, n: int) -> None:
-    """FakeKube with `n` Deployments; writes kubeconfig + ready.json (the count port)."""
-
-    @attrs.define(kw_only=True)
-    class CountingKube(FakeKube):
-        served: int = 0
-
-        async def _handle(self, request: kmock.Request) -> Any:
-            self.served += 1
-            try:
-                return await super()._handle(request)
-            finally:
-                # kmock keeps every request for assertions and matches each new one against
-                # that whole history (O(requests served) per request); forget answered ones.
-                self._requests.remove(request)
-
-    fake = CountingKube(rbac=rbac_rules())
-    async with fake, kmock.Server(fake):
-        for name in names(n):
-            fake.add_workload(name, namespace=NAMESPACE)
-        await fake.settle(timeout_s=300)
-        write_kubeconfig(fake, directory)
-
-        async def count(request: web.Request) -> web.Response:
-            return web.json_response({"requests": fake.served})
-
-        app = web.Application()
-        app.router.add_get("/count", count)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        (directory / "ready.json").write_text(json.dumps({"count_port": port}))
-        await asyncio.Event().wait()
+    """FakeKube with `n` Deployments, counting what it serves (tests/controller/soak.py)."""
+    await soak.serve_kube(directory, n, NAMESPACE, names(n))
 
 
 # --- process helpers -------------------------------------------------------------------------

@@ -47,6 +47,18 @@ class SystemClock:
         await asyncio.sleep(max(0.0, delay_s))
 
 
+async def sleep_unless(clock: Clock, delay_s: float, stop: asyncio.Event) -> bool:
+    """Sleep `delay_s` on `clock`, or less when `stop` is set first; True when it slept out."""
+    sleeping = asyncio.ensure_future(clock.sleep(delay_s))
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({sleeping, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeping.cancel()
+        stopped.cancel()
+    return not stop.is_set()
+
+
 def monotonic_of(clock: object) -> float:
     """`clock.monotonic()`, or its wall time for a clock that has none (an old test fake)."""
     read = getattr(clock, "monotonic", None)

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from controller.clock import Clock, monotonic_of
+from controller.clock import Clock, monotonic_of, sleep_unless
 
 if TYPE_CHECKING:
     from controller.actuators.base import WorkloadCondition
@@ -103,14 +103,7 @@ async def _wait(clock: Clock, wait_s: float, stopping: asyncio.Event | None) -> 
     if stopping is None:
         await clock.sleep(wait_s)
         return True
-    sleeping = asyncio.ensure_future(clock.sleep(wait_s))
-    stopped = asyncio.ensure_future(stopping.wait())
-    try:
-        await asyncio.wait({sleeping, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        sleeping.cancel()
-        stopped.cancel()
-    return not stopping.is_set()
+    return await sleep_unless(clock, wait_s, stopping)
 
 
 async def retrying(

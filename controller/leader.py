@@ -30,7 +30,7 @@ from typing import Any
 from kubernetes_asyncio.client import ApiClient, CoordinationV1Api, V1Lease, V1LeaseSpec
 
 from controller.actuators.kubernetes import ConflictError, NotFoundError, call_api, rfc3339
-from controller.clock import Clock, SystemClock, monotonic_of
+from controller.clock import Clock, SystemClock, monotonic_of, sleep_unless
 from controller.errors import ActuatorError, TemporaryError
 
 logger = logging.getLogger(__name__)
@@ -249,13 +249,7 @@ class LeaderElector:
 
     async def _pause(self, stopping: asyncio.Event) -> None:
         """Sleep one retry period on the injected clock, or less if `stopping` is set."""
-        sleeping = asyncio.ensure_future(self.clock.sleep(self.settings.retry_period_s))
-        waiting = asyncio.ensure_future(stopping.wait())
-        try:
-            await asyncio.wait({sleeping, waiting}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeping.cancel()
-            waiting.cancel()
+        await sleep_unless(self.clock, self.settings.retry_period_s, stopping)
 
     # --- API calls ---
 

@@ -21,6 +21,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from controller.clock import sleep_unless
 from controller.outcomes import RoundResult
 
 if TYPE_CHECKING:
@@ -52,13 +53,7 @@ class Scheduler:
 
     async def _sleep(self, delay_s: float) -> None:
         """Sleep `delay_s` of monotonic time, or less when the loop is stopping."""
-        sleeping = asyncio.ensure_future(self.loop.clock.sleep(delay_s))
-        stopping = asyncio.ensure_future(self.loop.stopping.wait())
-        try:
-            await asyncio.wait({sleeping, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeping.cancel()
-            stopping.cancel()
+        await sleep_unless(self.loop.clock, delay_s, self.loop.stopping)
 
     async def _wait(
         self, tasks: list[asyncio.Task[None]], timeout_s: float

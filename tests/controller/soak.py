@@ -83,8 +83,12 @@ def names(n: int) -> list[str]:
     return [f"soak-{i:03d}" for i in range(n)]
 
 
-async def serve_kube(directory: Path, n: int, namespace: str = NAMESPACE) -> None:
-    """FakeKube with `n` Deployments; writes kubeconfig and ready.json, serves until killed."""
+async def serve_kube(
+    directory: Path, n: int, namespace: str = NAMESPACE, workloads: list[str] | None = None
+) -> None:
+    """FakeKube with `n` Deployments (`workloads`, else `names(n)`) in `namespace`; writes
+    kubeconfig and ready.json (the request-count port) to `directory`, serves until killed.
+    bench/controller_scale.py serves its fleet with it too."""
 
     @attrs.define(kw_only=True)
     class ForgetfulKube(FakeKube):
@@ -101,7 +105,7 @@ async def serve_kube(directory: Path, n: int, namespace: str = NAMESPACE) -> Non
 
     fake = ForgetfulKube(rbac=rbac_rules())
     async with fake, kmock.Server(fake):
-        for name in names(n):
+        for name in workloads if workloads is not None else names(n):
             fake.add_workload(name, namespace=namespace)
         await fake.settle(timeout_s=600)
         write_kubeconfig(fake, directory)
