@@ -11,22 +11,25 @@ exit 2 (raised as `UsageError`, caught by `policies.cli.main`'s handler).
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import re
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from policies.explain import ScriptError, load_spec
+from policies.registry import available
 from simulator import profiles, quality, scenarios, traces
 from simulator.engine import run
 from simulator.model import ReplicaModel
+from simulator.observe import MetricsConfig
 from simulator.result import Result, SloTarget
 
 DEMO_POLICIES = ("hpa", "keda", "knative", "ray", "slo", "predictive")
@@ -36,6 +39,13 @@ SCENARIO_TARGET = 6.0  # hpa/knative/ray by name in a scenario: 6 requests per r
 
 class UsageError(ScriptError):
     """A command-line argument the simulator cannot use; the message says which and why."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one `UsageError` line (not usage text and a second line)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see --help)")
 
 
 def load_profile(text: str) -> profiles.Profile:
@@ -71,6 +81,32 @@ def load_profile(text: str) -> profiles.Profile:
     return traces.read_rate_series(path)
 
 
+DEFAULT_SPEC_NAMES = ("hpa", "keda", "knative", "ray", "slo", "predictive", "planner")
+
+
+def is_policy_name(text: str) -> bool:
+    """A bare word (`hpa`, `HPA`, `hpaa`) rather than inline YAML or a spec file."""
+    return bool(re.fullmatch(r"[A-Za-z][\w-]*", text)) and not Path(text).exists()
+
+
+def check_policy_name(name: str) -> None:
+    """A UsageError naming the known names unless `name` has a default spec here."""
+    if name in DEFAULT_SPEC_NAMES:
+        return
+    known = ", ".join(DEFAULT_SPEC_NAMES)
+    close = difflib.get_close_matches(name.lower(), DEFAULT_SPEC_NAMES, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    if name in {listing.name for listing in available()}:
+        raise UsageError(
+            f"--policy {name}: no default spec (known by name: {known}); give a spec, "
+            f"e.g. '{{policy: {name}, ...}}'"
+        )
+    raise UsageError(
+        f"--policy {name}: unknown policy {name}; known: {known}{hint} "
+        f"(or a spec: inline YAML or a file)"
+    )
+
+
 def default_spec(
     name: str, model: ReplicaModel, slo: SloTarget, max_replicas: int
 ) -> dict[str, Any]:
@@ -88,10 +124,7 @@ def default_spec(
         "predictive": {**sizing, "reactive": True},
         "planner": sizing,
     }
-    if name not in specs:
-        raise UsageError(
-            f"--policy {name}: no default spec; give a spec, e.g. '{{policy: {name}, ...}}'"
-        )
+    check_policy_name(name)
     return {"policy": name, **specs[name], "max_replicas": max_replicas}
 
 
@@ -159,11 +192,40 @@ def _model(text: str) -> ReplicaModel:
     return ReplicaModel.preset(text)
 
 
+def check_numbers(args: argparse.Namespace) -> None:
+    """The numeric flags every run takes, each refused in one line naming it."""
+    interval = args.interval
+    if not (math.isfinite(interval) and interval > 0):
+        raise UsageError(f"--interval {interval:g}: must be > 0 seconds, e.g. 15")
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: must be >= 0")
+    if args.max_replicas is not None and args.max_replicas < 1:
+        raise UsageError(f"--max-replicas {args.max_replicas}: must be >= 1")
+    if args.initial_replicas is not None and args.initial_replicas < 0:
+        raise UsageError(f"--initial-replicas {args.initial_replicas}: must be >= 0")
+    if not (math.isfinite(args.rate_scale) and args.rate_scale > 0):
+        raise UsageError(f"--rate-scale {args.rate_scale:g}: must be > 0 (2 = double the load)")
+
+
+def metrics_for(interval_s: float) -> MetricsConfig | None:
+    """The run's metrics: the default (a scrape per tick, a 60 s rate window), with the rate
+    window widened to two ticks when a tick is longer than 60 s (rate() needs two scrapes)."""
+    if interval_s <= 60.0:
+        return None
+    return MetricsConfig(scrape_interval_s=interval_s, rate_window_s=2 * interval_s)
+
+
 def _prepared(args: argparse.Namespace) -> profiles.Profile:
     profile = load_profile(args.profile)
     if args.slice:
         start, _, end = args.slice.partition(":")
-        profile = profile.slice(float(start), float(end) if end else None)
+        try:
+            bounds = float(start), float(end) if end else None
+        except ValueError:
+            raise UsageError(
+                f"--slice {args.slice}: use START:END in seconds of the profile, e.g. 0:3600"
+            ) from None
+        profile = profile.slice(*bounds)
     if args.rate_scale != 1.0:
         profile = profile.rate_scale(args.rate_scale)
     return profile
@@ -174,7 +236,7 @@ def _specs(
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for text in given:
-        if re.fullmatch(r"[a-z_]+", text):
+        if is_policy_name(text):
             out.append(default_spec(text, model, slo, max_replicas))
         else:
             out.extend(load_spec(text))
@@ -233,7 +295,7 @@ def _seconds(value: float | None) -> str:
 
 def cmd_simulate(argv: Sequence[str]) -> int:
     """simulate one policy on a load profile: a summary table and PNG plots"""
-    parser = argparse.ArgumentParser(prog="replicast simulate", description=cmd_simulate.__doc__)
+    parser = _Parser(prog="replicast simulate", description=cmd_simulate.__doc__)
     _common(parser, profile_default=None)
     parser.add_argument(
         "--policy", required=True, help="a built-in name, inline YAML or a spec file"
@@ -243,7 +305,7 @@ def cmd_simulate(argv: Sequence[str]) -> int:
 
 def cmd_compare(argv: Sequence[str]) -> int:
     """run several policies on one profile or scenario: one row per policy, and plots"""
-    parser = argparse.ArgumentParser(prog="replicast compare", description=cmd_compare.__doc__)
+    parser = _Parser(prog="replicast compare", description=cmd_compare.__doc__)
     _common(parser, profile_default=None, profile_required=False)
     parser.add_argument(
         "--policy",
@@ -276,7 +338,7 @@ def cmd_compare(argv: Sequence[str]) -> int:
 
 def cmd_demo(argv: Sequence[str]) -> int:
     """the built-in policies on the embedded Azure LLM trace with GPU cold starts: table + plots"""
-    parser = argparse.ArgumentParser(prog="replicast demo", description=cmd_demo.__doc__)
+    parser = _Parser(prog="replicast demo", description=cmd_demo.__doc__)
     _common(parser, profile_default="azure-conv")
     # a warm start: the service was already running when the hour of trace begins
     parser.set_defaults(
@@ -288,15 +350,21 @@ def cmd_demo(argv: Sequence[str]) -> int:
 
 def _compare(args: argparse.Namespace, policy_args: Sequence[str]) -> int:
     console = Console(width=max(120, Console().width))
+    check_numbers(args)
     try:
         model = _model(args.model)
         slo = slo_from(args)
         profile = _prepared(args)
     except (ValueError, KeyError) as error:
         raise UsageError(str(error).splitlines()[0]) from None
+    if args.interval > profile.duration_s:
+        raise UsageError(
+            f"--interval {args.interval:g}: longer than the profile ({profile.duration_s:g} s)"
+        )
     specs = _specs(policy_args, model, slo, args.max_replicas)
     began = time.perf_counter()
-    options = {"interval_s": args.interval, "slo": slo, "initial_replicas": args.initial_replicas}
+    options = {"interval_s": args.interval, "slo": slo, "initial_replicas": args.initial_replicas,
+               "metrics": metrics_for(args.interval)}  # fmt: skip
     results = run_all(profile, specs, model, seed=args.seed, options=options)
     elapsed = time.perf_counter() - began
     hours, requests = profile.duration_s / 3600, results[0].summary.requests
@@ -346,7 +414,7 @@ def scenario_specs(given: Sequence[str], sc: scenarios.Scenario) -> list[dict[st
             out.append(sc.planner_spec())
         elif text in quality.BASELINES:
             out.append(quality.baseline_spec(text, SCENARIO_TARGET, sc))
-        elif re.fullmatch(r"[a-z_]+", text):
+        elif is_policy_name(text):
             bounds = sc.policy_defaults()
             spec = default_spec(text, sc.model, sc.slo, bounds["max_replicas"])
             out.append({**spec, **bounds})
@@ -369,6 +437,7 @@ def add_plan_rows(table: Table, sc: scenarios.Scenario) -> None:
 
 
 def _compare_scenario(args: argparse.Namespace, policy_args: Sequence[str]) -> int:
+    check_numbers(args)
     conflicts = _scenario_conflicts(args)
     if conflicts:
         raise UsageError(
