@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,10 +28,21 @@ from policies import Autoscaler, DecisionRecord, autoscaler
 from policies.policy import Policy, PolicyFactory
 from simulator import kernel
 from simulator.fold import fold_outcomes
+from simulator.intervals import ArrivalSlots
 from simulator.model import ReplicaModel
 from simulator.observe import MetricsConfig, Observer
 from simulator.profiles import Profile
-from simulator.result import FloatArray, LogHistogram, Result, SloTarget, Summary, Timeline
+from simulator.result import (
+    FloatArray,
+    LogHistogram,
+    Result,
+    Slo,
+    Summary,
+    Timeline,
+    slo_label,
+    slo_targets,
+    why,
+)
 
 DEFAULT_EPOCH_S = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 STARTUP_DELAYS = 100_000  # pre-drawn per block; a run that creates more draws another
@@ -124,18 +135,25 @@ def as_model(given: ReplicaModel | Mapping[str, Any] | str) -> ReplicaModel:
 
 @dataclass
 class _Outcomes:
-    """Per-request results folded as they settle: fixed memory."""
+    """Per-request results folded as they settle: fixed memory. `met` counts the first SLO
+    target; `slots` every target, and the per-interval columns (`simulator.intervals`)."""
 
-    slo: SloTarget | None
+    slo: Slo | None
     keep: bool
     wait: LogHistogram
     requests: int = 0
     dropped: int = 0
     met: int = 0
+    slots: ArrivalSlots = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.slots = ArrivalSlots(slo_targets(self.slo))
 
     def fold(self, arrival_s: FloatArray, service_s: FloatArray, start_s: FloatArray) -> None:
-        threshold = math.inf if self.slo is None else self.slo.threshold_s
-        on_wait = self.slo is not None and self.slo.on == "wait"
+        first = next(iter(slo_targets(self.slo)), None)
+        threshold = math.inf if first is None else first.threshold_s
+        on_wait = first is not None and first.on == "wait"
+        self.slots.fold(arrival_s, service_s, start_s)
         dropped, within = fold_outcomes(
             arrival_s, service_s, start_s, threshold, on_wait,
             self.wait.counts, self.wait.low, self.wait.per_log,
@@ -154,7 +172,7 @@ def run(
     start_epoch_s: float = DEFAULT_EPOCH_S,
     interval_s: float = 15.0,
     metrics: MetricsConfig | None = None,
-    slo: SloTarget | None = None,
+    slo: Slo | None = None,
     initial_replicas: int | None = None,
     max_alive: int | None = None,
     chunk_s: float = 3600.0,
@@ -226,7 +244,7 @@ def simulate(  # noqa: PLR0915 - one loop, read top to bottom like the controlle
     interval_s: float = 15.0,
     metrics: MetricsConfig | None = None,
     start_epoch_s: float = DEFAULT_EPOCH_S,
-    slo: SloTarget | None = None,
+    slo: Slo | None = None,
     initial_replicas: int | None = None,
     max_alive: int | None = None,
     keep_records: bool = True,
@@ -345,7 +363,10 @@ def _drain(be: Backend, state: Any, end_s: float, outcomes: _Outcomes, kept: lis
         horizon += 3600.0
         be.advance(state, horizon)
     _fold_settled(be, state, outcomes, kept)
-    never = len(be.start_s(state)) - be.settled(state)
+    settled = be.settled(state)
+    left = np.asarray(state.arrival_s, dtype=np.float64)[settled:]
+    outcomes.slots.fold(left, np.zeros_like(left), np.full_like(left, np.nan))
+    never = len(be.start_s(state)) - settled
     outcomes.requests += never  # never served (no replica left): they count as dropped
     outcomes.dropped += never
 
