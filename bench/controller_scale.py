@@ -1,6 +1,11 @@
-"""One controller, 500 targets: `ControlLoop.round()` on a real Prometheus and a fake Kubernetes.
+"""One controller, many targets: `ControlLoop.round()` on a real Prometheus and a fake Kubernetes.
 
-    .venv/bin/python bench/controller_scale.py --targets 500 --rounds 20
+    .venv/bin/python bench/controller_scale.py --targets 500 2000 --rounds 20
+
+Each size runs in a child process of its own (so its peak RSS is its own), one after the
+other, and a table compares them at the end: round time, CPU per round and its ratio to the
+first size's, peak RSS, and the policies' state per target and in total (what the state store
+writes: controller/state_store.py).
 
 What runs (loopback only, every process stopped at the end):
 
@@ -11,7 +16,9 @@ What runs (loopback only, every process stopped at the end):
   in its own subprocess with N Deployments in `llm`, counting every request it serves;
 - in this process: N targets (preset vllm, hpa on in_flight, 2 per replica, interval 15 s),
   the real `PrometheusSource` and one `KubernetesActuator` per target, driven by
-  `ControlLoop.round()` `--rounds` times on a fake clock that moves 15 s per round.
+  `ControlLoop.round()` `--rounds` times on a fake clock that moves 15 s per round, with
+  the heap frozen after setup as `replicast run` does (`controller.run.freeze_heap`) and the
+  state kept in the ConfigMap store (16 buckets) on the fake API, as the leader does.
 
 The policies see the fake clock; Prometheus is asked at the wall clock (less one second, so
 every scrape is in), because a fake clock 15 s per round ahead would query a future without
@@ -28,6 +35,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -58,8 +66,10 @@ from controller.actuators.kubernetes import (  # noqa: E402 (the repository root
     kubernetes_api,
 )
 from controller.config import PrometheusConfig, TargetConfig  # noqa: E402
-from controller.loop import ControlLoop  # noqa: E402
+from controller.loop import ControlLoop, SoleInstance  # noqa: E402
 from controller.prometheus import PrometheusSource  # noqa: E402
+from controller.run import freeze_heap  # noqa: E402
+from controller.state_store import ConfigMapStore  # noqa: E402
 from tests.controller.fake_kube import (  # noqa: E402
     FakeClock,
     FakeKube,
@@ -71,7 +81,9 @@ from tests.controller.processes import free_port, start_prometheus, stop  # noqa
 NAMESPACE = "llm"
 INTERVAL_S = 15.0
 AIM_ROUND_S = 1.0
-AIM_RSS_MB = 150.0
+AIM_RSS_MB = 150.0  # at 500 targets
+AIM_CPU_RATIO = 4.4  # CPU(2,000 targets) / CPU(500)
+AIM_CPU_2000_S = 1.0
 HPA = {"policy": "hpa", "metric": "in_flight", "target_per_replica": 2, "max_replicas": 10}
 # One target in SCALE_EVERY runs 3 requests (wants 2 replicas), the others 2 (1 is right).
 SCALE_EVERY = 50
@@ -272,7 +284,14 @@ async def drive(n: int, rounds: int, prom_url: str, home: Path, count_port: int)
                                            clock=clock, reads=reads)
                 for t in targets
             }  # fmt: skip
-            loop = ControlLoop(targets, source=source, actuators=actuators, clock=clock)
+            store = ConfigMapStore(
+                api, namespace=NAMESPACE, prefix="replicast", identity="bench", clock=clock
+            )
+            loop = ControlLoop(
+                targets, source=source, actuators=actuators, clock=clock,
+                leadership=SoleInstance(), store=store,
+            )  # fmt: skip
+            freeze_heap()
             rss_before = rss_mb()
             for _ in range(rounds):
                 k0, p0 = await asyncio.to_thread(kube_count, count_port), prom_requests
@@ -295,7 +314,10 @@ async def drive(n: int, rounds: int, prom_url: str, home: Path, count_port: int)
         "kube": kube_per_round,
         "actions": actions,
         "rss_before": rss_before,
+        "rss_peak": rss_mb(),
         "source_errors": dict(source.stats.errors_total),
+        "state_bytes": sorted(store.sizes().values()),
+        "state_writes": store.writes,
     }
 
 
@@ -304,10 +326,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def report(n: int, figures: dict[str, Any], setup_s: float, wall_s: float) -> None:
+def report(n: int, figures: dict[str, Any], setup_s: float, wall_s: float) -> dict[str, Any]:
     d, prom, kube = figures["durations"], figures["prom"], figures["kube"]
     p50, p99 = statistics.median(d), percentile(d, 0.99)
-    peak = rss_mb()
+    peak = figures["rss_peak"]
     print(f"targets: {n}, rounds: {len(d)}, interval {INTERVAL_S:g} s (fake clock)")
     print(f"setup (exporter, Prometheus, fake Kubernetes with {n} Deployments): {setup_s:.1f} s")
     for i, (ticks, tally, missing) in enumerate(figures["actions"]):
@@ -326,28 +348,88 @@ def report(n: int, figures: dict[str, Any], setup_s: float, wall_s: float) -> No
           f"(min {min(prom)}, max {max(prom)})")  # fmt: skip
     print(f"Kubernetes API requests per round: {statistics.median(kube):g} median "
           f"(min {min(kube)}, max {max(kube)}; first round {kube[0]})")  # fmt: skip
-    print(f"peak RSS of the controller process: {peak:.0f} MB (aim: < {AIM_RSS_MB:g} MB); "
+    print(f"peak RSS of the controller process: {peak:.0f} MB; "
           f"{figures['rss_before']:.0f} MB before the first round")  # fmt: skip
+    sizes = figures["state_bytes"]
+    total = sum(sizes)
+    print(f"policy state: {statistics.median(sizes):.0f} bytes per target median (max "
+          f"{max(sizes)}), {total / 1e3:.0f} kB in all, in 16 ConfigMap buckets "
+          f"(~{total / 16 / 1e3:.0f} kB each, limit 1,024 kB); {figures['state_writes']} "
+          f"bucket writes in {len(d)} rounds")  # fmt: skip
     print(f"Prometheus query errors: {figures['source_errors'] or 'none'}")
     print(f"whole run: {wall_s:.1f} s")
+    return {
+        "targets": n, "p50_s": p50, "p99_s": p99, "cpu_s": cpu, "rss_mb": peak,
+        "state_median_b": statistics.median(sizes), "state_total_kb": total / 1e3,
+    }  # fmt: skip
+
+
+def compare(rows: list[dict[str, Any]]) -> None:
+    """The sizes side by side, with the ratios the issue's aims are stated in."""
+    base = rows[0]
+    print("\n| targets | round p50 | round p99 | CPU per round | CPU ratio | targets ratio | "
+          "peak RSS | state per target | state in all |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(
+            f"| {row['targets']:,} | {row['p50_s']:.3f} s | {row['p99_s']:.3f} s | "
+            f"{row['cpu_s']:.3f} s | {row['cpu_s'] / base['cpu_s']:.2f}x | "
+            f"{row['targets'] / base['targets']:.0f}x | {row['rss_mb']:.0f} MB | "
+            f"{row['state_median_b']:.0f} B | {row['state_total_kb']:.0f} kB |"
+        )
+    by = {row["targets"]: row for row in rows}
+    if 500 in by:
+        rss = by[500]["rss_mb"]
+        print(f"aim: peak RSS at 500 targets < {AIM_RSS_MB:g} MB: {rss:.0f} MB, "
+              f"{'met' if rss < AIM_RSS_MB else 'NOT met'}")  # fmt: skip
+    if 500 in by and 2000 in by:
+        ratio = by[2000]["cpu_s"] / by[500]["cpu_s"]
+        cpu = by[2000]["cpu_s"]
+        print(f"aim: CPU(2,000) / CPU(500) <= {AIM_CPU_RATIO:g}: {ratio:.2f}, "
+              f"{'met' if ratio <= AIM_CPU_RATIO else 'NOT met'}")  # fmt: skip
+        print(f"aim: a 2,000-target round under {AIM_CPU_2000_S:g} s of CPU: {cpu:.3f} s, "
+              f"{'met' if cpu < AIM_CPU_2000_S else 'NOT met'}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--targets", type=int, default=500)
+    p.add_argument("--targets", type=int, nargs="+", default=[500])
     p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--one", type=Path, metavar="RESULT", help=argparse.SUPPRESS)
     p.add_argument("--serve-exporter", type=int, metavar="PORT", help=argparse.SUPPRESS)
     p.add_argument("--serve-kube", type=Path, metavar="DIR", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    n = args.targets[0]
     if args.serve_exporter is not None:
-        asyncio.run(serve_exporter(args.serve_exporter, args.targets))
+        asyncio.run(serve_exporter(args.serve_exporter, n))
         return 0
     if args.serve_kube is not None:
-        asyncio.run(serve_kube(args.serve_kube, args.targets))
+        asyncio.run(serve_kube(args.serve_kube, n))
         return 0
-
-    print(f"command: .venv/bin/python bench/controller_scale.py --targets {args.targets} "
+    if args.one is not None:
+        args.one.write_text(json.dumps(run_one(n, args.rounds)))
+        return 0
+    sizes = " ".join(str(t) for t in args.targets)
+    print(f"command: .venv/bin/python bench/controller_scale.py --targets {sizes} "
           f"--rounds {args.rounds}")  # fmt: skip
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="replicast-bench-") as scratch:
+        for size in args.targets:
+            result = Path(scratch) / f"{size}.json"
+            print(f"\n--- {size} targets (a process of its own) ---", flush=True)
+            subprocess.run(
+                [sys.executable, __file__, "--targets", str(size), "--rounds", str(args.rounds),
+                 "--one", str(result)],
+                cwd=ROOT, check=True,
+            )  # fmt: skip
+            rows.append(json.loads(result.read_text()))
+    compare(rows)
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+def run_one(n: int, rounds: int) -> dict[str, Any]:
     binary = shutil.which("prometheus") or "/usr/bin/prometheus"
     started = time.monotonic()
     home = Path(tempfile.mkdtemp(prefix="replicast-bench-"))
@@ -355,29 +437,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         exporter_port, port = free_port(), free_port()
         (home / "prometheus.yml").write_text(prometheus_yml(exporter_port))
-        n = str(args.targets)
         processes["exporter"] = child(
-            ["--serve-exporter", str(exporter_port), "--targets", n], home / "exporter.log"
+            ["--serve-exporter", str(exporter_port), "--targets", str(n)], home / "exporter.log"
         )
-        processes["kube"] = child(["--serve-kube", str(home), "--targets", n], home / "kube.log")
+        processes["kube"] = child(
+            ["--serve-kube", str(home), "--targets", str(n)], home / "kube.log"
+        )
         processes["prometheus"] = start_prometheus(binary, home, port)
         url = f"http://127.0.0.1:{port}"
 
         def prometheus_ready() -> bool:
             rates = instant(url, "count(rate(vllm:request_success_total[1m]) > 0)")
-            return bool(rates) and int(float(rates[0]["value"][1])) == args.targets
+            return bool(rates) and int(float(rates[0]["value"][1])) == n
 
-        wait_for("prometheus", prometheus_ready, processes, home, 90)
-        wait_for("fake kubernetes", (home / "ready.json").exists, processes, home, 300)
+        wait_for("prometheus", prometheus_ready, processes, home, 120)
+        wait_for("fake kubernetes", (home / "ready.json").exists, processes, home, 600)
         count_port = json.loads((home / "ready.json").read_text())["count_port"]
         setup_s = time.monotonic() - started
-        figures = asyncio.run(drive(args.targets, args.rounds, url, home, count_port))
-        report(args.targets, figures, setup_s, time.monotonic() - started)
+        figures = asyncio.run(drive(n, rounds, url, home, count_port))
+        return report(n, figures, setup_s, time.monotonic() - started)
     finally:
         for process in processes.values():
             stop(process)
         shutil.rmtree(home, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":

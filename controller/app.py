@@ -5,7 +5,10 @@ In: a `ControlLoop` (controller/loop.py) and, with leader election, its `LeaderE
 
 - `GET /healthz`: 200 while the process and its long-lived tasks run; 500 names a task that
   ended on its own (the kubelet then restarts the pod);
-- `GET /readyz`: 503 until every target's first tick has decided, then 200;
+- `GET /readyz`: 200 once every target has been tried and at least one can be read and
+  scaled (its workload and signals read, no permanent error); 503 naming why otherwise. Alert
+  on the per-target `replicast_condition` and `replicast_target_healthy` gauges, not on
+  readiness: one broken target of many keeps the controller ready;
 - `GET /metrics`: prometheus-client text from the app's own `CollectorRegistry` (never the
   global one): per-target replicas, decisions, errors, conditions, tick durations (see
   `METRIC_NAMES`);
@@ -15,8 +18,9 @@ In: a `ControlLoop` (controller/loop.py) and, with leader election, its `LeaderE
   `--listen` (127.0.0.1 by default): reach it through `kubectl port-forward`, never a Service.
 
 Tasks, from `cleanup_ctx` in this order and stopped in reverse: `replicast:leader` (one
-election step before anything else, then renewals), `replicast:loop` (the rounds). On shutdown
-the loop finishes the round in progress and saves the state, then the Lease is released.
+election step before anything else, then renewals), `replicast:loop` (the scheduler: a task per
+target). On shutdown the loop lets scale calls in flight finish and saves the state within its
+share of the grace, then the Lease is released.
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
 from controller.leader import LeaderElector
-from controller.loop import ERROR_KINDS, Action, Cond, ControlLoop, RoundResult, TargetRuntime
+from controller.loop import ControlLoop
+from controller.outcomes import ERROR_KINDS, Action, Cond, RoundResult
 from controller.signals import ACTIVATION
+from controller.target import TargetRuntime
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,8 @@ METRIC_NAMES = (
     "replicast_leader",
     "replicast_dry_run",
     "replicast_ready",
+    "replicast_target_healthy",
+    "replicast_clock_jumps_total",
     "replicast_target_dry_run",
     "replicast_target_acting",
     "replicast_desired_replicas",
@@ -101,7 +109,14 @@ class LoopCollector:
         yield _gauge("replicast_leader", leader, loop.is_leader)
         dry_run = "1 while the whole controller only records (--dry-run, POST /dry-run)"
         yield _gauge("replicast_dry_run", dry_run, loop.dry_run)
-        yield _gauge("replicast_ready", "1 once every target has decided (/readyz)", loop.ready)
+        ready = "1 while /readyz is 200: every target tried, at least one readable and scalable"
+        yield _gauge("replicast_ready", ready, loop.ready)
+        jumps = CounterMetricFamily(
+            "replicast_clock_jumps",
+            "wall-clock steps seen between two ticks of a target (scale-down held a window)",
+        )
+        jumps.add_metric([], loop.clock_jumps)
+        yield jumps
         yield from self._modes(targets)
         yield from self._replicas(targets)
         yield from self._decisions(targets)
@@ -118,10 +133,17 @@ class LoopCollector:
             "1 while this replica would scale the target (leader, not dry run, not halted)",
             labels=["target"],
         )
+        healthy = GaugeMetricFamily(
+            "replicast_target_healthy",
+            "1 while the target's latest tick read its workload and its signals and no "
+            "permanent error stops its scaling",
+            labels=["target"],
+        )
         for t in targets:
             dry.add_metric([t.name], float(self._loop.dry_run or t.config.dry_run))
             acting.add_metric([t.name], float(self._loop.acting(t)))
-        yield from (dry, acting)
+            healthy.add_metric([t.name], float(t.healthy))
+        yield from (dry, acting, healthy)
 
     def _replicas(self, targets: list[TargetRuntime]) -> Iterator[Metric]:
         docs = {
@@ -293,8 +315,7 @@ async def readyz(request: web.Request) -> web.Response:
     loop = request.app[LOOP]
     if loop.ready:
         return web.Response(text="ready\n")
-    waiting = sorted(t.name for t in loop.targets.values() if not t.ready)
-    return web.Response(status=503, text=f"waiting for a first decision: {', '.join(waiting)}\n")
+    return web.Response(status=503, text=f"{loop.not_ready_reason()}\n")
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -378,7 +399,7 @@ async def _loop_context(app: web.Application) -> AsyncIterator[None]:
     task = _eternal(app, "replicast:loop", loop.run())
     yield
     loop.stop()
-    await asyncio.wait({task})  # the round in progress finishes: never cut a scale call
+    await asyncio.wait({task})  # scale calls in flight finish, within the shutdown grace
     app[TASKS].pop("replicast:loop", None)
 
 

@@ -1,16 +1,19 @@
-"""Leader election with a coordination.k8s.io/v1 Lease, and the policies' state kept on it.
+"""Leader election with a coordination.k8s.io/v1 Lease.
 
-In: a kubernetes-asyncio `ApiClient`, the Lease's namespace and name, this replica's identity
-(its pod name), an injected `Clock`. Out: `is_leader` (only the holder acts), a renewal every
-`retry_period_s` (`step`, or `run` until stopped), a release on stop, and `save_state` /
-`load_state`: one JSON annotation (`replicast.io/state`) on the Lease, so a new leader continues
-where the last one stopped. The loop (controller/loop.py) asks `is_leader` before it actuates.
+In: a kubernetes-asyncio `ApiClient` of its own (controller/run.py gives the elector its own
+client and connection pool, so renewals never queue behind target reads), the Lease's namespace
+and name, this replica's identity (its pod name), an injected `Clock`. Out: `is_leader` (only
+the holder acts), a renewal every `retry_period_s` (`step`, or `run` until stopped) and a
+release on stop. The loop (controller/loop.py) asks `is_leader` before it actuates; the
+policies' state lives in controller/state_store.py, not on the Lease.
 
 Semantics follow client-go's leaderelection. A challenger judges expiry by its own clock, from
 when it last saw the Lease change, not from the holder's `renewTime`, so clock skew between nodes
 cannot hand the lease over early. The holder stops acting `renew_deadline_s` after its last
 successful renewal, before any challenger may take over (`lease_duration_s` > renew deadline).
-Every write carries the resourceVersion it read: of two racing writers one wins, one gets a 409.
+Both deadlines run on the monotonic clock: a wall-clock step neither ends leadership early nor
+stretches it; only the Lease's `renewTime`/`acquireTime` stamps are wall time. Every write
+carries the resourceVersion it read: of two racing writers one wins, one gets a 409.
 
 RBAC (deploy/rbac.yaml): leases `get`, `create`, `update`.
 """
@@ -18,29 +21,19 @@ RBAC (deploy/rbac.yaml): leases `get`, `create`, `update`.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes_asyncio.client import ApiClient, CoordinationV1Api, V1Lease, V1LeaseSpec
 
-from controller.actuators.base import (
-    ActuatorError,
-    Clock,
-    PermanentError,
-    SystemClock,
-    TemporaryError,
-)
 from controller.actuators.kubernetes import ConflictError, NotFoundError, call_api, rfc3339
+from controller.clock import Clock, SystemClock, monotonic_of
+from controller.errors import ActuatorError, TemporaryError
 
 logger = logging.getLogger(__name__)
-
-STATE_ANNOTATION = "replicast.io/state"
-# Kubernetes caps all annotations of an object at 256 KiB together; leave room for the others.
-MAX_STATE_BYTES = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +42,7 @@ class LeaderSettings:
     renew_deadline_s: float = 10.0  # the holder stops acting this long after its last renewal
     retry_period_s: float = 2.0  # between tries to acquire or renew
     request_timeout_s: float = 5.0
-    # Retries of save_state/load_state after a 429, 5xx or timeout (step's retry is its period).
+    # Retries of release after a 429, 5xx or timeout (step's retry is its period).
     retry_delays_s: tuple[float, ...] = (0.5, 1.0)
 
     def __post_init__(self) -> None:
@@ -59,10 +52,6 @@ class LeaderSettings:
                 f"({self.lease_duration_s:g}), so the old leader stops before a new one starts "
                 f"(got {self.renew_deadline_s:g})"
             )
-
-
-class NotLeaderError(ActuatorError):
-    """This replica does not hold the Lease, so it must not write state (another one acts)."""
 
 
 def _micro(moment: Any) -> str | None:
@@ -106,11 +95,14 @@ class LeaderElector:
         self._api = api
         self._leases = CoordinationV1Api(api)
         self._lease: V1Lease | None = None  # as last read or written by us
-        self._renewed_at_s: float | None = None  # our last successful write as the holder
-        self._observed: tuple[str, float] | None = None  # (resourceVersion, first seen at)
-        # One writer at a time in this process: a renewal racing a state save would make each
-        # other's resourceVersion stale and both get 409 from the API server.
+        # Monotonic times: our last successful write as the holder; when we first saw the
+        # Lease's current resourceVersion.
+        self._renewed_at_s: float | None = None
+        self._observed: tuple[str, float] | None = None
+        # One writer at a time in this process: a renewal racing the release on SIGTERM would
+        # make each other's resourceVersion stale and both get 409 from the API server.
         self._writing = asyncio.Lock()
+        self.renewals = 0  # successful writes as the holder
 
     def __str__(self) -> str:
         return f"lease {self.namespace}/{self.name}"
@@ -119,7 +111,9 @@ class LeaderElector:
     def is_leader(self) -> bool:
         """True while this replica holds the Lease and renewed it within the renew deadline."""
         renewed = self._renewed_at_s
-        return renewed is not None and self.clock.now() < renewed + self.settings.renew_deadline_s
+        if renewed is None:
+            return False
+        return monotonic_of(self.clock) < renewed + self.settings.renew_deadline_s
 
     async def step(self) -> bool:
         """Try once to acquire or renew; True when this replica is the leader afterwards.
@@ -131,13 +125,13 @@ class LeaderElector:
             return await self._step()
 
     async def _step(self) -> bool:
-        now_s = self.clock.now()
+        mono_s = monotonic_of(self.clock)
         try:
             lease = await self._get(retry=False)
             if lease is None:
-                await self._write(self._new_lease(now_s), create=True, now_s=now_s)
-            elif self._may_claim(lease, now_s):
-                await self._write(self._claimed(lease, now_s), create=False, now_s=now_s)
+                await self._write(self._new_lease(), create=True, mono_s=mono_s)
+            elif self._may_claim(lease, mono_s):
+                await self._write(self._claimed(lease), create=False, mono_s=mono_s)
             else:
                 self._lease = lease
                 self._lose(f"held by {lease.spec.holder_identity}")
@@ -175,72 +169,20 @@ class LeaderElector:
         except ActuatorError as error:  # someone else wrote it since; nothing of ours to release
             logger.warning("%s; not released", error)
 
-    async def save_state(self, state: Mapping[str, Any]) -> None:
-        """Store `state` (JSON-ready) on the Lease; only the leader may."""
-        text = json.dumps(dict(state), sort_keys=True, separators=(",", ":"))
-        if len(text.encode()) > MAX_STATE_BYTES:
-            raise PermanentError(
-                f"{self}: state is {len(text.encode())} bytes, over {MAX_STATE_BYTES} (Kubernetes "
-                "caps annotations at 256 KiB); shard the targets across controllers"
-            )
-        async with self._writing:
-            await self._save(text)
-
-    async def _save(self, text: str) -> None:
-        for attempt in (1, 2):
-            lease = self._lease
-            if not self.is_leader or lease is None:
-                raise NotLeaderError(f"{self}: {self.identity} is not the leader; state not saved")
-            annotations = dict(lease.metadata.annotations or {}, **{STATE_ANNOTATION: text})
-            try:
-                self._lease = await self._replace(
-                    self._body(lease, _spec_dict(lease.spec), annotations), retry=True
-                )
-                return
-            except ConflictError as error:
-                if attempt == 2:
-                    raise TemporaryError(f"{error}; twice in a row") from error
-                fresh = await self._get(retry=True)
-                if fresh is None or fresh.spec.holder_identity != self.identity:
-                    self._lose("taken over while saving state")
-                    continue
-                self._lease = fresh
-
-    async def load_state(self) -> dict[str, Any]:
-        """The state the last leader saved, or {} (no Lease, no state, or unreadable state)."""
-        lease = await self._get(retry=True)
-        text = (lease.metadata.annotations or {}).get(STATE_ANNOTATION) if lease else None
-        if not text:
-            return {}
-        try:
-            state = json.loads(text)
-        except ValueError as error:
-            state = error
-        if not isinstance(state, dict):
-            logger.warning(
-                "%s: annotation %s is not a JSON object (%s); starting from fresh state. "
-                "Fix or delete the annotation to silence this.",
-                self,
-                STATE_ANNOTATION,
-                state,
-            )
-            return {}
-        return state
-
     # --- the Lease record ---
 
-    def _may_claim(self, lease: V1Lease, now_s: float) -> bool:
+    def _may_claim(self, lease: V1Lease, mono_s: float) -> bool:
         resource_version = str(lease.metadata.resource_version)
         if self._observed is None or self._observed[0] != resource_version:
-            self._observed = (resource_version, now_s)
+            self._observed = (resource_version, mono_s)
         holder = lease.spec.holder_identity if lease.spec else None
         if not holder or holder == self.identity:
             return True
         duration_s = (lease.spec.lease_duration_seconds or 0) or self.settings.lease_duration_s
-        return now_s >= self._observed[1] + duration_s
+        return mono_s >= self._observed[1] + duration_s
 
-    def _new_lease(self, now_s: float) -> dict[str, Any]:
-        stamp = rfc3339(now_s, micro=True)
+    def _new_lease(self) -> dict[str, Any]:
+        stamp = rfc3339(self.clock.now(), micro=True)
         return {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
@@ -254,9 +196,9 @@ class LeaderElector:
             },
         }
 
-    def _claimed(self, lease: V1Lease, now_s: float) -> dict[str, Any]:
+    def _claimed(self, lease: V1Lease) -> dict[str, Any]:
         spec = _spec_dict(lease.spec)
-        stamp = rfc3339(now_s, micro=True)
+        stamp = rfc3339(self.clock.now(), micro=True)
         if spec.get("holderIdentity") != self.identity:
             spec["acquireTime"] = stamp
             spec["leaseTransitions"] = spec.get("leaseTransitions", 0) + 1
@@ -282,7 +224,7 @@ class LeaderElector:
             "spec": spec,
         }
 
-    async def _write(self, body: Any, *, create: bool, now_s: float) -> None:
+    async def _write(self, body: Any, *, create: bool, mono_s: float) -> None:
         was_leader = self.is_leader
         if create:
             self._lease = await self._call(
@@ -294,8 +236,9 @@ class LeaderElector:
             )
         else:
             self._lease = await self._replace(body, retry=False)
-        self._renewed_at_s = now_s
-        self._observed = (str(self._lease.metadata.resource_version), now_s)
+        self._renewed_at_s = mono_s
+        self._observed = (str(self._lease.metadata.resource_version), mono_s)
+        self.renewals += 1
         if not was_leader:
             logger.info("%s: %s is the leader", self, self.identity)
 

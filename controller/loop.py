@@ -1,111 +1,97 @@
-"""The live control loop: per target, every `interval_s`, observe -> decide -> actuate.
+"""The live control loop: per target, observe -> tick -> act -> commit, each on its own schedule.
 
-In: the config's targets, a metric source (`controller.prometheus.PrometheusSource`: ONE `read`
-per round for every target due then, so targets share queries), an actuator per target
-(`controller.actuators`), a `Leadership` (the Lease elector of `controller.leader`, or
-`SoleInstance` without election) and an injected `Clock`. Out: scale calls, a bounded history
-of DecisionRecords and conditions per target (`status()`, served by controller/app.py as
-/status and /metrics), one JSON log line per decision keyed by its decision id
-(`<target>/<now_s>/<sequence>`), and every policy's state saved on the Lease.
+In: the config's targets, a metric source (controller/prometheus.py), an actuator per target
+(controller/actuators), a `Leadership` (the Lease elector of controller/leader.py, or
+`SoleInstance`), a state store (controller/state_store.py) and an injected `Clock`. Out: scale
+calls, per target a bounded history of outcomes and conditions (`status()`, served as /status
+and /metrics by controller/app.py), one JSON log line per decision, and the policies' state in
+the store.
 
-Each round: the targets due read their signals together; then each target, in its own `try`
-(one bad target never stops the others), reads its workload, builds an `Observation`, ticks
-its acting autoscaler and its shadows (`applies=False`: they decide on the same Observation
-and never act), and acts only when this replica is the leader, neither the target nor the
-loop is in dry run, no permanent error stopped it, and no workload condition refuses the
-change (`WorkloadState.refusal`: another autoscaler, a pause, Pending pods). A change is
-capped at `max_change_per_tick` replicas either way.
+One tick of one target, in small steps that pass data:
+1. observe (controller/observe.py): its signals (read together with every target due at the
+   same moment) and its workload -> an Observation, and why each missing signal is missing;
+2. tick: the acting autoscaler and its shadows propose on that Observation (policies/);
+3. act (controller/act.py): the one gate (leader, dry run, halted, workload refusals, max
+   change per tick), then the scale call;
+4. commit: the autoscaler records what was done (applied, capped, refused, failed), the
+   outcome is logged and kept, and the new state is handed to the store.
 
-Fail-safe: a metric that is missing, stale or unreadable reaches the policy as None; the
-policies' missing-data guard then blocks scale-down, so only fresh signals can move the count,
-and the `MetricsMissing` condition says which signals and why. A `TemporaryError` from the
-actuator brings the target's next tick forward or back per `retry_delays_s` (the server's
-`delay_s` wins when longer); a `PermanentError` from a scale call stops acting on that target
-until a restart (`ActuatorFailed`), while reads keep going so /status stays current.
-
-Stopping: `stop()` lets the round in progress finish (a round is never cancelled inside a
-scale call, even when `run` itself is cancelled), saves the state, and `run` returns; the
-caller then releases the Lease (controller/app.py stops the tasks in that order).
+Fail-safe: a missing, stale or unreadable signal reaches the policy as None, and the policies'
+missing-data guard blocks scale-down. A `TemporaryError` moves that target's next tick per
+`retry_delays_s` (a Retry-After wins); retries never run past one interval after the decision,
+so no stale decision is written. A `PermanentError` from a scale call (RBAC, a deleted target)
+is retried every `permanent_error_retry_s` (a Warning Event and a condition each time) while
+the target keeps deciding. A takeover or a restart resumes from the newer of this replica's own
+history and the saved one, holding scale-down for one window when part of it is unknown; a
+wall-clock jump of more than `clock_jump_intervals` intervals moves the history and holds
+scale-down for one window too. The scheduler (controller/scheduler.py) runs every target on its
+own task; `round()` ticks every target due now, together (tests and the benchmark use it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
+import math
 import time
-import uuid
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from controller.actuators.base import (
-    Actuator,
+from controller.act import Acted, Gate, act
+from controller.actuators.base import Actuator, WorkloadState
+from controller.clock import Clock, SystemClock
+from controller.config import TargetConfig
+from controller.errors import (
     ActuatorError,
-    Clock,
     PermanentError,
-    ScaleRefusedError,
-    SystemClock,
+    RetryBudget,
     TemporaryError,
-    WorkloadCondition,
-    WorkloadState,
+    one_line,
+    retry_budget,
 )
-from controller.config import KubernetesTarget, TargetConfig
-from controller.prometheus import SourceStats
-from controller.signals import ACTIVATION, TargetQueries, observation_signals
-from policies import Autoscaler, DecisionRecord, Observation, SpecError, autoscaler
+from controller.observe import (
+    MetricBatcher,
+    MetricSource,
+    missing_message,
+    missing_signals,
+    observation,
+    read_many,
+)
+from controller.outcomes import (
+    ERROR_KINDS,
+    Action,
+    Cond,
+    RoundObserver,
+    RoundResult,
+    TickOutcome,
+    log_outcome,
+)
+from controller.scheduler import Scheduler
+from controller.signals import Reading
+from controller.state_store import MemoryStore, StateStore
+from controller.target import Halt, TargetRuntime
+from policies import DecisionRecord, Observation, SpecError
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 1
-# A decision reason becomes a metric label: its CamelCase head ("ScaleUpLimit"), at most this
-# many distinct ones per target; anything else is "Other" (bounded label cardinality).
-MAX_REASONS_PER_TARGET = 32
-OTHER_REASON = "Other"
-_REASON_HEAD = re.compile(r"^([A-Z][A-Za-z0-9]{0,47})(?::|$)")
+# A resumed history whose newest tick is more than this many intervals old (or with such a gap
+# inside the last window) is incomplete: one tick may be missed, two may not.
+RESUME_GAP_INTERVALS = 1.5
 
-# Error kinds counted per target (replicast_errors_total{kind}).
-ERROR_KINDS = ("actuator_temporary", "actuator_permanent", "scale_refused", "decide", "internal")
-
-
-class Action:
-    """What a tick did with its decision (replicast_decisions_total{action})."""
-
-    SCALED = "scaled"
-    HOLD = "hold"  # the decision is the current count
-    DRY_RUN = "dry_run"  # recorded only (the target's or the loop's dry run)
-    NOT_LEADER = "not_leader"  # another replica acts
-    REFUSED = "refused"  # a workload condition forbids the change
-    HALTED = "halted"  # a permanent error stopped acting on the target
-    FAILED = "failed"  # no decision, or the scale call failed
-
-    ALL = (SCALED, HOLD, DRY_RUN, NOT_LEADER, REFUSED, HALTED, FAILED)
-
-
-class Cond:
-    """The loop's condition types; the workload's own (Conflict, Paused, CapacityExhausted)
-    are reported under their names too."""
-
-    METRICS_MISSING = "MetricsMissing"
-    SCALE_REFUSED = "ScaleRefused"
-    ACTUATOR_RETRYING = "ActuatorRetrying"
-    ACTUATOR_FAILED = "ActuatorFailed"
-    TICK_FAILED = "TickFailed"
-    DRY_RUN = "DryRun"
-    NOT_LEADER = "NotLeader"
-    WORKLOAD = ("Conflict", "Paused", "CapacityExhausted")
-
-    ALL = (
-        METRICS_MISSING,
-        SCALE_REFUSED,
-        ACTUATOR_RETRYING,
-        ACTUATOR_FAILED,
-        TICK_FAILED,
-        DRY_RUN,
-        NOT_LEADER,
-        *WORKLOAD,
-    )
+__all__ = [
+    "ERROR_KINDS",
+    "Action",
+    "Cond",
+    "ControlLoop",
+    "Leadership",
+    "LoopSettings",
+    "RoundResult",
+    "SoleInstance",
+    "TargetRuntime",
+    "TickOutcome",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,247 +102,69 @@ class LoopSettings:
     # failed one (the last delay repeats); the error's own delay_s wins when longer.
     retry_delays_s: tuple[float, ...] = (5.0, 15.0, 30.0, 60.0, 120.0)
     max_retry_delay_s: float = 300.0
-    # The policies' state is written to the Lease at most this often (and when stopping).
-    state_save_interval_s: float = 30.0
-    records_kept: int = 20  # DecisionRecords per target in /status
+    # A PermanentError from a scale call is tried again this long after it (config defaults
+    # and `replicast run --permanent-error-retry-s`).
+    permanent_error_retry_s: float = 300.0
+    # Each state bucket is written at most this often (controller/state_store.py).
+    state_write_interval_s: float = 10.0
+    records_kept: int = 20  # outcomes per target in /status
+    # SIGTERM: scale calls in flight finish, retries give up, the state is saved and the Lease
+    # released within this (deploy/deployment.yaml's terminationGracePeriodSeconds is larger).
+    shutdown_grace_s: float = 20.0
+    # Kubernetes reads and writes of the targets in flight at once (the Lease has its own).
+    max_in_flight: int = 16
+    # The wall clock moving more than this many intervals away from monotonic time between two
+    # ticks is a jump.
+    clock_jump_intervals: float = 2.0
 
     def __post_init__(self) -> None:
-        if self.max_change_per_tick < 1:
+        def check(name: str, low: float, high: float) -> None:
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value)) or not (
+                low <= value <= high
+            ):
+                raise ValueError(f"{name}: must be {low:g} to {high:g} (got {value!r})")
+
+        check("max_change_per_tick", 1, 10_000)
+        check("max_retry_delay_s", 0, 86_400)
+        check("permanent_error_retry_s", 1, 86_400)
+        check("state_write_interval_s", 0, 3_600)
+        check("records_kept", 1, 1_000)
+        check("shutdown_grace_s", 1, 3_600)
+        check("max_in_flight", 1, 1_024)
+        check("clock_jump_intervals", 1, 100)
+        if not self.retry_delays_s or any(
+            not (math.isfinite(d) and 0 <= d <= 86_400) for d in self.retry_delays_s
+        ):
             raise ValueError(
-                f"max_change_per_tick: must be >= 1 (got {self.max_change_per_tick}); "
-                "use dry run to stop acting"
+                f"retry_delays_s: must be delays of 0 to 86400 s (got {self.retry_delays_s})"
             )
-        if not self.retry_delays_s or any(d < 0 for d in self.retry_delays_s):
-            raise ValueError(f"retry_delays_s: must be delays >= 0 (got {self.retry_delays_s})")
-        if self.state_save_interval_s < 0 or self.records_kept < 1:
-            raise ValueError("state_save_interval_s must be >= 0 and records_kept >= 1")
 
-
-# --- collaborators ---------------------------------------------------------------------------
-
-
-class MetricSource(Protocol):
-    """`controller.prometheus.PrometheusSource`, or a stub in tests."""
-
-    stats: SourceStats
-
-    async def read(
-        self, targets: Sequence[TargetQueries], now_s: float
-    ) -> dict[str, dict[str, float | None]]: ...
+    @property
+    def release_reserve_s(self) -> float:
+        """The part of the grace kept for saving the state and releasing the Lease."""
+        return min(5.0, self.shutdown_grace_s / 3)
 
 
 class Leadership(Protocol):
-    """`controller.leader.LeaderElector`: who acts, and where the policies' state lives."""
+    """`controller.leader.LeaderElector`, or `SoleInstance`: who acts."""
 
     @property
     def is_leader(self) -> bool: ...
 
-    async def save_state(self, state: Mapping[str, Any]) -> None: ...
-
-    async def load_state(self) -> dict[str, Any]: ...
-
 
 class SoleInstance:
-    """No leader election (a sandbox, one replica): always the leader; state kept in memory."""
+    """No leader election (a sandbox, one replica): always the leader."""
 
     identity = "sole-instance"
-
-    def __init__(self) -> None:
-        self._state: dict[str, Any] = {}
 
     @property
     def is_leader(self) -> bool:
         return True
 
-    async def save_state(self, state: Mapping[str, Any]) -> None:
-        self._state = dict(state)
-
-    async def load_state(self) -> dict[str, Any]:
-        return dict(self._state)
-
-
-# --- what a tick leaves behind ---------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    type: str
-    reason: str
-    message: str  # one line a person can act on
-    since_s: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "reason": self.reason,
-            "message": self.message,
-            "since_s": self.since_s,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class TickOutcome:
-    """One tick of one target: the decision, what was done with it, and why."""
-
-    target: str
-    decision_id: str
-    now_s: float
-    action: str
-    record: DecisionRecord | None = None
-    shadows: tuple[tuple[str, DecisionRecord], ...] = ()
-    workload: WorkloadState | None = None
-    applied_replicas: int | None = None  # set (or, when not acting, that would have been set)
-    capped: bool = False
-    error_kind: str | None = None
-    error: str | None = None
-    duration_s: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "decision_id": self.decision_id,
-            "now_s": self.now_s,
-            "action": self.action,
-            "applied_replicas": self.applied_replicas,
-            "capped": self.capped,
-            "error": self.error,
-            "record": self.record.to_dict() if self.record is not None else None,
-            "shadow": {name: r.to_dict() for name, r in self.shadows},
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class RoundResult:
-    now_s: float
-    outcomes: tuple[TickOutcome, ...]
-    prometheus_queries: int
-    duration_s: float
-
-
-RoundObserver = Callable[[RoundResult], None]
-
-
-def reason_label(record: DecisionRecord) -> str:
-    """A bounded label for a decision: its reason's CamelCase head ("ScaleUpLimit: the
-    desired..." -> "ScaleUpLimit", as guards and most holds write it), else the direction of
-    a policy's own free-text reason ("in_flight above target" -> "PolicyScaleUp")."""
-    match = _REASON_HEAD.match(record.reason)
-    if match:
-        return match.group(1)
-    if record.replicas > record.current_replicas:
-        return "PolicyScaleUp"
-    return "PolicyScaleDown" if record.replicas < record.current_replicas else "PolicyHold"
-
-
-def capped(desired: int, current: int, max_change: int) -> int:
-    """`desired`, at most `max_change` away from `current`."""
-    return current + max(-max_change, min(max_change, desired - current))
-
-
-def describe(target: TargetConfig) -> str:
-    st = target.scale_target
-    if isinstance(st, KubernetesTarget):
-        return f"{st.kind.lower()} {st.namespace}/{st.name}"
-    return f"{st.kind} {target.name}"
-
-
-def _shadow_names(names: Sequence[str]) -> list[str]:
-    """Policy names, with "#<n>" after a name used before ("slo", "slo#2")."""
-    seen: Counter[str] = Counter()
-    out = []
-    for name in names:
-        seen[name] += 1
-        out.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
-    return out
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
-@dataclass(eq=False)
-class TargetRuntime:
-    """The loop's mutable record of one target (read by /status and /metrics)."""
-
-    config: TargetConfig
-    actuator: Actuator
-    autoscaler: Autoscaler
-    shadows: dict[str, Autoscaler]
-    queries: TargetQueries
-    next_due_s: float
-    sequence: int = 0
-    failures: int = 0  # TemporaryErrors in a row
-    halted: str | None = None  # why acting stopped (a PermanentError from a scale call)
-    ready: bool = False  # a tick has decided (and not failed) at least once
-    last: TickOutcome | None = None
-    history: deque[TickOutcome] = field(default_factory=deque)
-    conditions: dict[str, Condition] = field(default_factory=dict)
-    errors: Counter[str] = field(default_factory=Counter)
-    actions: Counter[str] = field(default_factory=Counter)
-    missing: dict[str, str] = field(default_factory=dict)  # signal -> why it is None
-    reasons: dict[str, float] = field(default_factory=dict)  # reason label -> 1 if current
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    def set_condition(self, type: str, reason: str, message: str, now_s: float) -> None:
-        old = self.conditions.get(type)
-        since_s = old.since_s if old is not None and old.reason == reason else now_s
-        self.conditions[type] = Condition(type, reason, message, since_s)
-
-    def clear(self, *types: str) -> None:
-        for type in types:
-            self.conditions.pop(type, None)
-
-    def remember(self, outcome: TickOutcome) -> None:
-        self.last = outcome
-        self.history.append(outcome)
-        self.actions[outcome.action] += 1
-        if outcome.error_kind is not None:
-            self.errors[outcome.error_kind] += 1
-        if outcome.record is not None:
-            label = reason_label(outcome.record)
-            if label not in self.reasons and len(self.reasons) >= MAX_REASONS_PER_TARGET:
-                label = OTHER_REASON
-            self.reasons = dict.fromkeys(self.reasons, 0.0) | {label: 1.0}
-
-    def status(self, *, acting: bool) -> dict[str, Any]:
-        workload = self.last.workload if self.last is not None else None
-        return {
-            "scale_target": describe(self.config),
-            "policy": self.autoscaler.name,
-            "shadow": list(self.shadows),
-            "interval_s": self.config.interval_s,
-            "dry_run": self.config.dry_run,
-            "acting": acting,
-            "halted": self.halted,
-            "ready": self.ready,
-            "next_tick_s": self.next_due_s,
-            "conditions": [c.to_dict() for c in self.conditions.values()],
-            "workload": None if workload is None else _workload_dict(workload),
-            "missing_signals": dict(self.missing),
-            "errors": dict(self.errors),
-            "records": [o.to_dict() for o in reversed(self.history)],
-        }
-
-
-def _workload_dict(state: WorkloadState) -> dict[str, Any]:
-    return {
-        "target": state.target,
-        "replicas": state.replicas,
-        "ready_replicas": state.ready_replicas,
-        "starting_replicas": state.starting_replicas,
-        "unschedulable_replicas": state.unschedulable_replicas,
-        "held_replicas": state.held_replicas,
-        "conditions": [{"type": c.type.value, "message": c.message} for c in state.conditions],
-    }
-
-
-# --- the loop --------------------------------------------------------------------------------
-
 
 class ControlLoop:
-    """Every target's observe -> decide -> actuate, on its own interval, one round at a time."""
+    """Every target's observe -> tick -> act -> commit, on its own schedule."""
 
     def __init__(
         self,
@@ -365,6 +173,7 @@ class ControlLoop:
         source: MetricSource,
         actuators: Mapping[str, Actuator],
         leadership: Leadership | None = None,
+        store: StateStore | None = None,
         clock: Clock | None = None,
         settings: LoopSettings | None = None,
         dry_run: bool = False,
@@ -372,41 +181,28 @@ class ControlLoop:
     ) -> None:
         self.source = source
         self.leadership: Leadership = leadership if leadership is not None else SoleInstance()
-        self.clock = clock if clock is not None else SystemClock()
+        self.store: StateStore = store if store is not None else MemoryStore()
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self.settings = settings if settings is not None else LoopSettings()
+        self.batcher = MetricBatcher(source, self.clock)
         self._timer = timer if timer is not None else time.perf_counter
         self._dry_run = dry_run
         missing = [t.name for t in targets if t.name not in actuators]
         if missing:
             raise ValueError(f"no actuator for target(s) {', '.join(missing)}")
-        now_s = self.clock.now()
+        due = self.clock.monotonic()
         self.targets: dict[str, TargetRuntime] = {
-            t.name: self._runtime(t, actuators[t.name], now_s) for t in targets
+            t.name: TargetRuntime.build(
+                t, actuators[t.name], due_s=due, records_kept=self.settings.records_kept
+            )
+            for t in targets
         }
-        self.errors: Counter[str] = Counter()  # not of one target: state_save, state_load, round
+        self.errors: Counter[str] = Counter()  # not of one target: state_save, state_load, ...
+        self.clock_jumps = 0
         self._observers: list[RoundObserver] = []
-        self._stopping = asyncio.Event()
+        self.stopping = asyncio.Event()
         self._was_leader = False
-        self._loaded = False
-        self._saved_at_s: float | None = None
-        self._generation = 0  # successful saves
-        self._instance = uuid.uuid4().hex  # tells this loop's saves from a predecessor's
-
-    def _runtime(self, target: TargetConfig, actuator: Actuator, now_s: float) -> TargetRuntime:
-        acting = autoscaler(dict(target.policy))
-        names = _shadow_names([autoscaler(dict(s)).name for s in target.shadow])
-        shadows = {
-            n: autoscaler(dict(s), applies=False) for n, s in zip(names, target.shadow, strict=True)
-        }
-        return TargetRuntime(
-            config=target,
-            actuator=actuator,
-            autoscaler=acting,
-            shadows=shadows,
-            queries=target.signal_queries(),
-            next_due_s=now_s,
-            history=deque(maxlen=self.settings.records_kept),
-        )
+        self._takeover = asyncio.Lock()
 
     # --- switches and views ---
 
@@ -426,17 +222,43 @@ class ControlLoop:
 
     @property
     def ready(self) -> bool:
-        """Every target has decided once (what /readyz answers)."""
-        return all(t.ready for t in self.targets.values())
+        """What /readyz answers: every target has been tried once, and at least one of them
+        can be read and scaled (its workload and its signals read, no permanent error)."""
+        runtimes = self.targets.values()
+        return all(t.tried for t in runtimes) and any(t.healthy for t in runtimes)
+
+    def not_ready_reason(self) -> str:
+        waiting = sorted(t.name for t in self.targets.values() if not t.tried)
+        if waiting:
+            return f"waiting for a first tick: {', '.join(waiting)}"
+        return "no target can be read and scaled: " + "; ".join(
+            f"{t.name}: {self._unhealthy_why(t)}" for t in list(self.targets.values())[:5]
+        )
+
+    @staticmethod
+    def _unhealthy_why(t: TargetRuntime) -> str:
+        for type in (Cond.ACTUATOR_FAILED, Cond.ACTUATOR_RETRYING, Cond.METRICS_MISSING):
+            if type in t.conditions:
+                return t.conditions[type].message
+        return "see /status"
+
+    def _gate_dry_run(self, target: TargetRuntime) -> str | None:
+        if target.config.dry_run:
+            return "config"
+        return "controller" if self._dry_run else None
 
     def acting(self, target: TargetRuntime) -> bool:
         """Whether this replica would scale `target` now."""
-        dry = self._dry_run or target.config.dry_run
-        return self.leadership.is_leader and not dry and target.halted is None
+        halted = target.halt is not None and self.clock.monotonic() < target.halt.retry_at_s
+        return self.leadership.is_leader and self._gate_dry_run(target) is None and not halted
 
     def add_observer(self, observer: RoundObserver) -> None:
-        """Called after every round (controller/app.py feeds its histograms from it)."""
+        """Called after every tick (one RoundResult per scheduler tick, or per `round()`)."""
         self._observers.append(observer)
+
+    def next_tick_s(self, t: TargetRuntime) -> float:
+        """When `t` is next due, as wall time (its schedule runs on monotonic time)."""
+        return self.clock.now() + (t.next_due_s - self.clock.monotonic())
 
     def status(self) -> dict[str, Any]:
         stats = self.source.stats
@@ -448,6 +270,7 @@ class ControlLoop:
             "ready": self.ready,
             "now_s": self.clock.now(),
             "errors": dict(self.errors),
+            "clock_jumps": self.clock_jumps,
             "prometheus": {
                 "queries_total": stats.queries_total,
                 "errors_total": dict(stats.errors_total),
@@ -455,186 +278,278 @@ class ControlLoop:
                     {"kind": e.kind, "message": e.message} for e in stats.last_errors[:5]
                 ],
             },
-            "targets": {n: t.status(acting=self.acting(t)) for n, t in self.targets.items()},
+            "targets": {
+                n: t.status(acting=self.acting(t), next_tick_s=self.next_tick_s(t))
+                for n, t in self.targets.items()
+            },
         }
 
     # --- running ---
 
     async def run(self) -> None:
-        """Rounds until `stop()`; a round in progress always finishes; then the state is saved."""
-        log.info("control loop started: %d target(s)", len(self.targets))
-        try:
-            while not self._stopping.is_set():
-                await self._uncut_round()
-                if not self._stopping.is_set():
-                    await self._pause()
-        finally:
-            await self.save_state(force=True)
-            log.info("control loop stopped")
+        """Every target on its own task until `stop()`; then a bounded shutdown."""
+        await Scheduler(self).run()
 
     def stop(self) -> None:
-        """Ask `run` to return after the round in progress (SIGTERM)."""
-        if not self._stopping.is_set():
-            log.info("stopping: finishing the current round first")
-        self._stopping.set()
-
-    async def _uncut_round(self) -> None:
-        task = asyncio.create_task(self.round(), name="replicast:round")
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            # Cancelled from outside: let the round finish, never cut a scale call.
-            await asyncio.wait({task})
-            raise
-        except Exception:  # a bug in the round itself; the loop must go on
-            log.exception("control loop: round failed; next round as scheduled")
-            self.errors["round"] += 1
-
-    async def _pause(self) -> None:
-        """Sleep on the injected clock until the next target is due, or until `stop()`."""
-        wait_s = min(t.next_due_s for t in self.targets.values()) - self.clock.now()
-        if wait_s <= 0:
-            await asyncio.sleep(0)
-            return
-        sleeping = asyncio.ensure_future(self.clock.sleep(wait_s))
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({sleeping, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeping.cancel()
-            stopping.cancel()
+        """SIGTERM: no new ticks; scale calls in flight finish; retries give up; then `run`
+        saves the state and returns, within `settings.shutdown_grace_s`."""
+        if not self.stopping.is_set():
+            log.info("stopping: ticks in flight finish, then the state is saved")
+        self.stopping.set()
 
     async def round(self) -> RoundResult:
-        """Tick every target due now: one metric read for all of them, then each in its own try."""
-        now_s = self.clock.now()
-        leader = await self._follow_leadership()
-        due = [t for t in self.targets.values() if t.next_due_s <= now_s]
+        """Tick every target due now together: one metric read for all of them."""
+        mono = self.clock.monotonic()
+        due = [t for t in self.targets.values() if t.next_due_s <= mono]
         if not due:
-            return RoundResult(now_s, (), 0, 0.0)
+            return RoundResult(self.clock.now(), (), 0, 0.0)
         started = self._timer()
         queries_before = self.source.stats.queries_total
-        values = await self._read(due, now_s)
+        await self.sync_leadership()
+        now_s = self.clock.now()
+        readings = await read_many(self.source, [t.queries for t in due], now_s)
         outcomes = await asyncio.gather(
-            *(self._tick(t, values.get(t.name, {}), now_s, leader) for t in due)
+            *(self.tick(t, (now_s, readings.get(t.name, Reading()))) for t in due)
         )
-        if leader:
-            await self.save_state()
+        await self.save_state()
         result = RoundResult(
             now_s,
             tuple(outcomes),
             self.source.stats.queries_total - queries_before,
             self._timer() - started,
         )
+        self.notify(result)
+        return result
+
+    def notify(self, result: RoundResult) -> None:
         for observer in self._observers:
             try:
                 observer(result)
             except Exception:
-                log.exception("control loop: round observer failed")
-        return result
+                log.exception("control loop: observer failed")
 
-    async def _read(self, due: Sequence[TargetRuntime], now_s: float) -> dict[str, Any]:
+    # --- leadership and state ---
+
+    async def sync_leadership(self) -> bool:
+        """Whether this replica leads now; on taking over, resume every target's history."""
+        leader = self.leadership.is_leader
+        if leader == self._was_leader:
+            return leader
+        async with self._takeover:
+            leader = self.leadership.is_leader
+            if leader and not self._was_leader:
+                await self._take_over()
+            elif self._was_leader and not leader:
+                log.warning("no longer the leader: deciding without acting until the Lease is back")
+            self._was_leader = leader
+        return leader
+
+    async def _take_over(self) -> None:
+        names = list(self.targets)
         try:
-            return await self.source.read([t.queries for t in due], now_s)
-        except Exception:  # the source never raises for Prometheus; a bug must not stop ticks
-            log.exception("metric source failed; every signal is missing this round")
-            self.errors["metrics_read"] += 1
-            return {}
+            saved = await self.store.load(names)
+        except ActuatorError as error:
+            self.errors["state_load"] += 1
+            log.warning("policy state not loaded (%s); resuming from own history", one_line(error))
+            saved = {}
+        now_s = self.clock.now()
+        held: Counter[str] = Counter()
+        for name, t in self.targets.items():
+            why = self._resume(t, saved.get(name, {}), now_s)
+            if why is not None:
+                held[why.partition(";")[0]] += 1
+        level = logging.WARNING if any("no history to" not in w for w in held) else logging.INFO
+        log.log(
+            level,
+            "leader: acting on %d target(s); %d resumed from saved state; scale-down held for "
+            "one window on %d (%s)",
+            len(self.targets),
+            sum(1 for n in names if n in saved),
+            sum(held.values()),
+            ", ".join(f"{n}: {w}" for w, n in held.most_common()) or "none",
+        )
+
+    def _resume(self, t: TargetRuntime, entry: Mapping[str, Any], now_s: float) -> str | None:
+        max_gap_s = RESUME_GAP_INTERVALS * t.config.interval_s
+        policy = entry.get("policy") if isinstance(entry, Mapping) else None
+        try:
+            why = t.autoscaler.resume(policy, now_s=now_s, max_gap_s=max_gap_s)
+        except (SpecError, TypeError, ValueError) as error:
+            log.warning("%s: saved state does not fit its policy (%s)", t.name, one_line(error))
+            why = t.autoscaler.resume(None, now_s=now_s, max_gap_s=max_gap_s)
+        shadows = entry.get("shadow") if isinstance(entry, Mapping) else None
+        for name, shadow in t.shadows.items():
+            state = shadows.get(name) if isinstance(shadows, Mapping) else None
+            try:
+                shadow.resume(state, now_s=now_s, max_gap_s=max_gap_s)
+            except (SpecError, TypeError, ValueError):
+                shadow.resume(None, now_s=now_s, max_gap_s=max_gap_s)
+        if why is not None:
+            self._hold(t, Cond.HISTORY_GAP, "TakeoverOrRestart", why, now_s, quiet=True)
+        return why
+
+    def _hold(
+        self, t: TargetRuntime, type: str, reason: str, why: str, now_s: float, quiet: bool = False
+    ) -> None:
+        held = t.autoscaler.engine_state.guards.hold_down_until_s
+        t.hold_until_s = held
+        t.set_condition(type, reason, why, now_s)
+        log.log(logging.DEBUG if quiet else logging.WARNING, "%s: %s", t.name, why)
+
+    async def save_state(self, *, force: bool = False) -> None:
+        """Write the changed state (at most once per bucket per `state_write_interval_s`
+        unless `force`); only the leader writes; a failure is logged and counted."""
+        if not self.leadership.is_leader:
+            return
+        try:
+            await self.store.flush(force=force)
+        except ActuatorError as error:
+            self.errors["state_save"] += 1
+            log.warning("policy state not saved: %s", one_line(error))
 
     # --- one target ---
 
-    async def _tick(
-        self, t: TargetRuntime, values: Mapping[str, float | None], now_s: float, leader: bool
+    async def tick(
+        self, t: TargetRuntime, reading: tuple[float, Reading] | None = None
     ) -> TickOutcome:
+        """One tick of `t`: observe, decide, act, commit. `reading`: its signals, read already
+        (by `round`); else they are read through the batcher."""
         started = self._timer()
-        t.sequence += 1
-        decision_id = f"{t.name}/{now_s:.3f}/{t.sequence}"
-        t.next_due_s = now_s + t.config.interval_s
-        try:
-            outcome = await self._observe_decide_act(t, values, now_s, leader, decision_id)
-        except Exception as error:  # a bug with one target must not stop the others
-            log.exception("%s: tick failed", decision_id)
-            message = f"{type(error).__name__}: {_one_line(error)}; see the controller's log"
-            t.set_condition(Cond.TICK_FAILED, "InternalError", message, now_s)
-            outcome = TickOutcome(
-                t.name, decision_id, now_s, Action.FAILED, error_kind="internal", error=message
-            )
+        wall, mono = self.clock.now(), self.clock.monotonic()
+        t.next_due_s = mono + t.config.interval_s
+        self._check_clock(t, wall, mono)
+        budget = RetryBudget(deadline_s=mono + t.config.interval_s, stopping=self.stopping)
+        with retry_budget(budget):
+            leader = await self.sync_leadership()
+            now_s, got = reading if reading is not None else await self.batcher.read(t.queries)
+            t.sequence += 1
+            decision_id = f"{t.name}/{now_s:.3f}/{t.sequence}"
+            try:
+                outcome = await self._observe_decide_act(t, got, now_s, leader, decision_id)
+            except Exception as error:  # a bug with one target must not stop the others
+                log.exception("%s: tick failed", decision_id)
+                message = f"{type(error).__name__}: {one_line(error)}; see the controller's log"
+                t.set_condition(Cond.TICK_FAILED, "InternalError", message, now_s)
+                outcome = TickOutcome(
+                    t.name, decision_id, now_s, Action.FAILED, error_kind="internal", error=message
+                )
+                t.healthy = False
         outcome = replace(outcome, duration_s=self._timer() - started)
+        t.tried = True
         if outcome.action != Action.FAILED:
             t.ready = True
             t.failures = 0
             t.clear(Cond.TICK_FAILED, Cond.ACTUATOR_RETRYING)
         t.remember(outcome)
-        self._log(t, outcome, leader)
+        if leader and outcome.record is not None:
+            self.store.put(t.name, t.state_entry())
+        log_outcome(
+            outcome,
+            sequence=t.sequence,
+            leader=leader,
+            dry_run=self._gate_dry_run(t) is not None,
+            missing=t.missing,
+        )
         return outcome
 
     async def _observe_decide_act(
-        self,
-        t: TargetRuntime,
-        values: Mapping[str, float | None],
-        now_s: float,
-        leader: bool,
-        decision_id: str,
+        self, t: TargetRuntime, reading: Reading, now_s: float, leader: bool, decision_id: str
     ) -> TickOutcome:
         try:
             state = await t.actuator.current()
         except ActuatorError as error:
-            return self._actuator_failed(t, error, now_s, decision_id, None, reading=True)
-        if t.halted is None:
+            t.healthy = False
+            return await self._failed(t, error, now_s, decision_id, None, reading=True)
+        if t.halt is None:
             t.clear(Cond.ACTUATOR_FAILED)  # a read that failed for good works again
         self._workload_conditions(t, state, now_s)
-        obs = self._observation(t, state, values, now_s)
-        acting = leader and not (self._dry_run or t.config.dry_run) and t.halted is None
-        t.autoscaler.applies = acting
+        obs = observation(state, reading, now_s, self._activation(t))
+        self._missing(t, obs, reading, now_s)
+        t.healthy = not reading.source_failed() and t.halt is None
+        dry_run = self._gate_dry_run(t)
+        t.autoscaler.applies = dry_run is None  # a follower tracks the real count
         try:
             record = t.autoscaler.tick(obs)
         except Exception as error:  # a policy's bug: no decision this tick
             log.exception("%s: policy %s failed", decision_id, t.autoscaler.name)
-            message = f"policy {t.autoscaler.name}: {type(error).__name__}: {_one_line(error)}"
+            message = f"policy {t.autoscaler.name}: {type(error).__name__}: {one_line(error)}"
             t.set_condition(Cond.TICK_FAILED, "PolicyFailed", message, now_s)
             return TickOutcome(
                 t.name, decision_id, now_s, Action.FAILED, workload=state,
                 error_kind="decide", error=message,
             )  # fmt: skip
         shadows = self._shadow_ticks(t, obs, decision_id)
-        outcome = TickOutcome(t.name, decision_id, now_s, Action.HOLD, record, shadows, state)
-        outcome = await self._act(t, outcome, state, record, leader)
-        # The policy's guards count the scale the workload really got (a capped count, or the
-        # current one when refused or failed), as HPA records only successful scales.
-        done = outcome.applied_replicas if outcome.action == Action.SCALED else state.replicas
-        if done is not None and done != record.replicas:
-            t.autoscaler.revise(done)
-        return outcome
+        self._mode_conditions(t, leader, dry_run, now_s)
+        halted = t.halt.message if t.halt and self.clock.monotonic() < t.halt.retry_at_s else None
+        gate = Gate(follower=not leader, dry_run=dry_run, halted=halted)
+        acted = await act(
+            record, state, gate, t.actuator,
+            max_change=self.settings.max_change_per_tick,
+            still_leader=lambda: self.leadership.is_leader,
+            decision_id=decision_id,
+        )  # fmt: skip
+        committed = t.autoscaler.commit(*acted.commit)
+        return await self._outcome(t, acted, committed, shadows, state, now_s, decision_id)
 
-    def _observation(
+    async def _outcome(
         self,
         t: TargetRuntime,
+        acted: Acted,
+        record: DecisionRecord,
+        shadows: tuple[tuple[str, DecisionRecord], ...],
         state: WorkloadState,
-        values: Mapping[str, float | None],
         now_s: float,
-    ) -> Observation:
-        activation = t.config.activation.signal if t.config.activation is not None else None
-        signals = observation_signals(values, replicas=state.replicas, activation_signal=activation)
-        obs = Observation(
-            now_s=now_s,
-            replicas=state.replicas,
-            ready_replicas=state.ready_replicas,
-            starting_replicas=state.starting_replicas,
-            **signals,
-        )
-        why = self.source.stats.last_missing
-        configured = [s for s in t.queries.queries if s != ACTIVATION]
-        t.missing = {s: why.get((t.name, s), "empty") for s in configured if obs.signal(s) is None}
-        required = [s for s in t.autoscaler.policy.required_signals if obs.signal(s) is None]
-        if required:
-            listed = ", ".join(f"{s} ({t.missing.get(s, 'no query')})" for s in required)
+        decision_id: str,
+    ) -> TickOutcome:
+        outcome = TickOutcome(
+            t.name, decision_id, now_s, acted.action, record, shadows, state,
+            applied_replicas=acted.applied, capped=acted.capped,
+        )  # fmt: skip
+        if acted.action == Action.SCALED and t.halt is not None:
+            log.info("%s: scaled again after a permanent error: %s", decision_id, t.halt.message)
+            t.halt = None
+            t.healthy = True
+            t.clear(Cond.ACTUATOR_FAILED)
+        if acted.refusal is not None:
             message = (
-                f"{listed}: missing or stale, so no scale-down until they are back; scale-up "
-                "only on fresh signals; check Prometheus and the target's exporters"
+                f"{state.target}: not scaled {state.replicas} -> {acted.applied}: "
+                f"{acted.refusal.message}"
             )
-            t.set_condition(Cond.METRICS_MISSING, "SignalMissing", message, now_s)
-        else:
+            t.set_condition(Cond.SCALE_REFUSED, acted.refusal.type.value, message, now_s)
+            return replace(outcome, error_kind="scale_refused", error=message)
+        if acted.action in (Action.SCALED, Action.HOLD):
+            t.clear(Cond.SCALE_REFUSED)
+        if acted.error is not None:
+            return await self._failed(t, acted.error, now_s, decision_id, outcome)
+        return outcome
+
+    def _activation(self, t: TargetRuntime) -> str | None:
+        return t.config.activation.signal if t.config.activation is not None else None
+
+    def _missing(self, t: TargetRuntime, obs: Observation, reading: Reading, now_s: float) -> None:
+        configured = list(t.queries.queries)
+        t.missing = missing_signals(obs, reading, configured)
+        message = missing_message(obs, t.autoscaler.policy.required_signals, t.missing)
+        if message is None:
             t.clear(Cond.METRICS_MISSING)
-        return obs
+        else:
+            t.set_condition(Cond.METRICS_MISSING, "SignalMissing", message, now_s)
+
+    def _check_clock(self, t: TargetRuntime, now_s: float, mono_s: float) -> None:
+        """A wall-clock jump since the last tick (both clocks read together at its start):
+        report it, move the history, hold scale-down for one window."""
+        tolerance_s = self.settings.clock_jump_intervals * t.config.interval_s
+        jump = t.watch.check(now_s, mono_s, tolerance_s)
+        if t.hold_until_s is not None and now_s >= t.hold_until_s:
+            t.hold_until_s = None
+            t.clear(Cond.CLOCK_JUMP, Cond.HISTORY_GAP)
+        if jump is None:
+            return
+        self.clock_jumps += 1
+        why = t.autoscaler.rebase(jump_s=jump.jump_s, now_s=now_s)
+        for shadow in t.shadows.values():
+            shadow.rebase(jump_s=jump.jump_s, now_s=now_s)
+        self._hold(t, Cond.CLOCK_JUMP, "WallClockStep", f"{jump.describe()}: {why}", now_s)
 
     def _shadow_ticks(
         self, t: TargetRuntime, obs: Observation, decision_id: str
@@ -642,7 +557,8 @@ class ControlLoop:
         out = []
         for name, shadow in t.shadows.items():
             try:
-                out.append((name, shadow.tick(obs)))
+                shadow.tick(obs)
+                out.append((name, shadow.commit()))  # its own hypothetical count
             except Exception:  # a shadow's bug never touches the acting decision
                 log.exception("%s: shadow policy %s failed", decision_id, name)
                 t.errors["decide"] += 1
@@ -657,69 +573,24 @@ class ControlLoop:
             else:
                 t.set_condition(type, type, found.message, now_s)
 
-    async def _act(
-        self,
-        t: TargetRuntime,
-        outcome: TickOutcome,
-        state: WorkloadState,
-        record: DecisionRecord,
-        leader: bool,
-    ) -> TickOutcome:
-        now_s = outcome.now_s
-        self._mode_conditions(t, leader, now_s)
-        applied = capped(record.replicas, state.replicas, self.settings.max_change_per_tick)
-        outcome = replace(outcome, applied_replicas=applied, capped=applied != record.replicas)
-        if applied == state.replicas:
-            t.clear(Cond.SCALE_REFUSED)
-            return outcome  # hold
-        if not leader:
-            return replace(outcome, action=Action.NOT_LEADER)
-        if self._dry_run or t.config.dry_run:
-            return replace(outcome, action=Action.DRY_RUN)
-        if t.halted is not None:
-            return replace(outcome, action=Action.HALTED)
-        refusal = state.refusal(applied)
-        if refusal is not None:
-            return self._refused(t, outcome, state, applied, refusal)
-        if not self.leadership.is_leader:  # the renew deadline passed during this tick
-            return replace(outcome, action=Action.NOT_LEADER)
-        try:
-            await t.actuator.scale(applied, reason=f"{record.reason} ({outcome.decision_id})")
-        except ScaleRefusedError as error:
-            return self._refused(t, outcome, state, applied, error.condition)
-        except ActuatorError as error:
-            return self._actuator_failed(t, error, now_s, outcome.decision_id, outcome)
-        t.clear(Cond.SCALE_REFUSED)
-        return replace(outcome, action=Action.SCALED)
-
-    def _mode_conditions(self, t: TargetRuntime, leader: bool, now_s: float) -> None:
+    def _mode_conditions(
+        self, t: TargetRuntime, leader: bool, dry_run: str | None, now_s: float
+    ) -> None:
         if leader:
             t.clear(Cond.NOT_LEADER)
         else:
             message = "another replica holds the leader Lease and acts; this one only decides"
             t.set_condition(Cond.NOT_LEADER, "Follower", message, now_s)
-        if t.config.dry_run:
+        if dry_run == "config":
             message = "dry_run: true in the config: decisions are recorded, never applied"
             t.set_condition(Cond.DRY_RUN, "ConfigDryRun", message, now_s)
-        elif self._dry_run:
+        elif dry_run == "controller":
             message = "the controller runs in dry run (--dry-run or POST /dry-run): recording only"
             t.set_condition(Cond.DRY_RUN, "ControllerDryRun", message, now_s)
         else:
             t.clear(Cond.DRY_RUN)
 
-    def _refused(
-        self,
-        t: TargetRuntime,
-        outcome: TickOutcome,
-        state: WorkloadState,
-        applied: int,
-        refusal: WorkloadCondition,
-    ) -> TickOutcome:
-        message = f"{state.target}: not scaled {state.replicas} -> {applied}: {refusal.message}"
-        t.set_condition(Cond.SCALE_REFUSED, refusal.type.value, message, outcome.now_s)
-        return replace(outcome, action=Action.REFUSED, error_kind="scale_refused", error=message)
-
-    def _actuator_failed(
+    async def _failed(
         self,
         t: TargetRuntime,
         error: ActuatorError,
@@ -729,158 +600,55 @@ class ControlLoop:
         *,
         reading: bool = False,
     ) -> TickOutcome:
-        message = _one_line(error)
+        message = one_line(error)
         base = outcome or TickOutcome(t.name, decision_id, now_s, Action.FAILED)
+        base = replace(base, action=Action.FAILED, error=message)
         if isinstance(error, PermanentError):
-            if reading:  # nothing to act on; keep reading so a fix shows up by itself
-                hint = "reads go on every interval"
-            else:
-                t.halted = message
-                hint = "not acting on this target until the controller restarts"
-            t.set_condition(Cond.ACTUATOR_FAILED, type(error).__name__, f"{message}; {hint}", now_s)
-            log.error("%s: %s; %s", decision_id, message, hint)
-            return replace(
-                base, action=Action.FAILED, error_kind="actuator_permanent", error=message
-            )
+            await self._permanent(t, error, now_s, reading=reading)
+            return replace(base, error_kind="actuator_permanent")
         t.failures += 1
         delays = self.settings.retry_delays_s
         delay_s = delays[min(t.failures, len(delays)) - 1]
         if isinstance(error, TemporaryError) and error.delay_s is not None:
             delay_s = max(delay_s, error.delay_s)
         delay_s = min(delay_s, self.settings.max_retry_delay_s)
-        t.next_due_s = self.clock.now() + delay_s  # from the failure (retries took time)
+        t.next_due_s = self.clock.monotonic() + delay_s  # from the failure (retries took time)
         retry = f"{message}; failure {t.failures} in a row, next try in {delay_s:g} s"
         t.set_condition(Cond.ACTUATOR_RETRYING, type(error).__name__, retry, now_s)
         log.warning("%s: %s", decision_id, retry)
-        return replace(base, action=Action.FAILED, error_kind="actuator_temporary", error=message)
+        return replace(base, error_kind="actuator_temporary")
 
-    def _log(self, t: TargetRuntime, outcome: TickOutcome, leader: bool) -> None:
-        record = outcome.record
-        fields: dict[str, Any] = {
-            "event": "decision",
-            "decision_id": outcome.decision_id,
-            "target": t.name,
-            "now_s": outcome.now_s,
-            "sequence": t.sequence,
-            "action": outcome.action,
-            "leader": leader,
-            "dry_run": self._dry_run or t.config.dry_run,
-        }
-        if record is not None:
-            fields |= {
-                "policy": record.policy,
-                "current_replicas": record.current_replicas,
-                "desired_replicas": record.replicas,
-                "applied_replicas": outcome.applied_replicas,
-                "reason": record.reason,
-                "shadow": {name: r.replicas for name, r in outcome.shadows},
-            }
-        if t.missing:
-            fields["missing_signals"] = dict(t.missing)
-        if outcome.error is not None:
-            fields["error"] = outcome.error
-        level = logging.WARNING if outcome.action == Action.FAILED else logging.INFO
-        summary = (
-            f"{record.current_replicas} -> {record.replicas}: {record.reason}"
-            if record is not None
-            else outcome.error
-        )
-        log.log(
-            level,
-            "%s %s: %s",
-            outcome.decision_id,
-            outcome.action,
-            summary,
-            extra={"json_fields": fields},
-        )
-
-    # --- leadership and state ---
-
-    async def _follow_leadership(self) -> bool:
-        """Whether this replica leads now; on taking over (or at start) load the saved state."""
-        leader = self.leadership.is_leader
-        if (leader and not self._was_leader) or not self._loaded:
-            await self._load_state()
-            self._loaded = True
-        if self._was_leader and not leader:
-            log.warning("no longer the leader: deciding in dry run until the Lease is back")
-        elif leader and not self._was_leader:
-            log.info("leader: acting on %d target(s)", len(self.targets))
-        self._was_leader = leader
-        return leader
-
-    def state_document(self) -> dict[str, Any]:
-        """Every target's policy (and shadow) state, JSON-ready, for the Lease annotation."""
-        return {
-            "version": STATE_VERSION,
-            "saved_by": self._instance,
-            "generation": self._generation + 1,
-            "targets": {
-                name: {
-                    "policy": t.autoscaler.state,
-                    "shadow": {n: s.state for n, s in t.shadows.items()},
-                }
-                for name, t in self.targets.items()
-            },
-        }
-
-    async def save_state(self, *, force: bool = False) -> None:
-        """Write `state_document()` through the Leadership (throttled unless `force`); only
-        the leader writes, and a failure is logged and counted, never raised."""
-        now_s = self.clock.now()
-        interval_s = self.settings.state_save_interval_s
-        if not force and self._saved_at_s is not None and now_s - self._saved_at_s < interval_s:
-            return
-        if not self.leadership.is_leader:
-            return
-        document = self.state_document()
-        try:
-            await self.leadership.save_state(document)
-            self._saved_at_s = now_s
-            self._generation += 1
-        except ActuatorError as error:
-            self.errors["state_save"] += 1
-            log.warning("policy state not saved: %s", _one_line(error))
-
-    async def _load_state(self) -> None:
-        try:
-            document = await self.leadership.load_state()
-        except ActuatorError as error:
-            self.errors["state_load"] += 1
-            log.warning("policy state not loaded (starting fresh): %s", _one_line(error))
-            return
-        mine = (document.get("saved_by"), document.get("generation"))
-        if self._generation and mine == (self._instance, self._generation):
-            return  # what this loop saved last: its memory is as new or newer (leadership blip)
-        saved = document.get("targets") if document.get("version") == STATE_VERSION else None
-        if not isinstance(saved, Mapping):
-            if document:
-                log.warning("policy state on the Lease is not version %d; ignored", STATE_VERSION)
-            return
-        for name, t in self.targets.items():
-            entry = saved.get(name)
-            if isinstance(entry, Mapping):
-                self._restore(t, entry)
-
-    def _restore(self, t: TargetRuntime, entry: Mapping[str, Any]) -> None:
-        try:
-            if "policy" in entry:
-                applies = t.autoscaler.applies
-                t.autoscaler = autoscaler(dict(t.config.policy), entry["policy"], applies=applies)
-        except (SpecError, TypeError, ValueError) as error:
-            log.warning(
-                "%s: saved state does not fit its policy any more (%s); starting fresh",
-                t.name,
-                _one_line(error),
+    async def _permanent(
+        self, t: TargetRuntime, error: PermanentError, now_s: float, *, reading: bool
+    ) -> None:
+        message = one_line(error)
+        retry_s = self.settings.permanent_error_retry_s
+        t.healthy = False
+        if reading:  # nothing to act on; reads go on every interval, so a fix shows by itself
+            hint = "reads go on every interval"
+            first = Cond.ACTUATOR_FAILED not in t.conditions
+        else:
+            failures = 1 if t.halt is None else t.halt.failures + 1
+            t.halt = Halt(message, self.clock.monotonic() + retry_s, failures)
+            hint = (
+                f"not scaling this target; trying again in {retry_s:g} s "
+                f"(permanent_error_retry_s), failure {failures}"
             )
-        shadows = entry.get("shadow")
-        if not isinstance(shadows, Mapping):
+            first = True  # one Event per failed try: once per retry period
+        t.set_condition(Cond.ACTUATOR_FAILED, type(error).__name__, f"{message}; {hint}", now_s)
+        log.error("%s: %s; %s", t.name, message, hint)
+        if first:
+            await self._warn(
+                t, "FailedGetScale" if reading else "FailedRescale", f"{message}; {hint}"
+            )
+
+    async def _warn(self, t: TargetRuntime, reason: str, message: str) -> None:
+        """A Warning Event on the target, when its actuator writes Events (Kubernetes); like
+        HPA's FailedRescale / FailedGetScale. A failure to write it is logged, never raised."""
+        warn = getattr(t.actuator, "warn", None)
+        if warn is None:
             return
-        specs = dict(zip(t.shadows, t.config.shadow, strict=True))
-        for name, state in shadows.items():
-            if name not in specs:
-                continue
-            try:
-                t.shadows[name] = autoscaler(dict(specs[name]), state, applies=False)
-            except (SpecError, TypeError, ValueError) as error:
-                log.warning("%s: shadow %s starts fresh: %s", t.name, name, _one_line(error))
+        try:
+            await warn(reason, message)
+        except ActuatorError as failure:
+            log.warning("%s: %s Event not written: %s", t.name, reason, one_line(failure))

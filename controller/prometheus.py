@@ -293,10 +293,11 @@ class PrometheusSource:
             log.exception("prometheus query failed unexpectedly; query: %.200s", planned.promql)
             return FailedQuery("internal", f"{type(error).__name__}: {error}", planned.promql)
 
-    async def read(
+    async def observe(
         self, targets: Sequence[TargetConfig | sig.TargetQueries], now_s: float
-    ) -> dict[str, dict[str, float | None]]:
-        """{target name: {signal: value or None}} at `now_s`; never raises for Prometheus."""
+    ) -> dict[str, sig.Reading]:
+        """{target name: Reading} at `now_s` (values, and why each None is None); never
+        raises for Prometheus."""
         started = self._clock()
         queries = [t if isinstance(t, sig.TargetQueries) else t.signal_queries() for t in targets]
         plan = sig.plan_queries(queries)
@@ -316,7 +317,19 @@ class PrometheusSource:
                 if why is not None:
                     missing[(target, signal)] = why
         self._record(errors, missing, self._clock() - started)
-        return {t: {s: v[s] for s in sig.signal_names(v)} for t, v in out.items()}
+        readings = {}
+        for t, v in out.items():
+            ordered = {s: v[s] for s in sig.signal_names(v)}
+            why = {s: missing.get((t, s), "empty") for s, value in ordered.items() if value is None}
+            readings[t] = sig.Reading(ordered, why)
+        return readings
+
+    async def read(
+        self, targets: Sequence[TargetConfig | sig.TargetQueries], now_s: float
+    ) -> dict[str, dict[str, float | None]]:
+        """{target name: {signal: value or None}} at `now_s`; never raises for Prometheus."""
+        readings = await self.observe(targets, now_s)
+        return {t: dict(r.values) for t, r in readings.items()}
 
     def _record(
         self, errors: list[FailedQuery], missing: dict[tuple[str, str], str], duration_s: float

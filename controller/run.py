@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import ipaddress
 import json
@@ -35,7 +36,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.client import ApiClient, VersionApi
 
 from controller.actuators.base import Actuator, ActuatorError, Clock, SystemClock
 from controller.actuators.kubernetes import (
@@ -49,6 +50,8 @@ from controller.config import AciTarget, Config, KubernetesTarget, TargetConfig,
 from controller.leader import LeaderElector
 from controller.loop import ControlLoop, LoopSettings
 from controller.prometheus import PrometheusSource, token_provider_for
+from controller.sharding import Shard, ShardError, parse_shard
+from controller.state_store import ConfigMapStore, MemoryStore, StateStore
 
 log = logging.getLogger("controller.run")
 
@@ -74,6 +77,7 @@ class RunOptions:
     lease_name: str = DEFAULT_LEASE_NAME
     identity: str = "replicast"
     settings: LoopSettings = field(default_factory=LoopSettings)
+    shard: Shard | None = None
 
 
 # --- logs ------------------------------------------------------------------------------------
@@ -222,11 +226,14 @@ def needs_kubernetes(config: Config, options: RunOptions) -> bool:
     return options.leader_election or kube_targets
 
 
-async def kubernetes_client(options: RunOptions) -> ApiClient:
+async def kubernetes_client(options: RunOptions, max_connections: int = 16) -> ApiClient:
+    """A Kubernetes client with at most `max_connections` requests in flight."""
     if options.kubeconfig is not None and not Path(options.kubeconfig).is_file():
         raise StartupError(f"--kubeconfig {options.kubeconfig}: no such file")
     try:
-        return await kubernetes_api(kubeconfig=options.kubeconfig, context=options.context)
+        return await kubernetes_api(
+            kubeconfig=options.kubeconfig, context=options.context, max_connections=max_connections
+        )
     except Exception as error:  # kubernetes-asyncio's ConfigException, OSError, YAML errors
         text = " ".join(str(error).split()) or type(error).__name__
         raise StartupError(
@@ -264,16 +271,30 @@ async def serve(
     stop: asyncio.Event | None = None,
     clock: Clock | None = None,
 ) -> None:
-    """Run until `stop` is set (by SIGTERM/SIGINT), then stop everything in order."""
+    """Run until `stop` is set (by SIGTERM/SIGINT), then stop everything in order.
+
+    Refusals come before any action: the listen port is bound, the config and the credentials
+    are built before the first decision (StartupError, exit 1). An endpoint that does not
+    answer (Prometheus, the API server, Azure) is one log line naming it; the controller then
+    runs not-ready, holding every target (no signal, no scale-down) until it answers."""
     stop = stop if stop is not None else asyncio.Event()
     clock = clock if clock is not None else SystemClock()
+    if options.shard is not None:
+        config = options.shard.select(config)
+    listening = _bind(options)  # a busy port is refused before anything else happens
     remove_handlers = install_signal_handlers(stop)
     try:
         async with AsyncExitStack() as stack:
+            stack.callback(listening.close)
             session = await stack.enter_async_context(aiohttp.ClientSession())
-            kube = None
+            kube = lease_kube = None
             if needs_kubernetes(config, options):
-                kube = await stack.enter_async_context(await kubernetes_client(options))
+                pool = options.settings.max_in_flight
+                kube = await stack.enter_async_context(await kubernetes_client(options, pool))
+                if options.leader_election:  # its own client: renewals never queue behind reads
+                    lease_kube = await stack.enter_async_context(
+                        await kubernetes_client(options, 2)
+                    )
             actuators = build_actuators(config, Resources(session, clock, kube))
             stack.push_async_callback(close_actuators, actuators)
             token_provider = token_provider_for(config.prometheus.auth)
@@ -284,48 +305,108 @@ async def serve(
                 config.prometheus, session=session, token_provider=token_provider
             )
             elector = None
-            if options.leader_election and kube is not None:
+            store: StateStore = MemoryStore()
+            if options.leader_election and lease_kube is not None and kube is not None:
                 elector = LeaderElector(
-                    api=kube,
+                    api=lease_kube,
                     namespace=options.lease_namespace,
                     name=options.lease_name,
                     identity=options.identity,
                     clock=clock,
                 )
+                store = ConfigMapStore(
+                    kube,
+                    namespace=options.lease_namespace,
+                    prefix=options.lease_name,
+                    identity=options.identity,
+                    clock=clock,
+                    write_interval_s=options.settings.state_write_interval_s,
+                )
+            await preflight(config, source, kube)
             loop = ControlLoop(
                 config.targets,
                 source=source,
                 actuators=actuators,
                 leadership=elector,
+                store=store,
                 clock=clock,
                 settings=options.settings,
                 dry_run=options.dry_run,
             )
             app = create_app(loop, elector=elector, admin=options.admin)
+            freeze_heap()
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()  # the elector's first step, then the loop's task
             stack.push_async_callback(runner.cleanup)  # loop first, then the Lease
-            await _listen(runner, options)
+            await web.SockSite(runner, listening).start()
+            log.info(
+                "serving /healthz /readyz /metrics /status%s on http://%s:%d",
+                " and POST /dry-run" if options.admin else "",
+                options.host,
+                options.port,
+            )
             await stop.wait()
     finally:
         remove_handlers()
     log.info("stopped")
 
 
-async def _listen(runner: web.AppRunner, options: RunOptions) -> None:
-    site = web.TCPSite(runner, options.host, options.port)
+def freeze_heap() -> None:
+    """Take every object alive now (modules, the config, the targets' runtimes: they live as
+    long as the process) out of the cyclic collector's walks. Without it each collection
+    re-walks a heap that grows with the targets, and a 2,000-target round cost 5.7x a 500-target
+    one for 4x the targets (bench/controller_scale.py prints both)."""
+    gc.collect()
+    gc.freeze()
+
+
+def _bind(options: RunOptions) -> socket.socket:
+    """The listening socket, bound now: a busy or forbidden port is a StartupError."""
     try:
-        await site.start()
+        infos = socket.getaddrinfo(options.host, options.port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+        sock.setblocking(False)
     except OSError as error:
+        reason = error.strerror or str(error)
         raise StartupError(
-            f"--listen {options.host}:{options.port}: cannot listen: {error.strerror}"
+            f"--listen {options.host}:{options.port}: cannot listen: {reason}"
         ) from None
-    log.info(
-        "serving /healthz /readyz /metrics /status%s on http://%s:%d",
-        " and POST /dry-run" if options.admin else "",
-        options.host,
-        options.port,
-    )
+    return sock
+
+
+async def preflight(config: Config, source: PrometheusSource, kube: ApiClient | None) -> None:
+    """One log line for each endpoint that does not answer now (never raises): Prometheus and
+    the Kubernetes API server. The controller runs on either way (not ready, holding)."""
+    probes = [asyncio.create_task(_probe_prometheus(config, source))]
+    if kube is not None:
+        probes.append(asyncio.create_task(_probe_kubernetes(kube)))
+    for problem in await asyncio.gather(*probes):
+        if problem:
+            log.error("%s; holding every target (no scale-down) until it answers", problem)
+
+
+async def _probe_prometheus(config: Config, source: PrometheusSource) -> str | None:
+    try:
+        await source.query("vector(1)", time.time())
+    except Exception as error:
+        text = " ".join(str(error).split()) or type(error).__name__
+        return f"prometheus {config.prometheus.url}: {text}"
+    return None
+
+
+async def _probe_kubernetes(kube: ApiClient) -> str | None:
+    host = kube.configuration.host
+    try:
+        async with asyncio.timeout(5):
+            await VersionApi(kube).get_code()
+    except Exception as error:
+        text = " ".join(str(error).split()) or type(error).__name__
+        return f"kubernetes API server {host}: not answering: {text[:200]}"
+    return None
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -393,41 +474,88 @@ def build_parser() -> argparse.ArgumentParser:
         help="act without a Lease (one replica only: a sandbox, a test)",
     )
     election.add_argument("--lease-namespace", help="default: POD_NAMESPACE or the pod's")
-    election.add_argument("--lease-name", default=DEFAULT_LEASE_NAME)
+    election.add_argument(
+        "--lease-name",
+        help=f"default {DEFAULT_LEASE_NAME}; with --shard, -INDEX-of-COUNT is appended",
+    )
     election.add_argument("--identity", help="this replica's name (default: POD_NAME or host)")
+    election.add_argument(
+        "--shard",
+        metavar="INDEX/COUNT",
+        help="take only the targets whose name hashes to INDEX (SHA-256, controller/sharding.py);"
+        " each shard has its own Lease and state",
+    )
     tuning = p.add_argument_group("loop settings")
     defaults = LoopSettings()
-    tuning.add_argument(
+
+    def tune(flag: str, kind: type, default: float, text: str) -> None:
+        tuning.add_argument(flag, type=kind, default=None, help=f"{text} (default {default:g})")
+
+    tune(
         "--max-change-per-tick",
-        type=int,
-        default=defaults.max_change_per_tick,
-        help=f"replicas added or removed per tick at most (default {defaults.max_change_per_tick})",
+        int,
+        defaults.max_change_per_tick,
+        "replicas added or removed per tick at most",
     )
-    tuning.add_argument(
-        "--state-save-interval-s",
-        type=float,
-        default=defaults.state_save_interval_s,
-        help="write the policies' state to the Lease at most this often "
-        f"(default {defaults.state_save_interval_s:g})",
+    tune(
+        "--state-write-interval-s",
+        float,
+        defaults.state_write_interval_s,
+        "write each bucket of the policies' state at most this often",
+    )
+    tune(
+        "--permanent-error-retry-s",
+        float,
+        defaults.permanent_error_retry_s,
+        "try a scale that failed for good (403, deleted target) again after this long; "
+        "overrides defaults.permanent_error_retry_s in the config",
+    )
+    tune(
+        "--shutdown-grace-s",
+        float,
+        defaults.shutdown_grace_s,
+        "SIGTERM: finish scale calls, save the state and release the Lease within this",
+    )
+    tune(
+        "--max-in-flight",
+        int,
+        defaults.max_in_flight,
+        "Kubernetes requests for the targets in flight at once (the Lease has its own client)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
 
 
-def options_from(args: argparse.Namespace) -> RunOptions:
+def options_from(args: argparse.Namespace, config: Config | None = None) -> RunOptions:
     host, port = parse_listen(args.listen)
     if args.admin and not is_loopback(host):
         raise UsageError(
             f"--admin: POST /dry-run would be open to anyone who reaches {host}:{port}; "
             "use a loopback --listen (127.0.0.1) and kubectl port-forward"
         )
+    tuned: dict[str, Any] = {}
+    configured = getattr(config.defaults, "permanent_error_retry_s", None) if config else None
+    if configured is not None:
+        tuned["permanent_error_retry_s"] = configured
+    for name in (
+        "max_change_per_tick", "state_write_interval_s", "permanent_error_retry_s",
+        "shutdown_grace_s", "max_in_flight",
+    ):  # fmt: skip
+        value = getattr(args, name, None)
+        if value is not None:
+            tuned[name] = value
     try:
-        settings = LoopSettings(
-            max_change_per_tick=args.max_change_per_tick,
-            state_save_interval_s=args.state_save_interval_s,
-        )
-    except ValueError as error:
+        shard = parse_shard(args.shard) if args.shard else None
+    except ShardError as error:
         raise UsageError(str(error)) from None
+    try:
+        settings = LoopSettings(**tuned)
+    except ValueError as error:  # "max_in_flight: must be ..." -> "--max-in-flight: must be ..."
+        name, _, why = str(error).partition(":")
+        raise UsageError(f"--{name.replace('_', '-')}:{why}") from None
+    lease_name = args.lease_name or DEFAULT_LEASE_NAME
+    if shard is not None:
+        lease_name = shard.lease_name(lease_name)
     return RunOptions(
         host=host,
         port=port,
@@ -437,9 +565,10 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         context=args.context,
         leader_election=args.leader_election,
         lease_namespace=args.lease_namespace or default_namespace(),
-        lease_name=args.lease_name,
+        lease_name=lease_name,
         identity=args.identity or default_identity(),
         settings=settings,
+        shard=shard,
     )
 
 
@@ -449,16 +578,16 @@ def cmd_run(argv: Sequence[str]) -> int:
         args = build_parser().parse_args(list(argv))
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else 2
-    try:
-        options = options_from(args)
-    except UsageError as error:
-        print(f"replicast run: {error}", file=sys.stderr)
-        return 2
     config, problems = check_config(args.config)
     for problem in problems:
         print(problem, file=sys.stderr)
     if config is None:
         return 1
+    try:
+        options = options_from(args, config)
+    except UsageError as error:
+        print(f"replicast run: {error}", file=sys.stderr)
+        return 2
     configure_logging(args.log_level)
     started = time.monotonic()
     try:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from policies.observation import SIGNALS, is_signal_name
@@ -360,3 +360,23 @@ def observation_signals(
     if extra:
         out["extra"] = extra
     return out
+
+
+# Why a signal is None when the source itself failed (not the data): the target cannot be
+# observed while all of its signals are missing for one of these.
+SOURCE_FAILURES = frozenset(
+    {"auth", "bad_response", "connection", "http_status", "internal", "prometheus_error", "timeout"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One target's signals: value or None, and for each None, why."""
+
+    values: Mapping[str, float | None] = field(default_factory=dict)
+    missing: Mapping[str, str] = field(default_factory=dict)
+
+    def source_failed(self) -> bool:
+        """Every signal is missing because the source failed (not because a series is empty)."""
+        configured = [s for s in self.values if s != ACTIVATION] or list(self.values)
+        return bool(configured) and all(self.missing.get(s) in SOURCE_FAILURES for s in configured)

@@ -2,13 +2,15 @@
 
 Public API (shells, notebooks and external checks use exactly this):
 `Observation`, `autoscaler(spec, state=None) -> Autoscaler`, `Autoscaler.tick(obs) ->
-DecisionRecord`, the pure `tick(obs, state, policy, guards)`, `SpecError`, and the plugin
-contract `Policy` / `PolicyFactory` / `Proposal`. This package reads no clock, does no I/O and
+DecisionRecord` (proposes) and `Autoscaler.commit(outcome, replicas)` (records what the shell
+did: an `Outcome`), the pure `tick(obs, state, policy, guards)` and `commit(record, state,
+guards, outcome, replicas)` underneath, `SpecError`, and the plugin contract `Policy` /
+`PolicyFactory` / `Proposal`. This package reads no clock, does no I/O and
 holds no global random state.
 """
 
 from policies.autoscaler import Autoscaler, autoscaler
-from policies.engine import DecisionRecord, EngineState, tick
+from policies.engine import DecisionRecord, EngineState, Outcome, commit, tick
 from policies.guards import Guards, GuardStep
 from policies.observation import SIGNALS, Observation, ObservationError
 from policies.policy import Policy, PolicyFactory, Proposal, StatelessPolicy
@@ -24,6 +26,7 @@ __all__ = [
     "Guards",
     "Observation",
     "ObservationError",
+    "Outcome",
     "Policy",
     "PolicyFactory",
     "Proposal",
@@ -31,6 +34,7 @@ __all__ = [
     "StatelessPolicy",
     "autoscaler",
     "available",
+    "commit",
     "resolve",
     "tick",
 ]

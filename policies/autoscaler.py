@@ -9,9 +9,12 @@ Keys a policy omits fall back to its guard defaults (hpa and keda: Kubernetes' H
     >>> record = a.tick(Observation(now_s=0, replicas=3, ready_replicas=3, in_flight=130))
     >>> record.proposal, record.replicas  # HPA computes 13; its default scale-up rate allows 7
     (13, 7)
+    >>> a.commit("applied").applied_replicas  # the shell scaled to 7: a scale event at t=0
+    7
 
-`Autoscaler.state` is a versioned JSON-ready dict; `autoscaler(spec, state=saved)` continues
-exactly where the saved one left off.
+`tick` proposes and `commit` records what the shell did with the proposal (`step` does both,
+for replays where every decision is carried out). `Autoscaler.state` is a versioned JSON-ready
+dict; `autoscaler(spec, state=saved)` continues exactly where the saved one left off.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from policies.spec import GUARD_KEYS, GuardSpec, SpecError, parse
 
 
 class Autoscaler:
-    """A policy, its guards and its state; `tick` is the only thing that changes it."""
+    """A policy, its guards and its state; `tick` proposes, `commit` records what happened."""
 
     def __init__(
         self,
@@ -49,7 +52,7 @@ class Autoscaler:
         self.applies = applies
         self._policy_ref = policy_ref or factory.name
         self._state = state
-        self._recorded: engine.Recorded | None = None
+        self._last: DecisionRecord | None = None
 
     @property
     def name(self) -> str:
@@ -64,19 +67,60 @@ class Autoscaler:
     def state(self) -> dict[str, Any]:
         return engine.dump_state(self.policy, self._state)
 
+    @property
+    def engine_state(self) -> engine.EngineState:
+        return self._state
+
     def tick(self, obs: Observation) -> DecisionRecord:
-        record, self._state, self._recorded = engine.tick_recorded(
+        """Propose: the decision for `obs`, with no scale event recorded until `commit`."""
+        self._last, self._state = engine.tick(
             obs, self._state, self.policy, self.guards, applies=self.applies
         )
-        return record
+        return self._last
 
-    def revise(self, applied: int) -> None:
-        """The last tick's decision was not carried out as made: the target now has `applied`
-        replicas (refused, failed or capped). Its scale event is recorded again with that
-        count, as HPA records only successful scales. Once per tick; later calls do nothing."""
-        if self._recorded is not None:
-            self._state = engine.revise(self._state, self._recorded, applied, self.guards)
-            self._recorded = None
+    def commit(
+        self,
+        outcome: engine.Outcome | str = engine.Outcome.APPLIED,
+        replicas: int | None = None,
+        why: str = "",
+    ) -> DecisionRecord:
+        """Record what the shell did with the last tick's decision (applied, capped, refused,
+        failed) and return the completed record; see `policies.engine.commit`."""
+        if self._last is None:
+            raise RuntimeError("commit() before tick(): there is no decision to commit")
+        self._last, self._state = engine.commit(
+            self._last, self._state, self.guards, outcome, replicas, why
+        )
+        return self._last
+
+    def step(self, obs: Observation) -> DecisionRecord:
+        """`tick` then `commit` as applied: for replays where every decision is carried out
+        (stories, notebooks, `replicast explain`)."""
+        self.tick(obs)
+        return self.commit()
+
+    def resume(
+        self, saved: Mapping[str, Any] | None, *, now_s: float, max_gap_s: float
+    ) -> str | None:
+        """Continue from this autoscaler's own history joined with `saved` (another's
+        `state`, e.g. the last leader's); returns why scale-down is held, or None. See
+        `policies.engine.resume`. A saved state that does not fit raises SpecError."""
+        other = None if saved is None else engine.load_state(self.policy, saved)
+        own = self._state if self._state.last_now_s is not None else None
+        self._state, why = engine.resume(
+            self.policy, self.guards, own, other, now_s=now_s, max_gap_s=max_gap_s
+        )
+        self._last = None
+        return why
+
+    def rebase(self, *, jump_s: float, now_s: float) -> str:
+        """The wall clock stepped by `jump_s`: move the history with it and hold scale-down
+        for one window (see `policies.engine.rebase`); returns why, for the log."""
+        self._state, why = engine.rebase(
+            self.policy, self.guards, self._state, jump_s=jump_s, now_s=now_s
+        )
+        self._last = None
+        return why
 
     def __repr__(self) -> str:
         return f"Autoscaler({json.dumps(self.spec, sort_keys=True)}, applies={self.applies})"

@@ -239,6 +239,13 @@ class CombinedPolicy:
     keyed: bool  # floor: spec and state are keyed by label; max_of: lists
 
     @property
+    def scale_down_window_s(self) -> float | None:
+        """The longest window any member declares (None when none declares one)."""
+        windows = [getattr(m.policy, "scale_down_window_s", None) for m in self.members]
+        found = [float(w) for w in windows if isinstance(w, int | float)]
+        return max(found) if found else None
+
+    @property
     def required_signals(self) -> frozenset[str]:
         return frozenset().union(*(m.policy.required_signals for m in self.members))
 

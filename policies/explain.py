@@ -174,7 +174,7 @@ def replay(
         records = []
         for i, row in enumerate(script.rows):
             obs = _observation(row, script.start_s, replicas, f"{script.source}: observations[{i}]")
-            record = a.tick(obs)
+            record = a.step(obs)
             records.append(record)
             replicas = record.replicas
         out.append(records)

@@ -5,12 +5,15 @@
 3. min/max,
 4. starting capacity (no further scale-up while replicas are still starting; off by default),
 5. missing data (never scale down while a signal the policy requires is missing),
-6. flap budget (at most N direction changes per window; off by default).
+6. history gap (no scale-down until a hold set by `hold_scale_down` ends: a takeover or a
+   restart that cannot see part of the last window's history holds for one window),
+7. flap budget (at most N direction changes per window; off by default).
 
 In: the proposal, the current replica count, the observation and `GuardState`. Out: the final
 count, one `GuardStep` per guard that changed the value, and the new `GuardState`. Scale events
-are recorded by `record_scale` at `now_s` for the value `tick` returns, as HPA's
-`storeScaleEvent` does. The HPA arithmetic is reproduced including its quirks (strict `After`
+are recorded by `record_scale` when the shell commits what it applied (policies.engine.commit),
+at the tick's `now_s`, as HPA's `storeScaleEvent` does after a successful scale.
+The HPA arithmetic is reproduced including its quirks (strict `After`
 cutoffs, reuse of outdated slots); the worked examples live in tests/test_hpa_traces.py.
 """
 
@@ -181,6 +184,8 @@ class GuardState:
     down_events: tuple[ScaleEvent, ...] = ()
     last_direction: int = 0  # +1 up, -1 down, 0 no scale event yet
     direction_changes_s: tuple[float, ...] = ()
+    # No scale-down before this time (a takeover or restart with part of the history unknown).
+    hold_down_until_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         def events(evs: tuple[ScaleEvent, ...]) -> list[list[Any]]:
@@ -194,6 +199,7 @@ class GuardState:
             "down_events": events(self.down_events),
             "last_direction": self.last_direction,
             "direction_changes_s": list(self.direction_changes_s),
+            "hold_down_until_s": self.hold_down_until_s,
         }
 
     @classmethod
@@ -202,12 +208,14 @@ class GuardState:
             return tuple(ScaleEvent(int(c), float(t), bool(o)) for t, c, o in rows)
 
         recs = data.get("recommendations")
+        hold = data.get("hold_down_until_s")
         return cls(
             recommendations=None if recs is None else tuple((float(t), int(r)) for t, r in recs),
             up_events=events(data.get("up_events", [])),
             down_events=events(data.get("down_events", [])),
             last_direction=int(data.get("last_direction", 0)),
             direction_changes_s=tuple(float(t) for t in data.get("direction_changes_s", [])),
+            hold_down_until_s=None if hold is None else float(hold),
         )
 
 
@@ -350,6 +358,16 @@ def block_scale_down_on_missing(
     return desired, ""
 
 
+def hold_after_gap(desired: int, current: int, now_s: float, state: GuardState) -> tuple[int, str]:
+    until_s = state.hold_down_until_s
+    if desired < current and until_s is not None and now_s < until_s:
+        return current, (
+            f"HistoryGap: part of the last window's history is unknown (a takeover or a "
+            f"restart); scale-down held for {until_s - now_s:.0f} s more"
+        )
+    return desired, ""
+
+
 def flap_guard(
     desired: int, current: int, now_s: float, guards: Guards, state: GuardState
 ) -> tuple[int, str]:
@@ -418,3 +436,59 @@ def record_scale(
         return replace(state, up_events=ups)
     downs = _store(state.down_events, previous - new, now_s, guards.scale_down.longest_period_s)
     return replace(state, down_events=downs)
+
+
+# --- joining histories (a takeover, a restart) ---------------------------------------------
+
+
+def hold_scale_down(state: GuardState, until_s: float) -> GuardState:
+    """No scale-down before `until_s` (the later of this and any hold already set)."""
+    held = state.hold_down_until_s
+    return replace(state, hold_down_until_s=until_s if held is None else max(held, until_s))
+
+
+def join_history(newer: GuardState, older: GuardState, *, after_s: float) -> GuardState:
+    """Both histories at once: every recommendation and scale event of either (an event both
+    saw counts once), the newer one's direction. Joining only lengthens windows and tightens
+    rate limits, never the reverse: a larger max over the scale-down window holds longer, more
+    events in a period leave less of its budget. Recommendations at or before `after_s` (older
+    than every window) are dropped, so joins never grow the list without bound."""
+    recs: tuple[tuple[float, int], ...] | None = None
+    if newer.recommendations is not None or older.recommendations is not None:
+        both = {*(newer.recommendations or ()), *(older.recommendations or ())}
+        recs = tuple(sorted(r for r in both if r[0] > after_s))
+
+    def events(a: tuple[ScaleEvent, ...], b: tuple[ScaleEvent, ...]) -> tuple[ScaleEvent, ...]:
+        seen: dict[tuple[float, int], ScaleEvent] = {}
+        for e in (*b, *a):
+            seen[(e.at_s, e.change)] = e
+        return tuple(sorted(seen.values(), key=lambda e: e.at_s))
+
+    holds = [h for h in (newer.hold_down_until_s, older.hold_down_until_s) if h is not None]
+    return GuardState(
+        recommendations=recs,
+        up_events=events(newer.up_events, older.up_events),
+        down_events=events(newer.down_events, older.down_events),
+        last_direction=newer.last_direction or older.last_direction,
+        direction_changes_s=tuple(sorted({*newer.direction_changes_s, *older.direction_changes_s})),
+        hold_down_until_s=max(holds) if holds else None,
+    )
+
+
+def shift_history(state: GuardState, jump_s: float) -> GuardState:
+    """Every time in the history moved by `jump_s` (a wall-clock step), so each window keeps
+    its length measured in the new time."""
+
+    def events(evs: tuple[ScaleEvent, ...]) -> tuple[ScaleEvent, ...]:
+        return tuple(replace(e, at_s=e.at_s + jump_s) for e in evs)
+
+    recs = state.recommendations
+    held = state.hold_down_until_s
+    return replace(
+        state,
+        recommendations=None if recs is None else tuple((t + jump_s, r) for t, r in recs),
+        up_events=events(state.up_events),
+        down_events=events(state.down_events),
+        direction_changes_s=tuple(t + jump_s for t in state.direction_changes_s),
+        hold_down_until_s=None if held is None else held + jump_s,
+    )

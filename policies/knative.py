@@ -261,6 +261,11 @@ class KnativePolicy:
     pauses_at_zero = False
 
     @property
+    def scale_down_window_s(self) -> float:
+        """One scale-down window (a takeover that lost history holds this long)."""
+        return float(max(self.stable_window_s, self.scale_down_delay_s))
+
+    @property
     def required_signals(self) -> frozenset[str]:
         return frozenset(self.signals)
 

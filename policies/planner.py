@@ -146,6 +146,11 @@ class PlannerPolicy:
     pauses_at_zero = False
 
     @property
+    def scale_down_window_s(self) -> float:
+        """One scale-down window: the release hold (a takeover that lost history holds it)."""
+        return self.params.release_after_s
+
+    @property
     def required_signals(self) -> frozenset[str]:
         return frozenset({"request_rate_rps"})
 

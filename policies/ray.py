@@ -116,6 +116,11 @@ class RayPolicy:
     pauses_at_zero = False
 
     @property
+    def scale_down_window_s(self) -> float:
+        """One scale-down window (a takeover that lost history holds this long)."""
+        return self.downscale_delay_s
+
+    @property
     def required_signals(self) -> frozenset[str]:
         return frozenset(self.signals)
 

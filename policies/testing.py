@@ -96,7 +96,7 @@ def _observation(now: float, replicas: int, load: float, missing: set[str]) -> O
 def run_closed_loop(a: Autoscaler, *, steps: int = 200, replicas: int = 2) -> list[DecisionRecord]:
     records = []
     for now, load, missing in story(sorted(a.policy.required_signals), steps):
-        record = a.tick(_observation(now, replicas, load, missing))
+        record = a.step(_observation(now, replicas, load, missing))
         records.append(record)
         replicas = record.replicas
     return records
@@ -180,10 +180,10 @@ def _check_state_round_trip(full: Mapping[str, Any], steps: int) -> None:
     for i, (now, load, missing) in enumerate(
         story(sorted(straight.policy.required_signals), steps)
     ):
-        ra = straight.tick(_observation(now, replicas_a, load, missing))
+        ra = straight.step(_observation(now, replicas_a, load, missing))
         saved = json.loads(json.dumps(resumed.state))
         resumed = autoscaler(full, state=saved)
-        rb = resumed.tick(_observation(now, replicas_b, load, missing))
+        rb = resumed.step(_observation(now, replicas_b, load, missing))
         if ra.to_dict() != rb.to_dict():
             raise AssertionError(f"state does not round-trip through JSON (step {i})")
         json.dumps(ra.to_dict())  # the record itself must be JSON-serializable

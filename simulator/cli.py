@@ -16,7 +16,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -26,10 +26,16 @@ from rich.table import Table
 
 from policies.explain import ScriptError, load_spec
 from policies.registry import available
-from simulator import profiles, quality, scenarios, traces
+from simulator import profiles, quality, scenarios
 from simulator.engine import run
 from simulator.model import ReplicaModel
 from simulator.observe import MetricsConfig
+from simulator.profile_args import (
+    PROFILE_HELP,
+    add_profile_arguments,
+    load_profile,  # noqa: F401 - moved there; importable here
+    profile_from_args,
+)
 from simulator.result import Result, SloTarget
 
 DEMO_POLICIES = ("hpa", "keda", "knative", "ray", "slo", "predictive")
@@ -46,39 +52,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see --help)")
-
-
-def load_profile(text: str) -> profiles.Profile:
-    """`azure-conv`, `azure-code`, `servegen-14d`, a trace path, or `kind:arg:arg...`."""
-    named: dict[str, Callable[[], profiles.Profile]] = {
-        "azure-conv": traces.azure_conv,
-        "azure-code": traces.azure_code,
-        "servegen-14d": traces.servegen_language_14d,
-    }
-    if text in named:
-        return named[text]()
-    synthetic: dict[str, Callable[..., profiles.Profile]] = {
-        "constant": profiles.constant, "ramp": profiles.ramp, "step": profiles.step,
-        "spike": profiles.spike, "diurnal": profiles.diurnal, "bursty": profiles.bursty,
-    }  # fmt: skip
-    kind, _, rest = text.partition(":")
-    if kind in synthetic and rest:
-        try:
-            return synthetic[kind](*(float(x) for x in rest.split(":")))
-        except (TypeError, ValueError) as error:
-            raise UsageError(f"--profile {text}: {error}") from None
-    path = Path(text)
-    if not path.exists():
-        raise UsageError(
-            f"--profile {text}: no such file; use azure-conv, azure-code, servegen-14d, a trace "
-            "path, or constant:RPS:SECONDS, diurnal:MEAN:AMPLITUDE:SECONDS, step:A:B:AT:SECONDS"
-        )
-    if path.suffix.lower() == ".json":
-        return traces.read_prometheus(path)
-    head = path.read_bytes()[:4096]
-    if head[:2] == b"\x1f\x8b" or b"timestamp" in head.lower():
-        return traces.read_request_log(path)
-    return traces.read_rate_series(path)
 
 
 DEFAULT_SPEC_NAMES = ("hpa", "keda", "knative", "ray", "slo", "predictive", "planner")
@@ -153,9 +126,9 @@ def _common(
         "--profile",
         default=profile_default,
         required=profile_default is None and profile_required,
-        help="azure-conv | azure-code | servegen-14d | PATH | constant:RPS:S | "
-        "diurnal:MEAN:AMPLITUDE:S | step:A:B:AT:S | bursty:RPS:CV:S",
+        help=PROFILE_HELP,
     )
+    add_profile_arguments(parser)
     parser.add_argument(
         "--model",
         default="gpu-llm",
@@ -203,8 +176,6 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise UsageError(f"--max-replicas {args.max_replicas}: must be >= 1")
     if args.initial_replicas is not None and args.initial_replicas < 0:
         raise UsageError(f"--initial-replicas {args.initial_replicas}: must be >= 0")
-    if not (math.isfinite(args.rate_scale) and args.rate_scale > 0):
-        raise UsageError(f"--rate-scale {args.rate_scale:g}: must be > 0 (2 = double the load)")
 
 
 def metrics_for(interval_s: float) -> MetricsConfig | None:
@@ -216,18 +187,9 @@ def metrics_for(interval_s: float) -> MetricsConfig | None:
 
 
 def _prepared(args: argparse.Namespace) -> profiles.Profile:
-    profile = load_profile(args.profile)
-    if args.slice:
-        start, _, end = args.slice.partition(":")
-        try:
-            bounds = float(start), float(end) if end else None
-        except ValueError:
-            raise UsageError(
-                f"--slice {args.slice}: use START:END in seconds of the profile, e.g. 0:3600"
-            ) from None
-        profile = profile.slice(*bounds)
-    if args.rate_scale != 1.0:
-        profile = profile.rate_scale(args.rate_scale)
+    profile, notes = profile_from_args(args, _model(args.model))  # read, tokens, slice, scale
+    for note in notes:
+        print(f"profile: {note}")
     return profile
 
 

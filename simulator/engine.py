@@ -5,7 +5,9 @@ PolicyFactory or a Policy), a `ReplicaModel` (or a spec/preset name), a seed. Ou
 
 The loop is the controller's, in simulated time: every `interval_s` the same `policies` code
 that runs in the live controller decides on an Observation built by `simulator.observe` from
-scrapes of the kernel, and the decision goes back to the kernel (`set_replicas`). Requests are
+scrapes of the kernel (`tick`), the simulated platform acts on it (`simulator.provision`: it
+may cap at a quota, refuse or fail), the autoscaler commits what was done, and that count goes
+back to the kernel (`set_replicas`). Requests are
 generated and simulated chunk by chunk (`chunk_s`), so memory is bounded by a chunk; their
 outcomes are folded into fixed-size histograms as they settle.
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -32,6 +34,7 @@ from simulator.intervals import ArrivalSlots
 from simulator.model import ReplicaModel
 from simulator.observe import MetricsConfig, Observer
 from simulator.profiles import Profile
+from simulator.provision import Platform, Provisioner, control_step
 from simulator.result import (
     FloatArray,
     LogHistogram,
@@ -39,9 +42,7 @@ from simulator.result import (
     Slo,
     Summary,
     Timeline,
-    slo_label,
     slo_targets,
-    why,
 )
 
 DEFAULT_EPOCH_S = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -179,8 +180,10 @@ def run(
     keep_records: bool = True,
     keep_requests: bool = False,
     progress: Callable[[float], None] | None = None,
+    platform: Provisioner | None = None,
 ) -> Result:
-    """Simulate `profile` with `autoscaler_spec` deciding every `interval_s` on `model`."""
+    """Simulate `profile` with `autoscaler_spec` deciding every `interval_s` on `model`;
+    `platform` (default: no quota, no outage) acts on each decision."""
     replica_model = as_model(model)
     scaler = as_autoscaler(autoscaler_spec, max_replicas=max_alive or 100)
     arrivals_rng, service_rng, startup_rng = np.random.default_rng(seed).spawn(3)
@@ -206,6 +209,7 @@ def run(
         keep_records=keep_records,
         keep_requests=keep_requests,
         progress=progress,
+        platform=platform,
     )
     cost = None
     if replica_model.sku is not None and replica_model.platform is not None:
@@ -252,6 +256,7 @@ def simulate(  # noqa: PLR0915 - one loop, read top to bottom like the controlle
     backend: Backend | None = None,
     progress: Callable[[float], None] | None = None,
     more_startup_delays: Callable[[int], FloatArray] | None = None,
+    platform: Provisioner | None = None,
 ) -> Result:
     """The loop over pre-drawn request arrays (in time-ordered chunks); `run` draws them.
 
@@ -263,6 +268,8 @@ def simulate(  # noqa: PLR0915 - one loop, read top to bottom like the controlle
     guards = scaler.guards
     replicas = initial_replicas if initial_replicas is not None else max(1, guards.min_replicas)
     alive = max_alive or max(16, 2 * guards.max_replicas + 8)
+    # The kernel holds at most `alive` replicas: beyond it the platform caps (a quota).
+    platform = platform if platform is not None else Platform(quota_replicas=alive)
     chunks = iter(requests)
     outcomes = _Outcomes(slo, keep_requests, LogHistogram())
     kept: list[tuple[FloatArray, FloatArray, FloatArray]] = []
@@ -299,13 +306,14 @@ def simulate(  # noqa: PLR0915 - one loop, read top to bottom like the controlle
         if not is_tick:
             continue
         obs = observer.observe(t, replicas, snap)
-        record = scaler.tick(obs)
-        if moves.note(replicas, record.replicas):
-            if more_startup_delays is not None and be.startup_delays_left(state) < record.replicas:
-                more = more_startup_delays(max(record.replicas, STARTUP_DELAYS))
+        record = control_step(scaler, obs, platform, t)
+        applied = record.applied_replicas if record.applied_replicas is not None else replicas
+        if moves.note(replicas, applied):
+            if more_startup_delays is not None and be.startup_delays_left(state) < applied:
+                more = more_startup_delays(max(applied, STARTUP_DELAYS))
                 state = be.add_startup_delays(state, more)
-            be.set_replicas(state, record.replicas)
-            replicas = record.replicas
+            be.set_replicas(state, applied)
+            replicas = applied
         if keep_records:
             records.append(record)
         _row(timeline, k, t, obs, record, snap, last_arrivals, interval_s)

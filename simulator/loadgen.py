@@ -37,8 +37,9 @@ from dataclasses import asdict, dataclass, field
 import aiohttp
 import numpy as np
 
-from simulator.cli import UsageError, load_profile, parse_duration_s
+from simulator.cli import UsageError, parse_duration_s
 from simulator.emulator import Clock, MonotonicClock, is_loopback_host
+from simulator.profile_args import PROFILE_HELP, add_profile_arguments, profile_from_args
 from simulator.profiles import Profile
 
 logger = logging.getLogger(__name__)
@@ -350,12 +351,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--url", required=True, help="loopback endpoint, e.g. http://127.0.0.1:8000/v1/infer"
     )
-    p.add_argument(
-        "--profile",
-        required=True,
-        help="azure-conv | azure-code | servegen-14d | PATH | constant:RPS:S | "
-        "diurnal:MEAN:AMPLITUDE:S | step:A:B:AT:S | bursty:RPS:CV:S",
-    )
+    p.add_argument("--profile", required=True, help=PROFILE_HELP)
+    add_profile_arguments(p)
     p.add_argument("--speedup", type=float, default=1.0, help="60 replays an hour in a minute")
     p.add_argument("--rate-scale", type=float, default=1.0, help="multiply the load (2 = double)")
     p.add_argument("--slice", default=None, metavar="START:END", help="seconds of the profile")
@@ -370,12 +367,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _profile(args: argparse.Namespace) -> Profile:
     try:
-        profile = load_profile(args.profile)
-        if args.slice:
-            start, _, end = args.slice.partition(":")
-            profile = profile.slice(float(start), float(end) if end else None)
-        if args.rate_scale != 1.0:
-            profile = profile.rate_scale(args.rate_scale)
+        profile, _ = profile_from_args(args)  # read, tokens, slice, scale
         if args.speedup != 1.0:
             profile = profile.time_scale(1.0 / args.speedup)
     except ValueError as error:  # ProfileError, TraceError, bad numbers

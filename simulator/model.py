@@ -85,6 +85,11 @@ class ReplicaModel:
         if (self.sku is None) != (self.platform is None):
             raise ModelError("sku, platform: give both (to price replicas) or neither")
 
+    @property
+    def needs_tokens(self) -> bool:
+        """Whether service times come from each request's token counts (llm_tokens)."""
+        return isinstance(self.service, TokenService)
+
     def draw_service_s(self, arrivals: Arrivals, rng: np.random.Generator) -> FloatArray:
         """One service time per arrival."""
         return self.service.draw(arrivals, rng)

@@ -30,7 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -45,10 +45,22 @@ _GENERATION_S = 3600.0
 _ROOT_BOUND = 2**63
 _NO_TOKENS = (False, False)
 
+# The most one run may ask for; beyond these a profile is refused (`oversize`) before any
+# arrival is drawn, since the arrays alone would not fit in memory (an hour at 13,900 req/s
+# is ~0.4 GB per array, and iter_chunks draws at least an hour at a time).
+MAX_REQUESTS = 2e9  # expected arrivals of one run
+MAX_REQUESTS_PER_HOUR = 5e7  # expected arrivals in any one hour of the profile
+MAX_DURATION_S = 366 * 86400.0  # a year (a leap year) of profile time
+_HOUR_S = 3600.0
+
 __all__ = [
     "DEFAULT_BLOCK_S",
     "DEFAULT_CHUNK_S",
+    "MAX_DURATION_S",
+    "MAX_REQUESTS",
+    "MAX_REQUESTS_PER_HOUR",
     "Arrivals",
+    "Oversize",
     "Profile",
     "ProfileError",
     "RateProfile",
@@ -56,6 +68,7 @@ __all__ = [
     "bursty",
     "constant",
     "diurnal",
+    "oversize",
     "ramp",
     "rate_steps",
     "request_log",
@@ -235,10 +248,33 @@ class Profile(ABC):
 
     @property
     def has_tokens(self) -> bool:
+        """Whether arrivals carry input or output token counts (or both)."""
         return any(self._token_kinds())
 
+    @property
+    def has_token_pairs(self) -> bool:
+        """Whether arrivals carry both input and output token counts."""
+        return all(self._token_kinds())
+
+    def expected_requests(self, start_s: float = 0.0, end_s: float | None = None) -> float:
+        """The expected number of arrivals in `[start_s, end_s)` (exact for a replayed log).
+
+        NaN for a profile that cannot tell (a subclass without `_expected_before`).
+        """
+        end = self.duration_s if end_s is None else end_s
+        before = self._expected_before(np.array([start_s, end], dtype=np.float64))
+        return math.nan if before is None else float(before[1] - before[0])
+
+    def _expected_before(self, time_s: FloatArray) -> FloatArray | None:
+        """Expected arrivals in `[0, t)` for each `t` in `[0, duration_s]`; None if unknown."""
+        return None
+
     def arrivals(self, rng: np.random.Generator) -> Arrivals:
-        """Every arrival at once; for long profiles prefer `iter_chunks`."""
+        """Every arrival at once; for long profiles prefer `iter_chunks`.
+
+        A profile beyond the caps (`oversize`) raises `ProfileError` before drawing anything.
+        """
+        _refuse_oversize(self)
         return self._window(_root(rng), 0.0, self.duration_s)
 
     def iter_chunks(
@@ -250,6 +286,7 @@ class Profile(ABC):
         generator in the same state, whatever `chunk_s` is. The generator is used (once) now.
         """
         chunk_s = _positive("iter_chunks", "chunk_s", chunk_s)
+        _refuse_oversize(self)
         return self._chunks(_root(rng), chunk_s)
 
     def _chunks(self, streams: _Streams, chunk_s: float) -> Iterator[Arrivals]:
@@ -352,11 +389,19 @@ class RateProfile(Profile):
     source: str = ""
     skipped_rows: int = 0
     skipped_examples: tuple[str, ...] = ()
+    step_lines: IntArray | None = None  # the file line of each step's row, when read from one
 
     @property
     def mean_rps(self) -> float:
         """Mean rate over the profile: expected arrivals / duration."""
         return float(np.dot(self.rate_rps, np.diff(self.edges_s))) / self.duration_s
+
+    def _expected_before(self, time_s: FloatArray) -> FloatArray:
+        with np.errstate(over="ignore", invalid="ignore"):  # absurd rates give inf: refused
+            steps = self.rate_rps * np.diff(self.edges_s)
+            before = np.concatenate(([0.0], np.cumsum(steps)))
+            counts: FloatArray = np.interp(time_s, self.edges_s, before)
+        return counts
 
     def rate_rps_at(self, time_s: npt.ArrayLike) -> FloatArray:
         """The rate in force at each time (seconds from the profile start)."""
@@ -386,6 +431,7 @@ class RateProfile(Profile):
         starts = np.maximum(self.edges_s[first:last], lo_s)
         ends = np.minimum(self.edges_s[first + 1 : last + 1], hi_s)
         rates = self.rate_rps[first:last]
+        self._refuse_dense_block(starts, ends, first, hi_s - lo_s)
         rng = streams.rng(block)
         cvs = None if self.cv is None else self.cv[first:last]
         if cvs is None or np.all(cvs == 1.0):
@@ -400,6 +446,26 @@ class RateProfile(Profile):
             times = np.concatenate(pieces)
         np.maximum.accumulate(times, out=times)  # rounding at step edges must not reorder
         return _clamp(times, lo_s, hi_s)
+
+    def _refuse_dense_block(
+        self, starts: FloatArray, ends: FloatArray, first: int, width_s: float
+    ) -> None:
+        """The last guard before drawing: a block beyond the hourly cap raises, whatever
+        window asked for it (a slice may end next to a block it does not keep)."""
+        rates = self.rate_rps[first : first + starts.size]
+        with np.errstate(over="ignore", invalid="ignore"):
+            expected = float(np.dot(rates, ends - starts))
+        if expected <= MAX_REQUESTS_PER_HOUR * max(1.0, width_s / _HOUR_S):
+            return
+        peak = first + int(np.argmax(rates))
+        line = None if self.step_lines is None else int(self.step_lines[peak])
+        problem = (
+            f"about {expected:.2g} requests expected in the {width_s:g} s from t={starts[0]:g} s"
+            f" (the cap is {MAX_REQUESTS_PER_HOUR:.0e} per hour); rate {self.rate_rps[peak]:.3g}"
+            " req/s"
+        )
+        fix = "lower the load (rate_scale) or take part of it away from there (slice)"
+        raise ProfileError(Oversize("per hour", problem, self.source, line).message(fix))
 
 
 def _sorted_uniforms(rng: np.random.Generator, counts: IntArray) -> FloatArray:
@@ -453,7 +519,9 @@ def _renewal_step(
     # (test_renewal_steps_start_in_equilibrium_so_short_steps_keep_the_mean_rate).
     first_s = rng.random() * rng.gamma(shape + 1.0, scale_s)
     expected = rate_rps * width_s
-    batch = int(expected + 5.0 * math.sqrt(expected) * max(cv, 1.0) + 16)
+    # Enough gaps for the step at once, usually; more are drawn if not. Capped, since a huge
+    # cv would otherwise ask for trillions of gaps that the step never needs.
+    batch = int(min(expected + 5.0 * math.sqrt(expected) * max(cv, 1.0) + 16, 2 * expected + 1e6))
     pieces = [np.array([first_s])]
     last_s = first_s
     while last_s < width_s:
@@ -655,6 +723,9 @@ class RequestLog(Profile):
     def _token_kinds(self) -> tuple[bool, bool]:
         return (self.input_tokens is not None, self.output_tokens is not None)
 
+    def _expected_before(self, time_s: FloatArray) -> FloatArray:
+        return np.searchsorted(self.time_s, time_s, side="left").astype(np.float64)
+
     def _window(self, streams: _Streams, start_s: float, end_s: float) -> Arrivals:
         whole = Arrivals(0.0, self.duration_s, self.time_s, self.input_tokens, self.output_tokens)
         return whole.window(start_s, end_s)
@@ -748,6 +819,9 @@ class _TimeScaled(Profile):
     def _token_kinds(self) -> tuple[bool, bool]:
         return self.inner._token_kinds()
 
+    def _expected_before(self, time_s: FloatArray) -> FloatArray | None:
+        return self.inner._expected_before(np.minimum(time_s / self.factor, self.inner.duration_s))
+
     def _window(self, streams: _Streams, start_s: float, end_s: float) -> Arrivals:
         hi_s = _inner_end(end_s, self, end_s / self.factor, self.inner)
         part = self.inner._window(streams, min(start_s / self.factor, hi_s), hi_s)
@@ -767,6 +841,11 @@ class _Sliced(Profile):
     def _token_kinds(self) -> tuple[bool, bool]:
         return self.inner._token_kinds()
 
+    def _expected_before(self, time_s: FloatArray) -> FloatArray | None:
+        times = np.concatenate(([self.offset_s], self.offset_s + time_s))
+        before = self.inner._expected_before(np.minimum(times, self.inner.duration_s))
+        return None if before is None else before[1:] - before[0]
+
     def _window(self, streams: _Streams, start_s: float, end_s: float) -> Arrivals:
         hi_s = self.offset_s + min(end_s, self.duration_s)
         part = self.inner._window(streams, min(self.offset_s + start_s, hi_s), hi_s)
@@ -783,6 +862,13 @@ class _Looped(Profile):
 
     def _token_kinds(self) -> tuple[bool, bool]:
         return self.inner._token_kinds()
+
+    def _expected_before(self, time_s: FloatArray) -> FloatArray | None:
+        period_s = self.inner.duration_s
+        repetitions = np.floor(time_s / period_s)
+        within = np.clip(time_s - repetitions * period_s, 0.0, period_s)
+        before = self.inner._expected_before(np.append(within, period_s))
+        return None if before is None else repetitions * before[-1] + before[:-1]
 
     def _window(self, streams: _Streams, start_s: float, end_s: float) -> Arrivals:
         period_s = self.inner.duration_s
@@ -851,12 +937,27 @@ class _Resampled(Profile):
     def _token_kinds(self) -> tuple[bool, bool]:
         return self.inner._token_kinds()
 
+    def _expected_before(self, time_s: FloatArray) -> FloatArray | None:
+        before = self.inner._expected_before(time_s)
+        return None if before is None else self.factor * before
+
     def _window(self, streams: _Streams, start_s: float, end_s: float) -> Arrivals:
         return _blockwise(
             self, self.inner, streams, start_s, end_s, self.resolution_s, self._resample
         )
 
     def _resample(self, block: Arrivals, rng: np.random.Generator) -> Arrivals:
+        if self.factor * len(block) > MAX_REQUESTS_PER_HOUR:
+            problem = (
+                f"rate_scale {self.factor:g} asks for {self.factor * len(block):.2g} requests in"
+                f" the {block.end_s - block.start_s:g} s from t={block.start_s:g} s (the cap is"
+                f" {MAX_REQUESTS_PER_HOUR:.0e} per hour)"
+            )
+            raise ProfileError(
+                Oversize("per hour", problem, getattr(_base(self), "source", "")).message(
+                    "lower the factor"
+                )
+            )
         whole = math.floor(self.factor)
         instances = whole + (rng.random(len(block)) < self.factor - whole)
         kept = block._take(instances >= 1)
@@ -908,6 +1009,9 @@ class _WithTokens(Profile):
     def _token_kinds(self) -> tuple[bool, bool]:
         return (self.input_pool is not None, self.output_pool is not None)
 
+    def _expected_before(self, time_s: FloatArray) -> FloatArray | None:
+        return self.inner._expected_before(time_s)
+
     def _window(self, streams: _Streams, start_s: float, end_s: float) -> Arrivals:
         return _blockwise(self, self.inner, streams, start_s, end_s, self.resolution_s, self._draw)
 
@@ -925,3 +1029,99 @@ class _WithTokens(Profile):
 
     def rate_scale(self, factor: float, *, resolution_s: float = 60.0) -> Profile:
         return replace(self, inner=self.inner.rate_scale(factor, resolution_s=resolution_s))
+
+
+# --------------------------------------------------------------------------- size caps
+
+
+@dataclass(frozen=True, slots=True)
+class Oversize:
+    """Why a profile is beyond one run's caps, and where it came from (see `oversize`).
+
+    `line` is the file line of the largest rate (or, for a too-long profile, the longest step)
+    of a rate series read from a file. `rate_scale` is a factor that brings the expected
+    requests under the caps (None when the duration is the problem).
+    """
+
+    kind: Literal["duration", "requests", "per hour"]
+    problem: str
+    source: str = ""
+    line: int | None = None
+    rate_scale: float | None = None
+
+    def message(self, fix: str) -> str:
+        """One line: the file (and line), the problem and `fix` (in the caller's vocabulary)."""
+        place = self.source or "profile"
+        if self.source and self.line is not None:
+            place = f"{self.source}:{self.line}"
+        return f"{place}: {self.problem}; {fix}"
+
+
+def oversize(profile: Profile) -> Oversize | None:
+    """Whether `profile` exceeds `MAX_DURATION_S`, `MAX_REQUESTS` or `MAX_REQUESTS_PER_HOUR`.
+
+    Worked from expected counts (rate x duration, through every slice, scale and loop), so
+    it costs one small array per hour of profile, whatever the rate: a rate series implying
+    10^15 requests is refused without drawing one.
+    """
+    base = _base(profile)
+    steps = base.step_lines if isinstance(base, RateProfile) else None
+    source = getattr(base, "source", "")
+    if profile.duration_s > MAX_DURATION_S:
+        problem = (
+            f"the profile lasts {profile.duration_s / 86400:,.0f} days (the cap is"
+            f" {MAX_DURATION_S / 86400:.0f} days per run)"
+        )
+        longest = None
+        if isinstance(base, RateProfile):
+            step = int(np.argmax(np.diff(base.edges_s)))
+            longest = None if steps is None else int(steps[step])
+            days = (base.edges_s[step + 1] - base.edges_s[step]) / 86400
+            problem += f"; its longest step lasts {days:,.0f} days"
+            problem += "" if longest is None else f" from line {longest}"
+        return Oversize("duration", problem, source, longest)
+    edges = np.append(np.arange(0.0, profile.duration_s, _HOUR_S), profile.duration_s)
+    before = profile._expected_before(edges)
+    if before is None:
+        return None
+    with np.errstate(invalid="ignore"):
+        per_hour = np.nan_to_num(np.diff(before), nan=math.inf)
+    total = float(np.nan_to_num(before[-1], nan=math.inf))
+    busiest = int(np.argmax(per_hour))
+    kind: Literal["requests", "per hour"]
+    if total > MAX_REQUESTS:
+        kind = "requests"
+        problem = f"about {total:.2g} requests expected (the cap is {MAX_REQUESTS:.0e} per run)"
+        scale = MAX_REQUESTS / total
+    elif per_hour[busiest] > MAX_REQUESTS_PER_HOUR:
+        kind = "per hour"
+        problem = (
+            f"about {per_hour[busiest]:.2g} requests expected in the hour from t="
+            f"{edges[busiest]:g} s (the cap is {MAX_REQUESTS_PER_HOUR:.0e} per hour, about"
+            f" {MAX_REQUESTS_PER_HOUR / _HOUR_S:,.0f} req/s)"
+        )
+        scale = MAX_REQUESTS_PER_HOUR / float(per_hour[busiest])
+    else:
+        return None
+    largest = None
+    if isinstance(base, RateProfile) and base.rate_rps.size:
+        peak = int(np.argmax(base.rate_rps))
+        problem += f"; largest rate {base.rate_rps[peak]:.3g} req/s"
+        if steps is not None:
+            largest = int(steps[peak])
+            problem += f" at line {largest}"
+    return Oversize(kind, problem, source, largest, scale)
+
+
+def _base(profile: Profile) -> Profile:
+    """The profile under every slice, scale, loop and token wrapper."""
+    while isinstance(profile, _TimeScaled | _Sliced | _Looped | _Resampled | _WithTokens):
+        profile = profile.inner
+    return profile
+
+
+def _refuse_oversize(profile: Profile) -> None:
+    too_big = oversize(profile)
+    if too_big is not None:
+        fix = "lower the load (rate_scale) or take part of it (slice)"
+        raise ProfileError(too_big.message(fix))

@@ -25,12 +25,14 @@ import json
 import math
 import re
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from os import PathLike
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -38,6 +40,7 @@ import numpy.typing as npt
 
 from simulator.profiles import (
     DEFAULT_BLOCK_S,
+    Profile,
     ProfileError,
     RateProfile,
     RequestLog,
@@ -46,13 +49,17 @@ from simulator.profiles import (
 )
 
 __all__ = [
+    "COLUMN_ALIASES",
     "TraceError",
     "azure_code",
     "azure_conv",
+    "find_column",
+    "read_header",
     "read_prometheus",
     "read_rate_series",
     "read_request_log",
     "servegen_language_14d",
+    "with_token_source",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -65,6 +72,7 @@ OnBadRow = Literal["error", "skip"]
 Within = Literal["poisson", "renewal"]
 Marks = Literal["start", "end"]
 TimeUnit = Literal["s", "ms", "us", "ns"]
+TokenSource = Literal["azure-conv", "azure-code"] | tuple[int, int]
 
 _NS_PER_UNIT = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 _UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
@@ -72,6 +80,14 @@ _BLOCK_BYTES = 8 << 20
 _MAX_NS = 9.0e18  # int64 nanoseconds reach about year 2262
 _EXAMPLES_KEPT = 3
 _SKIP_HINT = '; or pass on_bad_row="skip" to drop such rows'
+_MAX_HEADER_BYTES = 16 << 20  # a header line longer than this is not a header
+_NAMES_LISTED = 12  # columns named in a message; a 10^6-column header is summarized
+# A gzip file may inflate to this many times its size, or to the floor, whichever is more:
+# CSV compresses about 3-20x, a gzip bomb about 1000x.
+_INFLATE_RATIO = 100
+_MIN_INFLATE_BYTES = 256 << 20
+_MAX_JSON_BYTES = 256 << 20  # a query_range response holds at most 11,000 points per series
+_MAX_UNIX_S = _MAX_NS / 1e9  # Prometheus sample times: from 1970 to about 2255
 
 # Header aliases, compared after `_normalized` (lowercase, letters and digits only).
 _LOG_TIME_NAMES = ("timestamp", "time", "time_s", "arrival_time", "arrival_time_s", "ts")
@@ -80,6 +96,16 @@ _OUTPUT_NAMES = ("GeneratedTokens", "output_tokens", "completion_tokens", "outpu
 _SERIES_TIME_NAMES = ("time_s", "timestamp", "time", "ts", "start_s")
 _RATE_NAMES = ("rate_rps", "rate", "rps", "request_rate_rps", "requests_per_second", "qps")
 _CV_NAMES = ("interarrival_cv", "inter_arrival_cv", "cv")
+COLUMN_ALIASES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "request time": _LOG_TIME_NAMES,
+        "input tokens": _INPUT_NAMES,
+        "output tokens": _OUTPUT_NAMES,
+        "series time": _SERIES_TIME_NAMES,
+        "rate": _RATE_NAMES,
+        "cv": _CV_NAMES,
+    }
+)
 
 
 class TraceError(ValueError):
@@ -117,19 +143,67 @@ def _check_on_bad_row(on_bad_row: str) -> bool:
 # --------------------------------------------------------------------------- files
 
 
+class _Inflated(io.BufferedIOBase):
+    """A gzip stream that refuses to inflate past `budget` bytes (a gzip bomb ends early)."""
+
+    def __init__(self, inner: gzip.GzipFile, path: str, budget: int) -> None:
+        super().__init__()
+        self._inner, self._path, self._budget, self._read = inner, path, budget, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            parts = []
+            while part := self.read(_BLOCK_BYTES):
+                parts.append(part)
+            return b"".join(parts)
+        return self._counted(self._inner.read(min(size, self._budget - self._read + 1)))
+
+    def readline(self, size: int | None = -1) -> bytes:
+        room = self._budget - self._read + 1
+        return self._counted(self._inner.readline(room if size is None or size < 0 else size))
+
+    def _counted(self, data: bytes) -> bytes:
+        self._read += len(data)
+        if self._read > self._budget:
+            raise TraceError(
+                self._path,
+                None,
+                "file",
+                f"gzip content inflates past {self._budget >> 20} MiB (a gzip bomb?); allowed:"
+                f" at most {_INFLATE_RATIO}x the compressed size or {_MIN_INFLATE_BYTES >> 20}"
+                " MiB, whichever is more; decompress it yourself if it is real",
+            )
+        return data
+
+
 @contextmanager
 def _open_binary(path: PathArg) -> Iterator[io.BufferedIOBase]:
-    """The file's bytes, gunzipped when it starts with the gzip magic number."""
+    """The file's bytes, gunzipped (within a budget) when it starts with the gzip magic number."""
+    source = str(path)
     try:
         with Path(path).open("rb") as raw:
             if raw.peek(2)[:2] == b"\x1f\x8b":
+                size = Path(path).stat().st_size
+                budget = max(_MIN_INFLATE_BYTES, _INFLATE_RATIO * size)
                 with gzip.GzipFile(fileobj=raw) as unzipped:
-                    yield unzipped
+                    yield _Inflated(unzipped, source, budget)
             else:
                 yield raw
-    except OSError as error:  # missing, unreadable, or a broken gzip stream
-        reason = error.strerror or str(error)
-        raise TraceError(str(path), None, "file", f"cannot read ({reason})") from None
+    except (OSError, EOFError, zlib.error) as error:  # missing, unreadable, broken gzip stream
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        raise TraceError(source, None, "file", f"cannot read ({reason})") from None
+
+
+def _listed(names: Sequence[str]) -> str:
+    """Column names for a message: all of a few, the first of many."""
+    if not names:
+        return "nothing"
+    if len(names) <= _NAMES_LISTED:
+        return ", ".join(names)
+    return f"{', '.join(names[:_NAMES_LISTED])}, ... ({len(names):,} columns)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +216,12 @@ class _Column:
 class _Header:
     path: str
     names: tuple[str, ...]
+    normalized: tuple[str, ...] = ()
+
+    def index(self, name: str) -> int | None:
+        """Where `name` is (compared after `_normalized`), or None."""
+        key = _normalized(name)
+        return self.normalized.index(key) if key in self.normalized else None
 
     def find(
         self,
@@ -157,15 +237,14 @@ class _Header:
         `option` is the reader's keyword that names the column, for the error message.
         """
         wanted = (explicit,) if explicit is not None else tuple(aliases)
-        normalized = [_normalized(name) for name in self.names]
         for name in wanted:
-            if _normalized(name) in normalized:
-                index = normalized.index(_normalized(name))
+            index = self.index(name)
+            if index is not None:
                 return _Column(self.names[index], index)
         if explicit is None and not required:
             return None
         looked = ", ".join(wanted)
-        found = ", ".join(self.names) or "nothing"
+        found = _listed(self.names)
         problem = f"no {role} column (looked for {looked}; found {found}); name it with {option}="
         raise TraceError(self.path, 1, "header", problem)
 
@@ -178,7 +257,15 @@ class _Header:
 
 
 def _read_header(path: str, stream: io.BufferedIOBase) -> _Header:
-    line = stream.readline().decode("utf-8-sig", "replace").strip()
+    raw = stream.readline(_MAX_HEADER_BYTES + 1)
+    if len(raw) > _MAX_HEADER_BYTES:
+        problem = (
+            f"no line end in the first {_MAX_HEADER_BYTES >> 20} MiB; allowed: a header row"
+            " naming the columns, then one row per line"
+        )
+        raise TraceError(path, 1, "header", problem)
+    _check_text(path, raw.replace(b"\r\n", b"\n"), 1)
+    line = raw.decode("utf-8-sig", "replace").strip()
     if not line:
         raise TraceError(
             path,
@@ -186,8 +273,47 @@ def _read_header(path: str, stream: io.BufferedIOBase) -> _Header:
             "header",
             "the file is empty; allowed: a header row naming the columns, then one row per line",
         )
-    names = next(csv.reader([line], skipinitialspace=True))
-    return _Header(path, tuple(name.strip() for name in names))
+    try:
+        names = tuple(name.strip() for name in next(csv.reader([line], skipinitialspace=True)))
+    except csv.Error as error:  # e.g. a field over csv's size limit
+        raise TraceError(path, 1, "header", f"not CSV ({error}); allowed: CSV text") from None
+    return _Header(path, names, tuple(_normalized(name) for name in names))
+
+
+def _check_text(path: str, data: bytes, first_line: int) -> None:
+    """Refuse binary data (a NUL byte) and lone carriage returns (CRLF already made LF)."""
+    for byte, problem in (
+        (b"\x00", "binary data (a NUL byte), not text"),
+        (b"\r", "a carriage return (CR) not followed by a line feed"),
+    ):
+        at = data.find(byte)
+        if at >= 0:
+            line = first_line + data[:at].count(b"\n")
+            allowed = "allowed: CSV text (UTF-8, optionally gzip), lines ending in LF or CRLF"
+            raise TraceError(path, line, "file", f"{problem}; {allowed}")
+
+
+def read_header(path: PathArg) -> tuple[str, ...] | None:
+    """A trace file's column names as written, or None when it holds JSON (Prometheus).
+
+    Raises `TraceError` for what no reader takes: a missing, empty or binary file, a broken
+    gzip stream, a header line without an end.
+    """
+    with _open_binary(path) as stream:
+        start = stream.read(4096)
+    if start.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"["):
+        return None
+    with _open_binary(path) as stream:
+        return _read_header(str(path), stream).names
+
+
+def find_column(names: Sequence[str], wanted: Sequence[str]) -> str | None:
+    """The first of `wanted` among `names` (as written there), compared as the readers do."""
+    normalized = [_normalized(name) for name in names]
+    for name in wanted:
+        if _normalized(name) in normalized:
+            return names[normalized.index(_normalized(name))]
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +329,7 @@ class _Chunk:
 
 
 def _chunks(
-    stream: io.BufferedIOBase, wanted: Sequence[int], n_header_fields: int
+    path: str, stream: io.BufferedIOBase, wanted: Sequence[int], n_header_fields: int
 ) -> Iterator[_Chunk]:
     """Data rows in chunks of about 8 MB; line 1 is the header."""
     carry, line = b"", 2
@@ -213,15 +339,20 @@ def _chunks(
         if block:
             cut = data.rfind(b"\n") + 1
             data, carry = data[:cut], data[cut:]
+            if len(carry) > _MAX_HEADER_BYTES:
+                line += data.count(b"\n")
+                problem = f"longer than {_MAX_HEADER_BYTES >> 20} MiB; allowed: one row per line"
+                raise TraceError(path, line, "row", problem)
             if not data:
                 continue
         elif not data:
             return
         data = data.replace(b"\r\n", b"\n")
+        _check_text(path, data, line)
         if not data.endswith(b"\n"):
             data += b"\n"
         fast = _split_regular(data, line, wanted, n_header_fields)
-        yield fast if fast is not None else _split_any(data, line, wanted)
+        yield fast if fast is not None else _split_any(path, data, line, wanted)
         line += data.count(b"\n")
         if not block:
             return
@@ -230,35 +361,48 @@ def _chunks(
 def _split_regular(
     data: bytes, first_line: int, wanted: Sequence[int], n_fields: int
 ) -> _Chunk | None:
-    """Fast path: no quotes, no blank lines, every line as many fields as the header."""
+    """Fast path: no quotes, every non-blank line as many fields as the header."""
     if b'"' in data:
         return None
     buffer = np.frombuffer(data, np.uint8)
     newlines = np.flatnonzero(buffer == ord("\n"))
+    blank = np.diff(newlines, prepend=-1) == 1
+    lines = first_line + np.flatnonzero(~blank)
+    if blank.any():  # drop the blank lines' line feeds; the others keep their line numbers
+        keep = np.ones(buffer.size, dtype=bool)
+        keep[newlines[blank]] = False
+        buffer = buffer[keep]
+        data = buffer.tobytes()
+        newlines = np.flatnonzero(buffer == ord("\n"))
     commas = np.flatnonzero(buffer == ord(","))
     commas_per_line = np.diff(np.searchsorted(commas, newlines), prepend=0)
-    if np.any(commas_per_line != n_fields - 1) or np.any(np.diff(newlines, prepend=-1) == 1):
+    if np.any(commas_per_line != n_fields - 1):
         return None
-    fields = data.replace(b"\n", b",").split(b",")
     n_rows = newlines.size
-    columns = {i: np.array(fields[i : n_rows * n_fields : n_fields]) for i in wanted}
-    lines = first_line + np.arange(n_rows, dtype=np.int64)
-    return _Chunk(lines, np.full(n_rows, n_fields, np.int64), columns)
+    fields = data.replace(b"\n", b",").split(b",") if n_rows else []
+    columns = {
+        i: np.array(fields[i : n_rows * n_fields : n_fields], dtype=np.bytes_) for i in wanted
+    }
+    return _Chunk(lines.astype(np.int64), np.full(n_rows, n_fields, np.int64), columns)
 
 
-def _split_any(data: bytes, first_line: int, wanted: Sequence[int]) -> _Chunk:
+def _split_any(path: str, data: bytes, first_line: int, wanted: Sequence[int]) -> _Chunk:
     """Slow path with the csv module: quotes, blank lines, short or long rows."""
     reader = csv.reader(data.decode("utf-8", "replace").split("\n")[:-1], skipinitialspace=True)
     lines: list[int] = []
     counts: list[int] = []
     values: dict[int, list[str]] = {i: [] for i in wanted}
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
-        lines.append(first_line + reader.line_num - 1)
-        counts.append(len(row))
-        for i in wanted:
-            values[i].append(row[i] if i < len(row) else "")
+    try:
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            lines.append(first_line + reader.line_num - 1)
+            counts.append(len(row))
+            for i in wanted:
+                values[i].append(row[i] if i < len(row) else "")
+    except csv.Error as error:  # e.g. a quoted field over csv's size limit
+        line = first_line + reader.line_num - 1
+        raise TraceError(path, line, "row", f"not CSV ({error}); allowed: CSV text") from None
     columns = {i: np.array(v, dtype=np.str_) for i, v in values.items()}
     return _Chunk(np.array(lines, np.int64), np.array(counts, np.int64), columns)
 
@@ -277,7 +421,7 @@ def _floats(raw: TextArray) -> FloatArray:
 def _float_or_nan(text: str | bytes | float) -> float:
     try:
         return float(text)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an int beyond float, e.g. 10**400
         return math.nan
 
 
@@ -319,7 +463,9 @@ class _TimeFormat:
 
     def allowed(self) -> str:
         if self.ns_per_unit is not None:
-            return f"a number of {_UNIT_NAMES[self.unit]}, as in the first row"
+            bound = _MAX_NS / self.ns_per_unit
+            unit = _UNIT_NAMES[self.unit]
+            return f"a number of {unit} between -{bound:.0e} and {bound:.0e}, as in the first row"
         return (
             "an ISO 8601 date and time such as '2023-11-16 18:15:46.68' or"
             " '2024-05-10T00:00:00+00:00', written the same way on every row"
@@ -328,7 +474,8 @@ class _TimeFormat:
     def parse(self, raw: TextArray) -> tuple[IntArray, BoolArray]:
         """Nanoseconds (since the Unix epoch for ISO text), and which rows hold a time."""
         if self.ns_per_unit is not None:
-            nanoseconds = _floats(raw) * self.ns_per_unit
+            with np.errstate(over="ignore", invalid="ignore"):  # 1e300 s is refused, not warned
+                nanoseconds = _floats(raw) * self.ns_per_unit
             ok = np.isfinite(nanoseconds) & (np.abs(nanoseconds) < _MAX_NS)
             return np.where(ok, np.round(nanoseconds), 0).astype(np.int64), ok
         text = np.strings.strip(raw)
@@ -469,14 +616,16 @@ def _read_table(
     tally: _Tally,
     *,
     strict: bool,
-) -> tuple[_TimeFormat | None, IntArray, list[npt.NDArray[Any]]]:
-    """Rows in time order: times (ns) and each field's values, bad rows raised or skipped."""
+) -> tuple[_TimeFormat | None, IntArray, list[npt.NDArray[Any]], IntArray]:
+    """Rows in time order: times (ns), each field's values and the rows' file lines; bad rows
+    raised or skipped."""
     columns = [time_col, *(f.column for f in fields)]
     fmt: _TimeFormat | None = None
     latest = int(np.iinfo(np.int64).min)
     stamps: list[IntArray] = []
+    lines: list[IntArray] = []
     values: list[list[npt.NDArray[Any]]] = [[] for _ in fields]
-    for chunk in _chunks(stream, [c.index for c in columns], len(header.names)):
+    for chunk in _chunks(header.path, stream, [c.index for c in columns], len(header.names)):
         if len(chunk) == 0:
             continue
         fmt = fmt or _TimeFormat.detect(chunk.columns[time_col.index], time_unit)
@@ -491,10 +640,12 @@ def _read_table(
         order, latest = _in_order(time_col, times_ns, valid, latest, strict=strict)
         keep = tally.settle(chunk, [*checks, order])
         stamps.append(times_ns[keep])
+        lines.append(chunk.lines[keep])
         for kept, (array, _) in zip(values, parsed, strict=True):
             kept.append(array[keep])
     times = np.concatenate(stamps) if stamps else np.empty(0, np.int64)
-    return fmt, times, [np.concatenate(v) if v else np.empty(0) for v in values]
+    rows = np.concatenate(lines) if lines else np.empty(0, np.int64)
+    return fmt, times, [np.concatenate(v) if v else np.empty(0) for v in values], rows
 
 
 def _token_problem(raw: str) -> str:
@@ -533,12 +684,13 @@ def read_request_log(
         )
         token_cols = [c for c in (input_col, output_col) if c is not None]
         fields = [_Field(c, _whole_numbers, _token_problem) for c in token_cols]
-        fmt, times_ns, counts = _read_table(
+        fmt, times_ns, counts, _ = _read_table(
             stream, header, time_col, fields, time_unit, tally, strict=False
         )
     if fmt is None or times_ns.size == 0:
         skipped = f" ({tally.rows} rows skipped)" if tally.rows else ""
         raise TraceError(source, 2, "rows", f"no requests{skipped}; allowed: one row per request")
+    _check_span(source, times_ns)
     tokens = dict(zip(token_cols, counts, strict=True))
     origin_ns = int(times_ns[0])
     try:
@@ -598,7 +750,7 @@ def read_rate_series(
             fields.append(
                 _Field(header.require("CV", cv_column, _CV_NAMES, "cv_column"), _rates, _cv_problem)
             )
-        fmt, times_ns, values = _read_table(
+        fmt, times_ns, values, lines = _read_table(
             stream, header, time_col, fields, time_unit, tally, strict=True
         )
     return _rate_profile(
@@ -611,6 +763,7 @@ def read_rate_series(
         unix=fmt is not None and fmt.ns_per_unit is None,
         tally=tally,
         block_s=block_s,
+        lines=lines,
     )
 
 
@@ -650,16 +803,22 @@ def _rate_profile(
     unix: bool,
     tally: _Tally,
     block_s: float,
+    lines: IntArray | None = None,
 ) -> RateProfile:
-    """Points (time, rate) become steps; the profile starts at the first step's start."""
+    """Points (time, rate) become steps; the profile starts at the first step's start.
+
+    `lines` are the file lines of the points (a CSV), kept on the profile as `step_lines`.
+    """
     if marks not in ("start", "end"):
         raise ValueError(f'marks must be "start" or "end" (got {marks!r})')
     if times_ns.size == 0:
         raise TraceError(source, 2, "rows", "no rates; allowed: one row per time step")
+    _check_span(source, times_ns)
     gaps_s = np.diff(times_ns) / 1e9
     if step_s is None:
         if gaps_s.size == 0:
-            raise TraceError(source, None, "rows", "one rate only; pass step_s to give its length")
+            problem = "one rate only; allowed: two rows or more (a step lasts until the next)"
+            raise TraceError(source, None, "rows", problem + "; or pass step_s")
         step_s = float(np.median(gaps_s))
     elif not (math.isfinite(step_s) and step_s > 0):
         raise ValueError(f"step_s must be > 0 (got {step_s!r})")
@@ -668,14 +827,25 @@ def _rate_profile(
         edges_s, origin_ns = np.append(points_s, points_s[-1] + step_s), int(times_ns[0])
     else:
         edges_s, origin_ns = np.insert(points_s + step_s, 0, 0.0), int(times_ns[0] - step_s * 1e9)
-    profile = rate_steps(edges_s, rates, cv=cv, block_s=block_s)
+    try:
+        profile = rate_steps(edges_s, rates, cv=cv, block_s=block_s)
+    except ProfileError as error:  # e.g. steps of 1 ns a billion seconds in: float seconds tie
+        raise TraceError(source, None, "rows", str(error).split(": ", 1)[1]) from None
     return replace(
         profile,
         source=source,
         start_unix_s=origin_ns / 1e9 if unix else None,
         skipped_rows=tally.rows,
         skipped_examples=tuple(tally.examples),
+        step_lines=lines,
     )
+
+
+def _check_span(source: str, times_ns: IntArray) -> None:
+    """Times (sorted) whose span fits int64 nanoseconds, so differences cannot wrap around."""
+    if float(times_ns[-1]) - float(times_ns[0]) >= _MAX_NS:
+        problem = "the times span more than 285 years; allowed: times closer together"
+        raise TraceError(source, None, "rows", problem + " (is the unit right?)")
 
 
 # --------------------------------------------------------------------------- Prometheus
@@ -705,7 +875,13 @@ def read_prometheus(
         raise ValueError('read_prometheus: within="renewal" needs cv= (the export has no CV)')
     stamps, values = _samples(source, _matrix(source, _load_json(source, path)), tally)
     unique_s, inverse = np.unique(stamps, return_inverse=True)
-    totals = np.bincount(inverse, weights=values, minlength=unique_s.size).astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        totals = np.bincount(inverse, weights=values, minlength=unique_s.size).astype(np.float64)
+    if not np.all(np.isfinite(totals)):
+        at = f"data.result at t={unique_s[np.argmin(np.isfinite(totals))]:.0f}"
+        raise TraceError(
+            source, None, at, "the series' sum overflows; allowed: rates in requests per second"
+        )
     if unique_s.size > 1:
         # Range queries sample a regular grid: the smallest gap is the step, larger are holes.
         step_s = float(np.diff(unique_s).min()) if step_s is None else step_s
@@ -748,7 +924,10 @@ def _samples(source: str, series: list[Any], tally: _Tally) -> tuple[FloatArray,
 
 def _load_json(source: str, path: PathArg) -> object:
     with _open_binary(path) as stream:
-        data = stream.read()
+        data = stream.read(_MAX_JSON_BYTES + 1).removeprefix(b"\xef\xbb\xbf")
+    if len(data) > _MAX_JSON_BYTES:
+        problem = f"over {_MAX_JSON_BYTES >> 20} MiB; allowed: a Prometheus query_range response"
+        raise TraceError(source, None, "file", problem + " (export a shorter range)")
     try:
         return json.loads(data)
     except json.JSONDecodeError as error:
@@ -760,6 +939,10 @@ def _load_json(source: str, path: PathArg) -> object:
         ) from None
     except UnicodeDecodeError:
         raise TraceError(source, None, "file", "not UTF-8 text; allowed: JSON") from None
+    except (ValueError, RecursionError) as error:  # a 5,000-digit number; [[[[... too deep
+        reason = str(error).split(";")[0].split("\n")[0]
+        problem = f"not a JSON document this reader takes ({reason}); allowed: a Prometheus"
+        raise TraceError(source, None, "file", problem + " query_range response") from None
 
 
 def _matrix(source: str, document: object) -> list[Any]:
@@ -801,8 +984,11 @@ def _sample(point: object) -> tuple[float, float] | str:
         return f'{_shown(point)} is not a pair; allowed: [unix_time, "value"]'
     stamp, value = point
     time_s = _float_or_nan(stamp) if isinstance(stamp, str | int | float) else math.nan
-    if isinstance(stamp, bool) or not math.isfinite(time_s):
-        return f"time {_shown(stamp)} is not a Unix time; allowed: a number of seconds"
+    if isinstance(stamp, bool) or not 0 <= time_s < _MAX_UNIX_S:
+        return (
+            f"time {_shown(stamp)} is not a Unix time; allowed: a number of seconds from 0"
+            f" to {_MAX_UNIX_S:.0e}"
+        )
     rate = _float_or_nan(value) if isinstance(value, str | int | float) else math.nan
     if isinstance(value, bool) or not (math.isfinite(rate) and rate >= 0):
         return f"value {_shown(value)} is not a rate; allowed: a number of requests per second >= 0"
@@ -856,3 +1042,22 @@ def servegen_language_14d(*, within: Within = "poisson", cv: float | None = None
     """
     with _packaged("servegen_language_m_large_10min.csv") as path:
         return read_rate_series(path, within=within, cv=cv)
+
+
+def with_token_source(profile: Profile, source: TokenSource) -> Profile:
+    """`profile` with an (input, output) token pair on every arrival, replacing any it has.
+
+    `"azure-conv"` / `"azure-code"` draw pairs from the embedded Azure trace's rows (its joint
+    distribution: a long prompt keeps its own answer length), `(IN, OUT)` gives every arrival
+    the same pair. Draws are keyed by the profile's own random streams (`Profile.with_tokens`),
+    so the same seed gives the same tokens, and a slice keeps the full run's.
+    """
+    if isinstance(source, tuple):
+        return profile.with_tokens([source[0]], [source[1]])
+    readers = {"azure-conv": azure_conv, "azure-code": azure_code}
+    if source not in readers:
+        raise ValueError(
+            f"token source must be azure-conv, azure-code or (IN, OUT) (got {source!r})"
+        )
+    log = readers[source]()
+    return profile.with_tokens(log.input_tokens, log.output_tokens)

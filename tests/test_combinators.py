@@ -57,24 +57,24 @@ def test_floor_passes_the_conformance_suite() -> None:
 def test_max_of_hpa_and_keda_picks_the_larger() -> None:
     a = max_of(HPA, KEDA)
     # 4 replicas: 60 in flight -> hpa 6; 40 queued -> keda ceil(40 / 5) = 8. keda wins.
-    record = a.tick(at("2024-01-15T10:00:00", 4, in_flight=60, queue_depth=40))
+    record = a.step(at("2024-01-15T10:00:00", 4, in_flight=60, queue_depth=40))
     assert (record.proposal, record.replicas) == (8, 8)
     assert record.details["winner"] == "policies[1]"
     assert record.proposal_reason == "policies[1] keda wins with 8: queue_depth above target"
     rows = record.details["members"]
     assert [(r["policy"], r["replicas"]) for r in rows] == [("hpa", 6), ("keda", 8)]
     # 15 s later the queue is gone but 150 are in flight: hpa 15 against keda's floor of 1
-    record = a.tick(at("2024-01-15T10:00:15", 8, in_flight=150, queue_depth=0))
+    record = a.step(at("2024-01-15T10:00:15", 8, in_flight=150, queue_depth=0))
     assert (record.replicas, record.details["winner"]) == (15, "policies[0]")
 
 
 def test_floor_of_hpa_and_a_schedule_never_goes_below_the_schedule() -> None:
     a = floor(HPA, OFFICE_HOURS)
     # Monday 15 January 07:30 CET: 10 in flight on 2 replicas -> hpa 1; default floor 1
-    record = a.tick(at("2024-01-15T06:30:00", 2, in_flight=10))
+    record = a.step(at("2024-01-15T06:30:00", 2, in_flight=10))
     assert (record.replicas, record.details["winner"]) == (1, "base")
     # 08:00 CET: hpa is content with 1 (ratio 1.0), the schedule's min 4 raises it
-    record = a.tick(at("2024-01-15T07:00:00", 1, in_flight=10))
+    record = a.step(at("2024-01-15T07:00:00", 1, in_flight=10))
     assert (record.replicas, record.details["winner"]) == (4, "floor")
     assert record.proposal_reason == (
         "raised to min 4 by floor schedule (rules[0] at mon 08:00 Europe/Amsterdam)"
@@ -84,30 +84,30 @@ def test_floor_of_hpa_and_a_schedule_never_goes_below_the_schedule() -> None:
     for quarter in range(1, 48):  # 08:15 .. 19:45 CET
         load = [0, 5, 30, 120, 200, 60][quarter % 6]
         utc = f"2024-01-15T{7 + quarter // 4:02d}:{15 * (quarter % 4):02d}:00"
-        record = a.tick(at(utc, replicas, in_flight=load))
+        record = a.step(at(utc, replicas, in_flight=load))
         assert record.replicas >= 4, utc
         replicas = record.replicas
     # 20:00 CET: the window closes; 20 in flight on 4 -> hpa 2, and 2 it is
-    record = a.tick(at("2024-01-15T19:00:00", 4, in_flight=20))
+    record = a.step(at("2024-01-15T19:00:00", 4, in_flight=20))
     assert (record.replicas, record.details["winner"]) == (2, "base")
 
 
 def test_a_members_hold_counts_as_the_current_count() -> None:
     a = max_of(HPA, KEDA)
     # in_flight is missing, so hpa holds; keda alone would go 6 -> ceil(10 / 5) = 2: holding
-    record = a.tick(at("2024-01-15T10:00:00", 6, in_flight=None, queue_depth=10))
+    record = a.step(at("2024-01-15T10:00:00", 6, in_flight=None, queue_depth=10))
     assert (record.proposal, record.replicas) == (None, 6)
     assert record.proposal_reason == (
         "policies[0] hpa holds (FailedGetMetrics: in_flight; holding) and the rest would "
         "scale down; holding"
     )
     # the same hold does not stop keda from scaling up: 50 queued -> 10
-    record = a.tick(at("2024-01-15T10:00:15", 6, in_flight=None, queue_depth=50))
+    record = a.step(at("2024-01-15T10:00:15", 6, in_flight=None, queue_depth=50))
     assert (record.replicas, record.details["winner"]) == (10, "policies[1]")
 
 
 def test_when_every_member_holds_the_combination_holds() -> None:
-    record = max_of(HPA, KEDA).tick(at("2024-01-15T10:00:00", 5))
+    record = max_of(HPA, KEDA).step(at("2024-01-15T10:00:00", 5))
     assert (record.proposal, record.replicas) == (None, 5)
     assert record.proposal_reason.startswith("every member holds: policies[0]: FailedGetMetrics")
 
@@ -117,11 +117,11 @@ def test_a_direct_proposal_stays_direct_only_when_it_wins_unchanged() -> None:
              "rules": [{"start": "22:00", "end": "06:00", "min_replicas": 2}]}  # fmt: skip
     # Monday 11:00 CET, an idle queue that was never active: KEDA's executor goes 3 -> 0
     # directly, outside the 300 s scale-down window of `behavior: {}`
-    day = max_of(KEDA, night, behavior={}).tick(at("2024-01-15T10:00:00", 3, queue_depth=0))
+    day = max_of(KEDA, night, behavior={}).step(at("2024-01-15T10:00:00", 3, queue_depth=0))
     assert (day.replicas, day.guards) == (0, ())
     assert day.proposal_reason.startswith("policies[0] keda wins with 0: Deactivated")
     # 23:00 CET the night rule's min 2 changes it to 2: no longer direct, so the window holds 3
-    night_record = max_of(KEDA, night, behavior={}).tick(
+    night_record = max_of(KEDA, night, behavior={}).step(
         at("2024-01-15T22:00:00", 3, queue_depth=0)
     )
     assert night_record.proposal == 2
@@ -131,7 +131,7 @@ def test_a_direct_proposal_stays_direct_only_when_it_wins_unchanged() -> None:
 
 def test_a_tie_between_a_direct_and_a_guarded_proposal_goes_to_the_guarded_one() -> None:
     # idle: hpa proposes ceil(0) = 0 through the guards, keda 0 directly; the window holds 3
-    record = max_of(KEDA, HPA, behavior={}).tick(
+    record = max_of(KEDA, HPA, behavior={}).step(
         at("2024-01-15T10:00:00", 3, in_flight=0, queue_depth=0)
     )
     assert record.details["winner"] == "policies[1]"
@@ -141,9 +141,9 @@ def test_a_tie_between_a_direct_and_a_guarded_proposal_goes_to_the_guarded_one()
 def test_inner_policies_receive_the_outer_guards() -> None:
     # hpa reads a per-direction tolerance from the outer behavior: 5 % up is enough
     a = max_of(HPA, behavior={"scaleUp": {"tolerance": 0.05}})
-    assert a.tick(at("2024-01-15T10:00:00", 10, in_flight=106)).proposal == 11
+    assert a.step(at("2024-01-15T10:00:00", 10, in_flight=106)).proposal == 11
     # keda reads the outer min_replicas: with min 2 it never deactivates to 0
-    record = max_of(KEDA, min_replicas=2).tick(at("2024-01-15T10:00:00", 3, queue_depth=0))
+    record = max_of(KEDA, min_replicas=2).step(at("2024-01-15T10:00:00", 3, queue_depth=0))
     assert not record.details["members"][0]["reason"].startswith("Deactivated")
     assert record.replicas == 2
     # pid clamps its integral to the outer bounds
@@ -173,7 +173,7 @@ def test_nested_specs_and_states_round_trip_through_json() -> None:
         obs = at(f"2024-01-15T10:{t // 60:02d}:{t % 60:02d}", replicas, in_flight=in_flight,
                  queue_depth=queue)  # fmt: skip
         resumed = autoscaler(spec, state=saved)
-        assert resumed.tick(obs).to_dict() == straight.tick(obs).to_dict()
+        assert resumed.step(obs).to_dict() == straight.step(obs).to_dict()
         saved = json.loads(json.dumps(resumed.state))
     policy_state = saved["policy_state"]
     assert set(policy_state) == {"base", "floor"}  # floor: keyed by member

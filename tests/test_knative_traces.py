@@ -43,7 +43,7 @@ def run(
     """A closed loop: each tick sees the count the previous one chose, all of it ready."""
     out = {}
     for t in times:
-        record = a.tick(at(t, replicas, load(t)))
+        record = a.step(at(t, replicas, load(t)))
         out[t] = record
         replicas = record.replicas
     return out
@@ -79,7 +79,7 @@ def test_steady_load_wants_ceil_of_load_over_seventy_percent_of_target(
 ) -> None:
     a = autoscaler({"policy": "policies.knative:FACTORY", "max_replicas": 100, **spec})
     signals = {"queue_depth": 0.0, **signals}
-    record = a.tick(Observation(now_s=T0, replicas=want, ready_replicas=want, **signals))
+    record = a.step(Observation(now_s=T0, replicas=want, ready_replicas=want, **signals))
     assert record.details["desired_stable_pods"] == want
     assert record.replicas == want
 
@@ -142,8 +142,8 @@ def test_max_scale_down_rate_two_halves_at_most_per_decision() -> None:
 def test_max_scale_up_rate_multiplies_ready_pods_at_most_per_decision() -> None:
     a = knative(max_scale_up_rate=2.0)
     # 700 in flight wants 100 pods; from 5 ready pods a decision may ask ceil(2 x 5) = 10.
-    assert a.tick(at(0, 5, 700)).replicas == 10
-    assert a.tick(at(2, 10, 700)).replicas == 20
+    assert a.step(at(0, 5, 700)).replicas == 10
+    assert a.step(at(2, 10, 700)).replicas == 20
 
 
 def test_scale_to_zero_only_after_the_stable_window_empties_and_the_grace_period() -> None:
@@ -179,23 +179,23 @@ def test_traffic_during_the_grace_period_keeps_the_pod_and_restarts_it() -> None
 
 def test_activation_scale_on_the_way_up_from_zero() -> None:
     a = knative(activation_scale=3, initial_scale=0)
-    assert a.tick(at(0, 0, in_flight=0)).replicas == 0
-    assert a.tick(at(30, 0, in_flight=0)).replicas == 0
+    assert a.step(at(0, 0, in_flight=0)).replicas == 0
+    assert a.step(at(30, 0, in_flight=0)).replicas == 0
     # One request is buffered (queued; nothing runs at zero): buckets 31-32 hold 1 among the
     # 33 held (0..32 s), 2 / 33 = 0.06 -> ceil(0.06 / 7) = 1 pod, raised to activation_scale 3.
-    record = a.tick(at(32, 0, in_flight=0, queue=1))
+    record = a.step(at(32, 0, in_flight=0, queue=1))
     assert record.details["desired_stable_pods"] == 1
     assert record.replicas == 3
     # Later, a trickle that one pod could carry still gets 3 pods, never 1 or 2.
-    assert a.tick(at(34, 3, in_flight=1)).replicas == 3
+    assert a.step(at(34, 3, in_flight=1)).replicas == 3
 
 
 def test_initial_scale_is_a_floor_until_that_many_pods_were_ready() -> None:
     a = knative()  # initial_scale 1, as Knative's config-autoscaler
-    record = a.tick(at(0, 0, in_flight=0))
+    record = a.step(at(0, 0, in_flight=0))
     assert (record.replicas, record.reason) == (1, "InitialScale: at least 1 pods")
-    assert a.tick(at(2, 1, in_flight=0)).replicas == 1  # initialized now: desired 0 from here
-    assert a.tick(at(4, 1, in_flight=0)).reason.startswith("ScaleToZeroGracePeriod")
+    assert a.step(at(2, 1, in_flight=0)).replicas == 1  # initialized now: desired 0 from here
+    assert a.step(at(4, 1, in_flight=0)).reason.startswith("ScaleToZeroGracePeriod")
 
 
 def test_scale_down_delay_holds_the_highest_count_of_the_last_delay_seconds() -> None:
@@ -216,10 +216,10 @@ def test_weighted_exponential_aggregation_weighs_the_newest_bucket_most() -> Non
     a = knative(aggregation="weighted-exponential")
     # Stable window 60 buckets: 1 - 0.0001 ** (1/60) = 0.142 < 0.2, so c = 0.2; panic window
     # 6 buckets: c = 1 - 0.0001 ** (1/6) = 0.7846. A young window is not renormalized.
-    first = a.tick(at(0, 12, 100))
+    first = a.step(at(0, 12, 100))
     assert first.details["stable_value"] == pytest.approx(20.0)  # 100 x 0.2
     assert first.details["panic_value"] == pytest.approx(78.4557, abs=1e-4)
-    second = a.tick(at(2, 12, 100))  # buckets 0, 1, 2: 100 x (0.2 + 0.16 + 0.128) = 48.8
+    second = a.step(at(2, 12, 100))  # buckets 0, 1, 2: 100 x (0.2 + 0.16 + 0.128) = 48.8
     assert second.details["stable_value"] == pytest.approx(48.8)
 
 
@@ -263,20 +263,20 @@ def test_at_15_s_ticks_panic_is_judged_on_one_observation_and_ends_later() -> No
 
 def test_no_data_holds_and_a_missing_signal_never_scales_down() -> None:
     a = knative()
-    record = a.tick(at(0, 4, in_flight=None))  # Knative: ErrNoData, the scale is not valid
+    record = a.step(at(0, 4, in_flight=None))  # Knative: ErrNoData, the scale is not valid
     assert (record.proposal, record.replicas) == (None, 4)
     assert record.reason.startswith("NoData")
     assert run(a, lambda t: 28, range(2, 121, 2), replicas=4)[120].replicas == 4
     # The signal goes missing after 120 s. At 150 s the stable window still holds buckets
     # 91..120, all 28: the partial window averages them (28 / 7 = 4 pods).
-    assert a.tick(at(150, 4, in_flight=None)).details["stable_value"] == 28
+    assert a.step(at(150, 4, in_flight=None)).details["stable_value"] == 28
     # At 180 s the last write is a whole window old: Knative's average is 0 (but the window
     # is not yet "empty"), so the KPA would halve to 2; the shared missing-data guard holds 4.
-    record = a.tick(at(180, 4, in_flight=None))
+    record = a.step(at(180, 4, in_flight=None))
     assert (record.proposal, record.replicas) == (2, 4)
     assert [step.name for step in record.guards] == ["missing_data"]
     # At 181 s it is empty: no decision at all.
-    assert a.tick(at(181, 4, in_flight=None)).reason.startswith("NoData")
+    assert a.step(at(181, 4, in_flight=None)).reason.startswith("NoData")
 
 
 def test_spec_errors_are_one_line_naming_the_key() -> None:

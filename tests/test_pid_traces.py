@@ -73,7 +73,7 @@ def run(
     records: dict[float, DecisionRecord] = {}
     t = 0.0
     while t <= until_s:
-        record = a.tick(fleet.observe(t, load(t)))
+        record = a.step(fleet.observe(t, load(t)))
         fleet.scale(t, record.replicas)
         records[t] = record
         t += every_s
@@ -144,7 +144,7 @@ def test_2_s_and_15_s_ticks_integrate_the_same_level() -> None:
                 now_s=T0 + i * every_s, replicas=replicas, ready_replicas=replicas,
                 extra={"kv_cache_usage": 0.4},
             )  # fmt: skip
-            record = a.tick(obs)
+            record = a.step(obs)
             replicas = record.replicas
         levels[every_s] = record.details["level"]
         assert replicas == 15  # ceil(14.8164)
@@ -165,7 +165,7 @@ def test_a_ramp_gives_the_same_derivative_at_2_s_and_15_s_ticks() -> None:
                 now_s=T0 + t, replicas=10, ready_replicas=10,
                 extra={"kv_cache_usage": 0.2 + 0.01 * t},
             )  # fmt: skip
-            record = a.tick(obs)
+            record = a.step(obs)
         assert record.details["d_term"] == pytest.approx(20 * 0.01 * (1 - math.exp(-6)) / 0.8)
 
 
@@ -176,8 +176,8 @@ def test_a_step_in_the_measurement_kicks_d_by_a_bounded_amount_at_any_tick() -> 
             "kp": 0.0, "ki": 0.0, "kd": 20.0, "derivative_filter_s": 10}  # fmt: skip
     for every_s in (0.5, 2, 15):
         a = pid(**spec)
-        a.tick(Observation(now_s=T0, replicas=10, ready_replicas=10, extra={"kv_cache_usage": 0.4}))
-        record = a.tick(
+        a.step(Observation(now_s=T0, replicas=10, ready_replicas=10, extra={"kv_cache_usage": 0.4}))
+        record = a.step(
             Observation(
                 now_s=T0 + every_s, replicas=10, ready_replicas=10, extra={"kv_cache_usage": 0.6}
             )
@@ -190,48 +190,48 @@ def test_a_step_in_the_measurement_kicks_d_by_a_bounded_amount_at_any_tick() -> 
 
 def test_dead_time_freezes_the_integral_and_blocks_scale_down_until_it_ends() -> None:
     a = pid(dead_time_s=60)
-    a.tick(Observation(now_s=T0, replicas=10, ready_replicas=10, in_flight=100))
+    a.step(Observation(now_s=T0, replicas=10, ready_replicas=10, in_flight=100))
     # someone scales 10 -> 14 by hand; the load is now 8 per replica (e = -0.2)
-    record = a.tick(Observation(now_s=T0 + 15, replicas=14, ready_replicas=14, in_flight=112))
+    record = a.step(Observation(now_s=T0 + 15, replicas=14, ready_replicas=14, in_flight=112))
     assert record.details["integral"] == "frozen: dead time"
     assert record.replicas == 14 and record.reason.startswith("DeadTime")
     # at 74 s, 59 s after the change: still frozen, still 14
-    record = a.tick(Observation(now_s=T0 + 74, replicas=14, ready_replicas=14, in_flight=112))
+    record = a.step(Observation(now_s=T0 + 74, replicas=14, ready_replicas=14, in_flight=112))
     assert record.replicas == 14 and record.details["level"] == 10
     # at 15 + 60 = 75 s the dead time is over: 14 is too many, the level (10) integrates down:
     # 10 x exp(0.02 x -0.2 x 1) = 9.9601 (1 s since the last sample); output x 0.96 -> 10
-    record = a.tick(Observation(now_s=T0 + 75, replicas=14, ready_replicas=14, in_flight=112))
+    record = a.step(Observation(now_s=T0 + 75, replicas=14, ready_replicas=14, in_flight=112))
     assert record.details["level"] == pytest.approx(9.9601, abs=1e-4)
     assert record.replicas == 10
 
 
 def test_a_scale_up_is_not_held_by_the_dead_time() -> None:
     a = pid(dead_time_s=300)
-    a.tick(Observation(now_s=T0, replicas=10, ready_replicas=10, in_flight=100))
-    a.tick(Observation(now_s=T0 + 15, replicas=12, ready_replicas=12, in_flight=100))  # by hand
+    a.step(Observation(now_s=T0, replicas=10, ready_replicas=10, in_flight=100))
+    a.step(Observation(now_s=T0 + 15, replicas=12, ready_replicas=12, in_flight=100))  # by hand
     # 30 s later, inside the dead time, the load doubles: P answers the present error at once
-    record = a.tick(Observation(now_s=T0 + 45, replicas=12, ready_replicas=12, in_flight=240))
+    record = a.step(Observation(now_s=T0 + 45, replicas=12, ready_replicas=12, in_flight=240))
     # e = 240 / 12 / 10 - 1 = 1.0; level frozen at 10; output 10 x (1 + 0.2) = 12: no change
     assert record.details["integral"] == "frozen: dead time"
     assert record.replicas == 12
-    record = a.tick(Observation(now_s=T0 + 60, replicas=12, ready_replicas=12, in_flight=400))
+    record = a.step(Observation(now_s=T0 + 60, replicas=12, ready_replicas=12, in_flight=400))
     # e = 400 / 12 / 10 - 1 = 2.3333: output 10 x 1.4667 = 14.67 -> 15, above 12: it goes
     assert record.replicas == 15
 
 
 def test_a_missing_signal_holds_and_the_gap_integrates_at_most_max_step_s() -> None:
     a = pid(max_step_s=60, kp=0.0, dead_time_s=0)
-    a.tick(Observation(now_s=T0, replicas=10, ready_replicas=10, in_flight=100))
-    held = a.tick(Observation(now_s=T0 + 15, replicas=10, ready_replicas=10, in_flight=None))
+    a.step(Observation(now_s=T0, replicas=10, ready_replicas=10, in_flight=100))
+    held = a.step(Observation(now_s=T0 + 15, replicas=10, ready_replicas=10, in_flight=None))
     assert (held.proposal, held.reason) == (None, "MissingSignal: in_flight missing; holding")
     # back 15 minutes later at e = 0.5: the integral takes 60 s of it, not 900 s:
     # 10 x exp(0.02 x 0.5 x 60) = 18.2212 (900 s would give 81030)
-    record = a.tick(Observation(now_s=T0 + 900, replicas=10, ready_replicas=10, in_flight=150))
+    record = a.step(Observation(now_s=T0 + 900, replicas=10, ready_replicas=10, in_flight=150))
     assert record.details["level"] == pytest.approx(18.2212, abs=1e-4)
 
 
 def test_per_replica_with_no_ready_replica_holds() -> None:
-    record = pid().tick(Observation(now_s=T0, replicas=3, ready_replicas=0, in_flight=50))
+    record = pid().step(Observation(now_s=T0, replicas=3, ready_replicas=0, in_flight=50))
     assert record.proposal is None
     assert record.reason.startswith("NoReadyReplicas")
 
@@ -239,7 +239,7 @@ def test_per_replica_with_no_ready_replica_holds() -> None:
 def test_a_latency_signal_is_used_as_it_is() -> None:
     a = pid(signal="latency_p95_s", per_replica=False, target=2.0)
     # p95 3 s against 2 s: e = +0.5; first tick: level = current 10, output 10 x 1.1 = 11
-    record = a.tick(Observation(now_s=T0, replicas=10, ready_replicas=10, latency_p95_s=3.0))
+    record = a.step(Observation(now_s=T0, replicas=10, ready_replicas=10, latency_p95_s=3.0))
     assert record.details["error"] == pytest.approx(0.5)
     assert record.replicas == 11
     assert a.policy.required_signals == {"latency_p95_s"}
@@ -251,7 +251,7 @@ def test_state_resumes_exactly_through_json() -> None:
     fleet, saved, t = Fleet(10), None, 0.0
     while t <= 900:
         a = pid() if saved is None else autoscaler(pid().spec, state=saved)
-        record = a.tick(fleet.observe(t, load(t)))
+        record = a.step(fleet.observe(t, load(t)))
         fleet.scale(t, record.replicas)
         assert record.to_dict() == straight[t].to_dict()
         saved = json.loads(json.dumps(a.state))

@@ -60,9 +60,9 @@ def test_passes_the_conformance_suite() -> None:
 def test_a_2x_step_is_sized_on_the_first_tick_that_shows_it() -> None:
     a, replicas = planner(), needed(50.0)
     for i in range(40):  # ten minutes at 50 req/s, sized for it
-        replicas = max(replicas, a.tick(at(15 * i, replicas, 50.0, in_flight=40.0)).replicas)
+        replicas = max(replicas, a.step(at(15 * i, replicas, 50.0, in_flight=40.0)).replicas)
     before = replicas
-    record = a.tick(at(600, replicas, 100.0, in_flight=80.0))  # the metric shows the step
+    record = a.step(at(600, replicas, 100.0, in_flight=80.0))  # the metric shows the step
     assert record.replicas >= needed(100.0) > before
     assert record.details["rate_rps"] >= 100.0
 
@@ -70,11 +70,11 @@ def test_a_2x_step_is_sized_on_the_first_tick_that_shows_it() -> None:
 def test_a_queue_building_up_is_a_surge_before_the_rate_window_shows_it() -> None:
     a, replicas = planner(), needed(50.0)
     for i in range(40):
-        a.tick(at(15 * i, replicas, 50.0, in_flight=float(replicas * SLOTS), queue_depth=0.0))
+        a.step(at(15 * i, replicas, 50.0, in_flight=float(replicas * SLOTS), queue_depth=0.0))
     # The rate() window still says 50 req/s, but every slot is busy and 600 requests queued
     # within one interval: arrivals ran at least at the slots' throughput plus 40 req/s.
     busy = float(replicas * SLOTS)
-    record = a.tick(at(600, replicas, 50.0, in_flight=busy, queue_depth=600.0))
+    record = a.step(at(600, replicas, 50.0, in_flight=busy, queue_depth=600.0))
     assert record.details["rate_rps"] >= busy / SERVICE_S + 600 / 15
     assert record.replicas > replicas
 
@@ -82,10 +82,10 @@ def test_a_queue_building_up_is_a_surge_before_the_rate_window_shows_it() -> Non
 def test_a_metrics_outage_mid_ramp_never_scales_down() -> None:
     a, replicas = planner(), 10
     for i in range(20):  # a ramp from 20 to 58 req/s
-        replicas = a.tick(at(15 * i, replicas, 20.0 + 2.0 * i)).replicas
+        replicas = a.step(at(15 * i, replicas, 20.0 + 2.0 * i)).replicas
     during = []
     for i in range(20, 60):  # Prometheus is gone for ten minutes: no rate, no queue
-        record = a.tick(at(15 * i, replicas, None))
+        record = a.step(at(15 * i, replicas, None))
         during.append(record.replicas)
     assert all(r >= replicas for r in during)
     assert any("missing" in r.lower() or "hold" in r.lower() for r in [record.reason])
@@ -94,8 +94,8 @@ def test_a_metrics_outage_mid_ramp_never_scales_down() -> None:
 def test_capacity_is_released_only_after_the_load_stayed_low() -> None:
     a, replicas = planner(release_after_s=600), needed(100.0)
     for i in range(40):  # with the initial margin for rises, a little above `needed`
-        replicas = max(replicas, a.tick(at(15 * i, replicas, 100.0)).replicas)
-    low = [a.tick(at(600 + 15 * i, replicas, 30.0)).replicas for i in range(41)]
+        replicas = max(replicas, a.step(at(15 * i, replicas, 100.0)).replicas)
+    low = [a.step(at(600 + 15 * i, replicas, 30.0)).replicas for i in range(41)]
     assert low[:40] == [replicas] * 40  # held for release_after_s
     assert needed(30.0) <= low[40] < replicas
 
@@ -105,17 +105,17 @@ def test_a_release_smaller_than_the_tolerance_is_skipped_and_the_hold_starts_aga
     # 40 replicas; the load needs a few fewer (less than 10 %): no release, hour after hour.
     rate = 146.0
     assert needed(rate) == 38  # 5 % below
-    held = [a.tick(at(15 * i, replicas, rate)).replicas for i in range(120)]
+    held = [a.step(at(15 * i, replicas, rate)).replicas for i in range(120)]
     assert held == [replicas] * 120
     # Below by more than the tolerance for release_after_s: released to the largest count
     # planned meanwhile (the first low tick's rate() is still falling).
-    low = [a.tick(at(1800 + 15 * i, replicas, 100.0)) for i in range(41)]
+    low = [a.step(at(1800 + 15 * i, replicas, 100.0)) for i in range(41)]
     assert [r.replicas for r in low[:40]] == [replicas] * 40
     assert needed(100.0) <= low[40].replicas <= 0.9 * replicas
     assert low[40].reason.startswith("Release")
     # With no tolerance the small release is made after release_after_s.
     b = planner(release_after_s=600, margin=0.0, release_tolerance=0.0)
-    small = [b.tick(at(15 * i, replicas, rate)).replicas for i in range(41)]
+    small = [b.step(at(15 * i, replicas, rate)).replicas for i in range(41)]
     assert small[40] == needed(rate)
 
 
@@ -139,8 +139,8 @@ def test_bursts_from_almost_nothing_get_an_allowance_in_req_s() -> None:
     a, replicas = planner(), 2
     for i in range(120):  # idle, with a 10 req/s burst every fifth minute
         rate = 10.0 if i % 20 in (4, 5, 6, 7) else 0.1
-        replicas = max(1, a.tick(at(15 * i, replicas, rate)).replicas)
-    record = a.tick(at(15 * 120, replicas, 0.1))
+        replicas = max(1, a.step(at(15 * i, replicas, rate)).replicas)
+    record = a.step(at(15 * 120, replicas, 0.1))
     # The allowance is the burst, not a ratio (10 / 0.1 = 100x the idle rate).
     assert 9.0 <= record.details["rise_rps"] <= 10.0
 
@@ -178,7 +178,7 @@ def seasonal(t: float) -> float:
 def replay(a: Any, rate: Any, start: float, end: float) -> list[Any]:
     records, t = [], start
     while t < end:
-        records.append(a.tick(at(t, 40, rate(t))))
+        records.append(a.step(at(t, 40, rate(t))))
         t += 15.0
     return records
 

@@ -36,7 +36,7 @@ def replay(a: Any, start: float, end: float, step: float = 15.0) -> list[Any]:
     while t < end:
         rate = rate_at(t)
         obs = Observation(now_s=T0 + t, replicas=10, ready_replicas=10, request_rate_rps=rate)
-        records.append(a.tick(obs))
+        records.append(a.step(obs))
         t += step
     return records
 
@@ -73,7 +73,7 @@ def test_the_safety_margin_grows_with_the_forecast_error_seen() -> None:
         obs = Observation(
             now_s=T0 + t, replicas=10, ready_replicas=10, request_rate_rps=rate_at(t) * jitter
         )
-        last = noisy.tick(obs)
+        last = noisy.step(obs)
         t += 15
     margin_steady = replay(steady, 3 * SEASON, 3 * SEASON + 15)[-1].details["margin"]
     assert last.details["margin"] > margin_steady
@@ -82,10 +82,10 @@ def test_the_safety_margin_grows_with_the_forecast_error_seen() -> None:
 def test_lead_time_is_learned_from_replicas_becoming_ready() -> None:
     a = predictive(lead_time_s=None, initial_lead_time_s=30)
     rate = {"request_rate_rps": 10.0}
-    a.tick(Observation(now_s=T0, replicas=2, ready_replicas=2, **rate))
-    a.tick(Observation(now_s=T0 + 15, replicas=4, ready_replicas=2, **rate))  # asked for 4
-    a.tick(Observation(now_s=T0 + 75, replicas=4, ready_replicas=3, **rate))
-    record = a.tick(Observation(now_s=T0 + 135, replicas=4, ready_replicas=4, **rate))
+    a.step(Observation(now_s=T0, replicas=2, ready_replicas=2, **rate))
+    a.step(Observation(now_s=T0 + 15, replicas=4, ready_replicas=2, **rate))  # asked for 4
+    a.step(Observation(now_s=T0 + 75, replicas=4, ready_replicas=3, **rate))
+    record = a.step(Observation(now_s=T0 + 135, replicas=4, ready_replicas=4, **rate))
     # decided at T0 (the loop scales right after deciding), ready at T0 + 135: the sample is
     # 135 s; the estimate moves 30 % of the way from 30 s: 30 + 0.3 * 105 = 61.5
     assert record.details["lead_time_s"] == pytest.approx(61.5)
@@ -102,15 +102,15 @@ def test_overlapping_rises_are_each_timed_from_their_own_decision() -> None:
         replicas = 2 + i  # one more each tick, decided at the tick before it shows
         ready = 2 + max(0, i - 7)  # what was decided 8 ticks (120 s) ago is ready now
         obs = Observation(now_s=T0 + t, replicas=replicas, ready_replicas=ready, **rate)
-        record = a.tick(obs)
+        record = a.step(obs)
     assert record is not None
     assert record.details["lead_time_s"] == pytest.approx(120.0)
     # A rise withdrawn before it is ready teaches nothing.
     b = predictive(lead_time_s=None, initial_lead_time_s=60)
-    b.tick(Observation(now_s=T0, replicas=2, ready_replicas=2, **rate))
-    b.tick(Observation(now_s=T0 + 15, replicas=6, ready_replicas=2, **rate))
-    b.tick(Observation(now_s=T0 + 30, replicas=3, ready_replicas=2, **rate))
-    last = b.tick(Observation(now_s=T0 + 300, replicas=3, ready_replicas=3, **rate))
+    b.step(Observation(now_s=T0, replicas=2, ready_replicas=2, **rate))
+    b.step(Observation(now_s=T0 + 15, replicas=6, ready_replicas=2, **rate))
+    b.step(Observation(now_s=T0 + 30, replicas=3, ready_replicas=2, **rate))
+    last = b.step(Observation(now_s=T0 + 300, replicas=3, ready_replicas=3, **rate))
     assert last.details["lead_time_s"] == 60.0
 
 

@@ -40,7 +40,7 @@ def at(utc: str, replicas: int) -> Observation:
 
 
 def bounds(a: Any, utc: str, replicas: int = 2) -> tuple[int, int | None]:
-    details = a.tick(at(utc, replicas)).details
+    details = a.step(at(utc, replicas)).details
     return details["min_replicas"], details["max_replicas"]
 
 
@@ -51,10 +51,10 @@ def test_the_conformance_suite_passes() -> None:
 def test_raises_the_floor_at_0800_on_a_winter_monday_and_releases_it_at_2000() -> None:
     a = schedule(OFFICE_HOURS)
     # Monday 15 January, 07:59 CET: no rule yet; 2 replicas are within the default (min 1)
-    record = a.tick(at("2024-01-15T06:59:00", 2))
+    record = a.step(at("2024-01-15T06:59:00", 2))
     assert (record.replicas, record.reason.split(":")[0]) == (2, "WithinSchedule")
     # 08:00 CET is 07:00 UTC: the rule's min 4 lifts the target
-    record = a.tick(at("2024-01-15T07:00:00", 2))
+    record = a.step(at("2024-01-15T07:00:00", 2))
     assert (record.proposal, record.replicas) == (4, 4)
     assert record.reason == "ScheduleMin: rules[0] at mon 08:00 Europe/Amsterdam sets min 4"
     assert record.details["local_time"] == "2024-01-15T08:00:00+01:00"
@@ -142,7 +142,7 @@ def test_a_conflict_between_rules_is_won_by_the_max() -> None:
         {"start": "08:00", "end": "20:00", "min_replicas": 12},
         {"start": "10:00", "end": "12:00", "max_replicas": 8},
     )
-    record = a.tick(at("2024-01-15T10:00:00", 20))  # 11:00 CET: min 12 and max 8 meet
+    record = a.step(at("2024-01-15T10:00:00", 20))  # 11:00 CET: min 12 and max 8 meet
     assert (record.details["min_replicas"], record.details["max_replicas"]) == (8, 8)
     assert record.replicas == 8
     assert "max wins" in record.reason
@@ -151,9 +151,9 @@ def test_a_conflict_between_rules_is_won_by_the_max() -> None:
 def test_standalone_it_proposes_the_bound_outside_and_holds_inside() -> None:
     a = schedule({**OFFICE_HOURS, "max_replicas": 40})
     monday_noon = "2024-01-15T11:00:00"
-    assert a.tick(at(monday_noon, 2)).replicas == 4  # below: raised to the min
-    assert a.tick(at(monday_noon, 55)).reason.startswith("ScheduleMax")  # above: down to 40
-    inside = a.tick(at(monday_noon, 17))
+    assert a.step(at(monday_noon, 2)).replicas == 4  # below: raised to the min
+    assert a.step(at(monday_noon, 55)).reason.startswith("ScheduleMax")  # above: down to 40
+    inside = a.step(at(monday_noon, 17))
     assert (inside.proposal, inside.replicas) == (None, 17)  # inside: a hold, not a 4
 
 

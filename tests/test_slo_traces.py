@@ -46,7 +46,7 @@ def test_poisson_exponential_load_gets_the_hand_erlang_c_count(rate: float) -> N
         now_s=T0, replicas=3, ready_replicas=3, request_rate_rps=rate, in_flight=2.0 * rate,
         queue_depth=0, latency_p50_s=2 * math.log(2), latency_p95_s=2 * math.log(20),
     )  # fmt: skip
-    record = slo().tick(obs)
+    record = slo().step(obs)
     assert record.proposal == hand_replicas(rate, 2.0, 8, 0.95, 2.5)
     assert record.details["predicted_latency_s"] <= 2.5
     assert record.details["observed_latency_s"] == pytest.approx(2 * math.log(20))
@@ -56,28 +56,28 @@ def test_worked_case_ten_rps_needs_four_replicas() -> None:
     # a = 20 on 24 servers waits: C = 0.298 > 0.05, t95 = ln(0.298/0.05) / 2 = 0.89 s > 0.5 s;
     # 32 servers: C < 0.05 -> no wait at p95
     obs = Observation(now_s=T0, replicas=1, ready_replicas=1, request_rate_rps=10, in_flight=20)
-    assert slo(service_cv=1).tick(obs).proposal == 4
+    assert slo(service_cv=1).step(obs).proposal == 4
 
 
 def test_a_rise_acts_at_once_and_a_fall_follows_the_smoothed_rate() -> None:
     a = slo(service_time_s=2.0, service_cv=1.0, window_s=60)
     base = {"ready_replicas": 4, "in_flight": None}
-    assert a.tick(Observation(now_s=T0, replicas=4, request_rate_rps=10, **base)).proposal == 4
-    up = a.tick(Observation(now_s=T0 + 15, replicas=4, request_rate_rps=40, **base))
+    assert a.step(Observation(now_s=T0, replicas=4, request_rate_rps=10, **base)).proposal == 4
+    up = a.step(Observation(now_s=T0 + 15, replicas=4, request_rate_rps=40, **base))
     assert up.proposal == hand_replicas(40, 2.0, 8, 0.95, 2.5)  # the latest rate, not the mean
-    down = a.tick(Observation(now_s=T0 + 30, replicas=12, request_rate_rps=10, **base))
+    down = a.step(Observation(now_s=T0 + 30, replicas=12, request_rate_rps=10, **base))
     assert down.proposal > 4  # the smoothed rate is still well above 10
 
 
 def test_infeasible_target_sizes_for_no_waiting_and_says_so() -> None:
     obs = Observation(now_s=T0, replicas=1, ready_replicas=1, request_rate_rps=10, in_flight=20)
-    record = slo(latency_target_s=1.0).tick(obs)
+    record = slo(latency_target_s=1.0).step(obs)
     assert record.proposal_reason.startswith("SLOInfeasible")
     assert record.proposal == 4
 
 
 def test_missing_rate_holds_and_blocks_scale_down() -> None:
-    record = slo().tick(Observation(now_s=T0, replicas=6, ready_replicas=6, in_flight=3))
+    record = slo().step(Observation(now_s=T0, replicas=6, ready_replicas=6, in_flight=3))
     assert record.replicas == 6
 
 
@@ -93,7 +93,7 @@ def test_a_wait_target_sizes_on_the_queueing_delay_alone() -> None:
         {"policy": "slo", "wait_target_s": 1.0, "percentile": 0.99, "slots_per_replica": 8,
          "service_cv": 1.0, "max_replicas": 50, "scale_down_delay_s": 0}
     )  # fmt: skip
-    record = a.tick(obs)
+    record = a.step(obs)
     assert record.proposal == 4
     assert "wait" in record.proposal_reason
 
@@ -108,7 +108,7 @@ def test_a_backlog_is_sized_to_drain_within_backlog_drain_s() -> None:
     obs = Observation(
         now_s=T0, replicas=4, ready_replicas=4, request_rate_rps=10, in_flight=20, queue_depth=600
     )
-    record = slo(service_time_s=2.0, service_cv=1.0).tick(obs)
+    record = slo(service_time_s=2.0, service_cv=1.0).step(obs)
     assert record.proposal == hand_replicas(20, 2.0, 8, 0.95, 2.5)
     assert record.details["rate_rps"] == 20
 
@@ -116,10 +116,10 @@ def test_a_backlog_is_sized_to_drain_within_backlog_drain_s() -> None:
 def test_a_saturated_target_does_not_teach_it_a_short_service_time() -> None:
     a = slo(service_cv=1.0, window_s=15)
     calm = {"ready_replicas": 4, "request_rate_rps": 10.0, "queue_depth": 0.0}
-    a.tick(Observation(now_s=T0, replicas=4, in_flight=20.0, **calm))  # E[S] = 2 s
+    a.step(Observation(now_s=T0, replicas=4, in_flight=20.0, **calm))  # E[S] = 2 s
     # saturated: 32 in service, 400 queued; in_flight / rate = 3.2 s is not E[S] any more
     busy = {"ready_replicas": 4, "request_rate_rps": 10.0, "queue_depth": 400.0}
-    record = a.tick(Observation(now_s=T0 + 60, replicas=4, in_flight=32.0, **busy))
+    record = a.step(Observation(now_s=T0 + 60, replicas=4, in_flight=32.0, **busy))
     assert record.details["service_s"] == 2.0
 
 
@@ -127,9 +127,9 @@ def test_no_scale_down_within_the_delay_of_starting() -> None:
     # like HPA's initial recommendation: the count found at the first tick holds for the delay
     a = slo(service_time_s=2.0, service_cv=1.0, scale_down_delay_s=120)
     low = {"ready_replicas": 9, "request_rate_rps": 1.0}
-    assert a.tick(Observation(now_s=T0, replicas=9, **low)).proposal == 9
-    assert a.tick(Observation(now_s=T0 + 105, replicas=9, **low)).proposal == 9
-    assert a.tick(Observation(now_s=T0 + 120, replicas=9, **low)).proposal == 1
+    assert a.step(Observation(now_s=T0, replicas=9, **low)).proposal == 9
+    assert a.step(Observation(now_s=T0 + 105, replicas=9, **low)).proposal == 9
+    assert a.step(Observation(now_s=T0 + 120, replicas=9, **low)).proposal == 1
 
 
 def test_scale_down_waits_until_the_smaller_size_sufficed_for_the_whole_delay() -> None:
@@ -137,7 +137,7 @@ def test_scale_down_waits_until_the_smaller_size_sufficed_for_the_whole_delay() 
     seen = []
     for t, rate in [(0, 40.0), (15, 10.0), (30, 10.0), (45, 10.0), (60, 10.0)]:
         obs = Observation(now_s=T0 + t, replicas=11, ready_replicas=11, request_rate_rps=rate)
-        seen.append(a.tick(obs).proposal)
+        seen.append(a.step(obs).proposal)
     high, low = hand_replicas(40, 2.0, 8, 0.95, 2.5), hand_replicas(10, 2.0, 8, 0.95, 2.5)
     # the size for 40 req/s (at 0 s) stays in the 60 s window until 60 s
     assert seen == [high, high, high, high, low]

@@ -22,10 +22,10 @@ finished read is never reused), which reads as afresh as it always did. The work
 three LISTs are parsed into plain dicts (`_preload_content=False`), not kubernetes-asyncio
 models, which cost more CPU than everything else in a 500-target round.
 
-RBAC it uses (deploy/rbac.yaml): deployments, statefulsets `get`; their `/scale` `patch` (and
-`get`, granted but no longer called); horizontalpodautoscalers, scaledobjects (keda.sh) `list`;
-events `create`; pods `list`. The leader Lease (controller/leader.py) adds leases `get`,
-`create`, `update`.
+RBAC it uses (deploy/rbac.yaml): deployments, statefulsets `get`; their `/scale` `patch`;
+horizontalpodautoscalers, scaledobjects (keda.sh) `list`; events `create`; pods `list`. The
+leader Lease (controller/leader.py) adds leases `get`, `create`, `update`; the state store
+(controller/state_store.py) configmaps `get`, `create`, `update`.
 """
 
 from __future__ import annotations
@@ -112,12 +112,17 @@ class KubernetesSettings:
     shared_read_max_age_s: float = 5.0
 
 
-async def kubernetes_api(*, kubeconfig: str | None = None, context: str | None = None) -> ApiClient:
+async def kubernetes_api(
+    *, kubeconfig: str | None = None, context: str | None = None, max_connections: int = 100
+) -> ApiClient:
     """An API client: in-cluster when run in a pod (and no kubeconfig given), else a kubeconfig.
 
-    The caller owns it: `async with await kubernetes_api() as api: ...` closes it.
+    At most `max_connections` requests are in flight at once (its own aiohttp connection
+    pool: the rest wait for a connection). The caller owns it: `async with await
+    kubernetes_api() as api: ...` closes it.
     """
     configuration = Configuration()
+    configuration.connection_pool_maxsize = max_connections
     if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
@@ -568,6 +573,7 @@ class KubernetesActuator:
         self._calls = _workload_calls(AppsV1Api(api), target.kind)
         self._core = CoreV1Api(api)
         self._events_sent = 0
+        self._uid: str | None = None  # of the target, from its last read (Events name it)
 
     async def current(self) -> WorkloadState:
         return (await self._read()).state
@@ -634,6 +640,7 @@ class KubernetesActuator:
             other_autoscalers=other_autoscalers(t, view.hpas, view.scaled_objects),
             pending_timeout_s=self.settings.pending_timeout_s,
         )
+        self._uid = meta.get("uid") or self._uid
         return _Read(state, str(meta.get("resourceVersion") or ""), meta.get("uid"))
 
     # --- writing ---
@@ -651,6 +658,16 @@ class KubernetesActuator:
 
     async def _record_event(self, replicas: int, reason: str, read: _Read) -> None:
         """A `SuccessfulRescale` Event on the target; a failure is logged, the scale stands."""
+        try:
+            await self._event("Normal", RESCALE_REASON, f"New size: {replicas}; reason: {reason}")
+        except ActuatorError as error:
+            logger.warning("%s (the scale to %d itself succeeded)", error, replicas)
+
+    async def warn(self, reason: str, message: str) -> None:
+        """A Warning Event on the target (`FailedRescale`, `FailedGetScale`, as HPA writes)."""
+        await self._event("Warning", reason, message)
+
+    async def _event(self, kind: str, reason: str, message: str) -> None:
         t, now_s = self.target, self.clock.now()
         self._events_sent += 1
         moment = datetime.fromtimestamp(now_s, tz=UTC)
@@ -661,29 +678,30 @@ class KubernetesActuator:
                 name=f"{t.name}.{int(now_s * 1e9) + self._events_sent:x}", namespace=t.namespace
             ),
             involved_object=V1ObjectReference(
-                api_version="apps/v1", kind=t.kind, name=t.name, namespace=t.namespace, uid=read.uid
+                api_version="apps/v1",
+                kind=t.kind,
+                name=t.name,
+                namespace=t.namespace,
+                uid=self._uid,
             ),
-            reason=RESCALE_REASON,
-            message=f"New size: {replicas}; reason: {reason}",
-            type="Normal",
+            reason=reason,
+            message=message[:1024],
+            type=kind,
             source=V1EventSource(component=component),
             reporting_component=component,
             first_timestamp=moment,
             last_timestamp=moment,
             count=1,
         )
-        try:
-            await call_api(
-                f"{t}: create event",
-                lambda: self._core.create_namespaced_event(
-                    t.namespace, event, _request_timeout=self.settings.request_timeout_s
-                ),
-                clock=self.clock,
-                delays_s=(),  # no retries: the scale is done, the tick must not wait for an Event
-                max_delay_s=0.0,
-            )
-        except ActuatorError as error:
-            logger.warning("%s (the scale to %d itself succeeded)", error, replicas)
+        await call_api(
+            f"{t}: create event",
+            lambda: self._core.create_namespaced_event(
+                t.namespace, event, _request_timeout=self.settings.request_timeout_s
+            ),
+            clock=self.clock,
+            delays_s=(),  # no retries: the tick must not wait for an Event
+            max_delay_s=0.0,
+        )
 
     async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         return await call_api(

@@ -38,6 +38,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from tests.controller.fake_kube import FakeClock, FakeKube, serving
 from tests.controller.processes import free_port, start_prometheus, stop
+from tests.controller.stories import StubSource
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL_HINT = "apt-get install -y prometheus"
@@ -206,3 +207,9 @@ async def kube(clock: FakeClock, tmp_path: Path) -> AsyncIterator[tuple[FakeKube
 @pytest.fixture
 def fake(kube: tuple[FakeKube, ApiClient]) -> FakeKube:
     return kube[0]
+
+
+@pytest.fixture
+def source() -> StubSource:
+    """What Prometheus would answer, set per test (tests/controller/stories.py)."""
+    return StubSource()

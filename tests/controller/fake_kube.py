@@ -15,7 +15,9 @@ over real HTTP on 127.0.0.1. `FakeKube` fills the gaps replicast needs (kmock 0.
   ready `startup_delay_s` later, or stay Pending/Unschedulable while `unschedulable` is set,
   or scheduled but not ready while `hold_startup` is set (a model still loading);
 - fault injection (`inject`): a status (409, 404, 429 with Retry-After, 500), a stale
-  resourceVersion (a concurrent writer), or a slow answer, for requests a kmock view selects.
+  resourceVersion (a concurrent writer), or a slow answer, for requests a kmock view selects;
+- call recording: `calls` holds every resource request served, as the (apiGroup,
+  resource[/subresource], verb) an RBAC rule would have to grant (faulted and refused ones too).
 Timestamps come from the test's clock (`now`), so Pending ages follow the fake clock.
 """
 
@@ -49,6 +51,7 @@ STATEFULSETS = kmock.resource("apps", "v1", "statefulsets")
 PODS = kmock.resource("", "v1", "pods")
 EVENTS = kmock.resource("", "v1", "events")
 LEASES = kmock.resource("coordination.k8s.io", "v1", "leases")
+CONFIGMAPS = kmock.resource("", "v1", "configmaps")
 HPAS = kmock.resource("autoscaling", "v2", "horizontalpodautoscalers")
 SCALED_OBJECTS = kmock.resource("keda.sh", "v1alpha1", "scaledobjects")
 WORKLOADS = {"Deployment": DEPLOYMENTS, "StatefulSet": STATEFULSETS}
@@ -60,22 +63,31 @@ Rule = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
 
 
 class FakeClock:
-    """Unix seconds that move only when told to; `sleep` records the delay and moves time."""
+    """Wall and monotonic seconds that move only when told to; `sleep` records the delay and
+    moves both. `step_wall` moves the wall clock alone (an NTP step, a VM restore)."""
 
-    def __init__(self, start_s: float = 1_700_000_000.0) -> None:
+    def __init__(self, start_s: float = 1_700_000_000.0, monotonic_s: float = 1_000.0) -> None:
         self.now_s = start_s
+        self.mono_s = monotonic_s
         self.sleeps: list[float] = []
 
     def now(self) -> float:
         return self.now_s
 
+    def monotonic(self) -> float:
+        return self.mono_s
+
     async def sleep(self, delay_s: float) -> None:
         self.sleeps.append(delay_s)
-        self.now_s += delay_s
+        self.advance(max(0.0, delay_s))
         await asyncio.sleep(0)
 
     def advance(self, delay_s: float) -> None:
         self.now_s += delay_s
+        self.mono_s += delay_s
+
+    def step_wall(self, jump_s: float) -> None:
+        self.now_s += jump_s
 
 
 def rbac_rules(path: Path = RBAC_YAML) -> frozenset[Rule]:
@@ -139,6 +151,8 @@ class FakeKube(kmock.KubernetesEmulator):
     startup_delay_s: float = 0.003
     unschedulable: bool = False  # new pods stay Pending/Unschedulable
     hold_startup: bool = False  # scheduled pods stay not ready (the model is still loading)
+    # Every resource request served, in order, as the RBAC rule it needs (discovery excluded).
+    calls: list[Rule] = attrs.field(factory=list, init=False)
 
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     _faults: list[Fault] = attrs.field(factory=list, init=False)
@@ -300,6 +314,8 @@ class FakeKube(kmock.KubernetesEmulator):
     # --- serving ---
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        if request.resource is not None and request.resource.plural is not None:
+            self.calls.append(self._rule(request))
         fault = next((f for f in self._faults if f.times > 0 and request in f.where), None)
         if fault is not None:
             fault.times -= 1
@@ -321,6 +337,13 @@ class FakeKube(kmock.KubernetesEmulator):
         if request.action == kmock.action.UPDATE:
             self.kick()
         return response
+
+    def _rule(self, request: kmock.Request) -> Rule:
+        """The (apiGroup, resource[/subresource], verb) that RBAC checks for `request`."""
+        resource = request.resource
+        assert resource is not None and resource.plural is not None
+        name = resource.plural + (f"/{request.subresource}" if request.subresource else "")
+        return resource.group, name, self._verb(request)
 
     def _authorize(self, request: kmock.Request) -> None:
         if self.rbac is None:

@@ -57,6 +57,9 @@ class ManualClock:
     def now(self) -> float:
         return self.now_s
 
+    def monotonic(self) -> float:
+        return self.now_s
+
     async def sleep(self, delay_s: float) -> None:
         until = self.now_s + delay_s
         while self.now_s < until:
@@ -143,7 +146,7 @@ async def test_healthz_is_200_and_readyz_waits_for_the_first_tick(
     # The first read has not answered yet: not ready, and /readyz says what it waits for.
     response = await client.get("/readyz")
     assert response.status == 503
-    assert await response.text() == "waiting for a first decision: web\n"
+    assert await response.text() == "waiting for a first tick: web\n"
     await first_tick(client, source)
     assert (await client.get("/readyz")).status == 200
     assert (await client.get("/healthz")).status == 200
@@ -201,7 +204,11 @@ async def test_status_serves_decision_records_conditions_and_modes(
     assert last is not None and record == last.record
     assert record.replicas == 4 and record.inputs["in_flight"] == 8.0
     assert entry["shadow"]["keda"]["applies"] is False
-    assert web_["conditions"] == []
+    # A first start knows no history: scale-down waits one window, and says so.
+    [gap] = web_["conditions"]
+    assert (gap["type"], gap["message"]) == (
+        "HistoryGap", "HistoryGap: no history to continue from; scale-down held for 300 s"
+    )  # fmt: skip
     assert web_["workload"]["replicas"] == 1
 
 

@@ -1,10 +1,12 @@
-"""deploy/: the image runs as a numeric non-root user, the manifests are valid Kubernetes and
-agree with the image, the RBAC and the CLI, the example config validates, and the alert rules
-name only series the controller's /metrics exports (scraped here over HTTP on 127.0.0.1).
+"""deploy/: the image runs as a numeric non-root user, the controller's Deployment (as
+`kubectl kustomize deploy` renders it) is locked down and agrees with the image, the RBAC and
+the CLI, the example configs validate, and the alert rules name only series the controller's
+/metrics exports (scraped here over HTTP on 127.0.0.1) and fire as they say.
 
-Kubernetes schemas come from the `kubernetes-validate` package (strict: unknown fields are
-errors); the essential fields are also checked by hand. Alert expressions go through
-`promtool check rules` where promtool is installed (it ships with Prometheus).
+The rendered objects' schemas, and every combination of deploy/components, are checked in
+tests/controller/test_kustomize.py; the Role's verbs in tests/controller/test_rbac_verbs.py.
+Alert expressions go through `promtool check rules` and `promtool test rules` where promtool is
+installed (it ships with Prometheus).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from controller.app import create_app
 from controller.config import check_config
 from controller.loop import ERROR_KINDS, Cond, ControlLoop
 from controller.run import build_parser, options_from
+from tests.controller.kustomize import one, render
 from tests.controller.test_app import (
     WEB,
     GatedSource,
@@ -33,7 +36,7 @@ from tests.controller.test_app import (
 )
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-KUBERNETES_VERSION = "1.30.0"  # the oldest minor AKS still supports as of writing
+ALERTS_YAML = DEPLOY / "components" / "alerts" / "alerts.yaml"
 
 
 def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
@@ -53,19 +56,6 @@ def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
         word, _, rest = line.strip().partition(" ")
         out.append((word.upper(), rest.strip()))
     return out
-
-
-def manifests() -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all((DEPLOY / "deployment.yaml").read_text()) if d]
-
-
-def deployment() -> dict[str, Any]:
-    [found] = [d for d in manifests() if d["kind"] == "Deployment"]
-    return found
-
-
-def rbac() -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all((DEPLOY / "rbac.yaml").read_text()) if d]
 
 
 def image_user() -> int:
@@ -101,17 +91,12 @@ def test_the_image_runs_replicast_run_as_a_numeric_non_root_user() -> None:
     assert (options.host, options.port, options.admin) == ("0.0.0.0", 8080, False)
 
 
-# --- the manifests ---------------------------------------------------------------------------
-
-
-def test_the_manifests_are_valid_kubernetes_objects() -> None:
-    validate = pytest.importorskip("kubernetes_validate")
-    for doc in manifests():
-        validate.validate(doc, KUBERNETES_VERSION, strict=True)  # raises with the field's path
+# --- the Deployment --------------------------------------------------------------------------
 
 
 def test_the_deployment_is_locked_down_and_matches_the_image_rbac_and_cli() -> None:
-    d = deployment()
+    docs = render()
+    d = one(docs, "Deployment")
     pod = d["spec"]["template"]
     spec = pod["spec"]
     [container] = spec["containers"]
@@ -122,7 +107,7 @@ def test_the_deployment_is_locked_down_and_matches_the_image_rbac_and_cli() -> N
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
     assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
     # The ServiceAccount and namespace of deploy/rbac.yaml.
-    [account] = [doc for doc in rbac() if doc["kind"] == "ServiceAccount"]
+    account = one(docs, "ServiceAccount")
     assert spec["serviceAccountName"] == account["metadata"]["name"]
     assert d["metadata"]["namespace"] == account["metadata"]["namespace"]
     # Non-root, as the image's numeric USER; read-only root; nothing to escalate.
@@ -153,16 +138,19 @@ def test_the_deployment_is_locked_down_and_matches_the_image_rbac_and_cli() -> N
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/port"] == str(options.port)
     assert annotations["prometheus.io/path"] == "/metrics"
-    # Time for a round to finish after SIGTERM.
+    # Time to stop cleanly after SIGTERM (test_kustomize: longer than --shutdown-grace-s).
     assert spec["terminationGracePeriodSeconds"] >= 30
     # The disruption budget keeps one of the two.
-    [budget] = [doc for doc in manifests() if doc["kind"] == "PodDisruptionBudget"]
+    budget = one(docs, "PodDisruptionBudget")
     assert budget["spec"]["minAvailable"] == 1
     assert budget["spec"]["selector"] == d["spec"]["selector"]
 
 
-def test_the_example_config_validates() -> None:
-    config, problems = check_config(DEPLOY / "config.example.yaml")
+@pytest.mark.parametrize(
+    "path", ["config.example.yaml", "components/aks/config.aks.yaml"], ids=lambda p: p
+)
+def test_the_example_configs_validate(path: str) -> None:
+    config, problems = check_config(DEPLOY / path)
     assert problems == []
     assert config is not None and len(config.targets) >= 1
 
@@ -171,7 +159,7 @@ def test_the_example_config_validates() -> None:
 
 
 def alert_rules() -> dict[str, Any]:
-    doc = yaml.safe_load((DEPLOY / "alerts.yaml").read_text())
+    doc = yaml.safe_load(ALERTS_YAML.read_text())
     assert (doc["apiVersion"], doc["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
     return dict(doc)
 
@@ -194,6 +182,96 @@ def test_alert_rules_are_well_formed(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"groups": doc["spec"]["groups"]}))
     command = [promtool, "check", "rules", str(path)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def leader_series(pods: dict[str, int]) -> list[dict[str, str]]:
+    """replicast_leader of each pod, constant for 10 minutes (promtool's input_series)."""
+    return [
+        {"series": f'replicast_leader{{namespace="replicast",pod="{pod}"}}', "values": f"{v}x10"}
+        for pod, v in pods.items()
+    ]
+
+
+def test_leader_alerts_fire_per_lease_for_the_base_and_for_shards(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (it ships with Prometheus)")
+    doc = alert_rules()
+    rules = {rule["alert"]: rule for group in doc["spec"]["groups"] for rule in group["rules"]}
+
+    def fired(alert: str, summary: str, **labels: str) -> dict[str, Any]:
+        description = " ".join(rules[alert]["annotations"]["description"].split())
+        return {
+            "exp_labels": {"severity": "critical", **labels},
+            "exp_annotations": {"summary": summary, "description": description},
+        }
+
+    def expect(at: str, lost: list[Any], two: list[Any]) -> list[dict[str, Any]]:
+        return [
+            {"eval_time": at, "alertname": "ReplicastLeaderLost", "exp_alerts": lost},
+            {"eval_time": at, "alertname": "ReplicastTwoLeaders", "exp_alerts": two},
+        ]
+
+    tests = [
+        # The base: two pods of the Deployment replicast, one holds the Lease. Quiet.
+        {
+            "interval": "1m",
+            "input_series": leader_series(
+                {"replicast-7c9f8b6d5-x2x4q": 1, "replicast-7c9f8b6d5-k9z7p": 0}
+            ),
+            "alert_rule_test": expect("5m", [], []),
+        },
+        # The base, and neither holds it.
+        {
+            "interval": "1m",
+            "input_series": leader_series(
+                {"replicast-7c9f8b6d5-x2x4q": 0, "replicast-7c9f8b6d5-k9z7p": 0}
+            ),
+            "alert_rule_test": expect(
+                "5m",
+                [fired("ReplicastLeaderLost", "No replicast replica holds the leader Lease")],
+                [],
+            ),
+        },
+        # Three shards (components/sharded), a leader each would be three in all: shard 0 is
+        # fine, shard 1 has none, shard 2 two. Each alert names its shard.
+        {
+            "interval": "1m",
+            "input_series": leader_series(
+                {
+                    "replicast-0-5f6d7c8b9-aaaaa": 1,
+                    "replicast-0-5f6d7c8b9-bbbbb": 0,
+                    "replicast-1-6b7c8d9f5-ccccc": 0,
+                    "replicast-1-6b7c8d9f5-ddddd": 0,
+                    "replicast-2-7d8f9b5c6-eeeee": 1,
+                    "replicast-2-7d8f9b5c6-fffff": 1,
+                }
+            ),
+            "alert_rule_test": expect(
+                "5m",
+                [
+                    fired(
+                        "ReplicastLeaderLost",
+                        "No replicast replica holds the leader Lease of shard 1",
+                        shard="1",
+                    )
+                ],
+                [
+                    fired(
+                        "ReplicastTwoLeaders",
+                        "Two replicast replicas believe they hold one Lease (shard 2)",
+                        shard="2",
+                    )
+                ],
+            ),
+        },
+    ]
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": doc["spec"]["groups"]}))
+    unit = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": tests}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(unit))
+    command = [promtool, "test", "rules", "test.yml"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

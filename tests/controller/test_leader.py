@@ -8,13 +8,12 @@ deadline, a 2 s retry period (client-go's defaults for a controller of this size
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
-from controller.leader import STATE_ANNOTATION, LeaderElector, LeaderSettings, NotLeaderError
-from tests.controller.fake_kube import LEASES, FakeClock, FakeKube
+from controller.leader import LeaderElector, LeaderSettings
+from tests.controller.fake_kube import FakeClock, FakeKube
 
 T0 = "2023-11-14T22:13:20.000000Z"
 
@@ -162,81 +161,54 @@ async def test_failed_renewals_end_leadership_at_the_renew_deadline(
     assert await a.step() is False  # 11 s: past the 10 s deadline, a stops acting
 
 
-@pytest.mark.asyncio
-async def test_state_round_trips_and_a_new_leader_reads_it(
-    fake: FakeKube, a: LeaderElector, b: LeaderElector, clock: FakeClock
-) -> None:
-    state = {
-        "deployment default/web": {"version": 1, "recommendations": [[1700000000.0, 3]]},
-        "statefulset llm/llama": {"version": 1, "last_scale_s": None},
-    }
-    await a.step()
-    await b.step()
-    await a.save_state(state)
-    annotation = (fake.lease("replicast") or {})["metadata"]["annotations"][STATE_ANNOTATION]
-    assert json.loads(annotation) == state
-    # Only the leader writes state.
-    with pytest.raises(NotLeaderError, match="b is not the leader"):
-        await b.save_state({"stolen": True})
-    # Renewals keep the state.
-    clock.advance(2)
-    await a.step()
-    assert await a.load_state() == state
-    # a stops; b leads and continues where a stopped.
-    await a.release()
-    assert await b.step() is True
-    assert await b.load_state() == state
-    with pytest.raises(NotLeaderError):
-        await a.save_state(state)
-    await b.save_state({**state, "deployment default/web": {"version": 1}})
-    assert (await a.load_state())["deployment default/web"] == {"version": 1}
-
-
-@pytest.mark.asyncio
-async def test_saving_state_after_a_conflicting_write_re_reads_and_retries_once(
-    fake: FakeKube, a: LeaderElector
-) -> None:
-    await a.step()
-    fake.inject(fake["put"], stale=True)
-    await a.save_state({"x": 1})
-    assert await a.load_state() == {"x": 1}
-
-
-@pytest.mark.asyncio
-async def test_no_lease_or_unreadable_state_loads_as_empty(
-    fake: FakeKube, a: LeaderElector, caplog: pytest.LogCaptureFixture
-) -> None:
-    assert await a.load_state() == {}  # no Lease yet
-    await a.step()
-    assert await a.load_state() == {}  # no state yet
-    fake.objects[LEASES, "default", "replicast"].patch(
-        {"metadata": {"annotations": {STATE_ANNOTATION: "{not json"}}}
-    )
-    assert await a.load_state() == {}
-    assert "annotation replicast.io/state is not a JSON object" in caplog.text
-
-
 def test_a_renew_deadline_at_or_past_the_lease_duration_is_rejected() -> None:
     with pytest.raises(ValueError, match="renew_deadline_s: must be > 0 and < lease_duration_s"):
         LeaderSettings(lease_duration_s=10, renew_deadline_s=10)
 
 
 @pytest.mark.asyncio
-async def test_state_saves_never_race_this_replicas_own_renewals(
+async def test_a_wall_clock_step_neither_ends_nor_stretches_leadership(
+    fake: FakeKube, a: LeaderElector, b: LeaderElector, clock: FakeClock
+) -> None:
+    await a.step()
+    # The wall clock of a's node steps forward an hour: a's renew deadline is monotonic, so
+    # it still leads, and its renewals go on.
+    clock.step_wall(3600)
+    assert a.is_leader
+    clock.advance(2)
+    assert await a.step() is True
+    # Back two hours: nothing changes either; the deadline is 10 s after the last renewal.
+    clock.step_wall(-7200)
+    clock.advance(9)
+    assert a.is_leader
+    clock.advance(2)
+    assert not a.is_leader  # 11 s of monotonic time without a renewal
+
+
+@pytest.mark.asyncio
+async def test_a_challenger_whose_wall_clock_jumps_ahead_still_waits_the_lease_out(
+    fake: FakeKube, a: LeaderElector, b: LeaderElector, clock: FakeClock
+) -> None:
+    await a.step()
+    assert await b.step() is False  # b sees the Lease now (its monotonic time)
+    clock.step_wall(3600)  # the shared fake clock's wall moves; renewTime looks an hour old
+    assert await b.step() is False  # b judges expiry by its own monotonic time, not renewTime
+    clock.advance(15)
+    assert await b.step() is True  # a never renewed: 15 s after b first saw it
+
+
+@pytest.mark.asyncio
+async def test_renewals_and_a_release_never_race_each_other(
     fake: FakeKube, a: LeaderElector
 ) -> None:
-    # The fake clock makes `run` renew back to back, so without one writer at a time a save
-    # finds its resourceVersion stale (409), re-reads, and is beaten by the next renewal again.
+    # The fake clock makes `run` renew back to back; a release while it does never gets a 409.
     stopping = asyncio.Event()
     running = asyncio.create_task(a.run(stopping))
     try:
-        for _ in range(30):
-            await asyncio.sleep(0)
-        for n in range(20):
-            await a.save_state({"n": n})  # raises after two conflicts in a row
-            assert await a.load_state() == {"n": n}
+        async with asyncio.timeout(5):
+            while a.renewals < 5:
+                await asyncio.sleep(0.001)
     finally:
         stopping.set()
         await running
     assert "holderIdentity" not in spec(fake)
-    assert await a.load_state() == {"n": 19}

@@ -5,192 +5,60 @@ deploy/rbac.yaml), scaled by the real `KubernetesActuator`. Signals come from a 
 (what Prometheus would say, set per test), except in the last test, which reads a real
 Prometheus. The clock starts at 2023-11-14T22:13:20Z and moves only when a test moves it.
 
-The acting policy is HPA on `in_flight` with 2 requests per replica: 8 in flight want 4
-replicas; HPA's default scale-up limit from 1 replica is 5 per 15 s.
+The stories' pieces (targets, the stub source, failing actuators) are in
+tests/controller/stories.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import kmock
 import pytest
 from aiohttp import web
 from kubernetes_asyncio.client import ApiClient
 
-from controller.actuators.base import Actuator, PermanentError, WorkloadState
 from controller.actuators.kubernetes import KubernetesActuator, WorkloadRef
 from controller.app import create_app
 from controller.config import PrometheusConfig, TargetConfig
-from controller.leader import STATE_ANNOTATION, LeaderElector
 from controller.loop import (
     Action,
     Cond,
     ControlLoop,
     LoopSettings,
-    RoundResult,
     SoleInstance,
-    TickOutcome,
 )
-from controller.prometheus import PrometheusSource, SourceStats
+from controller.prometheus import PrometheusSource
 from controller.run import install_signal_handlers
-from controller.signals import TargetQueries
+from controller.state_store import MemoryStore
 from policies import Observation, autoscaler
 from tests.controller.conftest import SETTLE_S, RunningPrometheus
 from tests.controller.fake_kube import FakeClock, FakeKube, serving
+from tests.controller.stories import (
+    HPA,
+    BlockingActuator,
+    BrokenActuator,
+    BuggyActuator,
+    StubSource,
+    configmaps,
+    control_loop,
+    deployment,
+    elector,
+    kube_actuator,
+    only,
+    replicas,
+    saved,
+    scale_patches,
+    target,
+)
+from tests.controller.virtual_clock import VirtualClock
 
 pytestmark = pytest.mark.asyncio
-
-HPA: dict[str, Any] = {
-    "policy": "hpa",
-    "metric": "in_flight",
-    "target_per_replica": 2,
-    "max_replicas": 10,
-}
-QUERIES = {
-    "in_flight": "sum by ({group_by}) (running{{selector}})",
-    "queue_depth": "sum by ({group_by}) (waiting{{selector}})",
-}
-
-
-def target(
-    name: str,
-    *,
-    policy: Mapping[str, Any] = HPA,
-    shadow: Sequence[Mapping[str, Any]] = (),
-    dry_run: bool = False,
-    interval_s: float = 15.0,
-) -> TargetConfig:
-    return TargetConfig.model_validate(
-        {
-            "name": name,
-            "scale_target": {"kind": "Deployment", "namespace": "default", "name": name},
-            "signals": {"queries": QUERIES},
-            "policy": dict(policy),
-            "shadow": [dict(s) for s in shadow],
-            "dry_run": dry_run,
-            "interval_s": interval_s,
-        }
-    )
-
-
-class StubSource:
-    """What Prometheus would answer: `values[target][signal]`; `down` fails every query."""
-
-    def __init__(self) -> None:
-        self.stats = SourceStats()
-        self.values: dict[str, dict[str, float | None]] = {}
-        self.down = False
-        self.reads: list[list[str]] = []
-
-    async def read(
-        self, targets: Sequence[TargetQueries], now_s: float
-    ) -> dict[str, dict[str, float | None]]:
-        self.reads.append([t.target for t in targets])
-        self.stats.queries_total += 1
-        if self.down:
-            self.stats.errors_total["connection"] += 1
-            self.stats.last_missing = {
-                (t.target, s): "connection" for t in targets for s in t.queries
-            }
-            return {t.target: dict.fromkeys(t.queries) for t in targets}
-        self.stats.last_missing = {}
-        given = {t.target: self.values.get(t.target, {}) for t in targets}
-        return {t.target: {s: given[t.target].get(s) for s in t.queries} for t in targets}
-
-
-class BrokenActuator:
-    """Reads fine (one replica); every scale fails as a person must fix it (RBAC)."""
-
-    def __init__(self) -> None:
-        self.scales = 0
-
-    async def current(self) -> WorkloadState:
-        return WorkloadState("deployment default/api", 1, 1, 0)
-
-    async def scale(self, replicas: int, *, reason: str) -> None:
-        self.scales += 1
-        raise PermanentError(
-            "deployment default/api: patch /scale: forbidden (403); grant it to the "
-            "controller's ServiceAccount (deploy/rbac.yaml)"
-        )
-
-
-class BuggyActuator:
-    async def current(self) -> WorkloadState:
-        raise RuntimeError("a bug in an actuator")
-
-    async def scale(self, replicas: int, *, reason: str) -> None:
-        raise AssertionError("never reached")
-
-
-class BlockingActuator:
-    """The real actuator, whose scale call waits for `release` (a slow API server)."""
-
-    def __init__(self, inner: KubernetesActuator) -> None:
-        self.inner = inner
-        self.entered = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def current(self) -> WorkloadState:
-        return await self.inner.current()
-
-    async def scale(self, replicas: int, *, reason: str) -> None:
-        self.entered.set()
-        await self.release.wait()
-        await self.inner.scale(replicas, reason=reason)
-
-
-@pytest.fixture
-def source() -> StubSource:
-    return StubSource()
-
-
-def kube_actuator(
-    kube: tuple[FakeKube, ApiClient], clock: FakeClock, name: str
-) -> KubernetesActuator:
-    ref = WorkloadRef("Deployment", "default", name)
-    return KubernetesActuator(ref, api=kube[1], clock=clock)
-
-
-def control_loop(
-    kube: tuple[FakeKube, ApiClient],
-    clock: FakeClock,
-    source: StubSource | PrometheusSource,
-    targets: Sequence[TargetConfig],
-    *,
-    actuators: Mapping[str, Actuator] | None = None,
-    **options: Any,
-) -> ControlLoop:
-    given = dict(actuators or {})
-    made = {t.name: given.get(t.name) or kube_actuator(kube, clock, t.name) for t in targets}
-    return ControlLoop(targets, source=source, actuators=made, clock=clock, **options)
-
-
-async def deployment(fake: FakeKube, name: str, replicas: int = 1) -> None:
-    """A Deployment whose pods are all up."""
-    fake.add_workload(name, replicas=replicas)
-    await fake.settle()
-
-
-def replicas(fake: FakeKube, name: str) -> int:
-    return int(fake.workload(name)["spec"]["replicas"])
-
-
-def scale_patches(fake: FakeKube) -> list[kmock.Request]:
-    return [r for r in fake["patch"] if r.url.path.endswith("/scale")]
-
-
-def only(result: RoundResult, name: str) -> TickOutcome:
-    [outcome] = [o for o in result.outcomes if o.target == name]
-    return outcome
 
 
 # --- scaling ---------------------------------------------------------------------------------
@@ -395,7 +263,8 @@ async def test_one_broken_target_never_stops_the_others(
     assert only(result, "bug").error_kind == "internal"
     failed = loop.targets["api"].conditions[Cond.ACTUATOR_FAILED]
     assert failed.message.endswith(
-        "(deploy/rbac.yaml); not acting on this target until the controller restarts"
+        "(deploy/rbac.yaml); not scaling this target; trying again in 300 s "
+        "(permanent_error_retry_s), failure 1"
     )
     assert Cond.TICK_FAILED in loop.targets["bug"].conditions
     # Next interval: api still decides but is no longer scaled; web goes on.
@@ -406,7 +275,9 @@ async def test_one_broken_target_never_stops_the_others(
     assert broken.scales == 1
     assert only(result, "web").action == Action.SCALED
     assert replicas(fake, "web") == 8
-    assert loop.ready is False  # "bug" never decided
+    # Ready: web can be read and scaled (api and bug cannot: their conditions say why).
+    assert loop.ready is True
+    assert (loop.targets["api"].healthy, loop.targets["bug"].healthy) == (False, False)
     assert dict(loop.targets["bug"].errors) == {"internal": 2}
 
 
@@ -420,13 +291,13 @@ async def test_temporary_errors_back_off_per_settings(
     # The API server fails every patch: the actuator retries 1, 2, 4 s, then gives up.
     fault = fake.inject(fake["patch"], status=500, times=1000)
     assert only(await loop.round(), "web").error_kind == "actuator_temporary"
-    failed_at = clock.now()
+    failed_at = clock.monotonic()
     retrying = loop.targets["web"].conditions[Cond.ACTUATOR_RETRYING]
     assert "failure 1 in a row, next try in 20 s" in retrying.message
     assert loop.targets["web"].next_due_s == failed_at + 20
     clock.advance(20)
     await loop.round()
-    assert loop.targets["web"].next_due_s == clock.now() + 40
+    assert loop.targets["web"].next_due_s == clock.monotonic() + 40
     # The server recovers: the next try scales and the condition clears.
     fault.times = 0
     clock.advance(40)
@@ -438,35 +309,33 @@ async def test_temporary_errors_back_off_per_settings(
 # --- leadership and state --------------------------------------------------------------------
 
 
-def elector(kube: tuple[FakeKube, ApiClient], clock: FakeClock, identity: str) -> LeaderElector:
-    return LeaderElector(
-        api=kube[1], namespace="default", name="replicast", identity=identity, clock=clock
-    )
-
-
-async def test_a_new_leader_continues_from_the_state_on_the_lease(
+async def test_a_new_leader_continues_from_the_state_it_finds(
     kube: tuple[FakeKube, ApiClient], fake: FakeKube, clock: FakeClock, source: StubSource
 ) -> None:
     await deployment(fake, "web")
     a, b = elector(kube, clock, "a"), elector(kube, clock, "b")
     assert await a.step() is True
     assert await b.step() is False
-    first = control_loop(kube, clock, source, [target("web", interval_s=10)], leadership=a)
-    second = control_loop(kube, clock, source, [target("web", interval_s=10)], leadership=b)
+    first = control_loop(
+        kube, clock, source, [target("web", interval_s=10)], leadership=a,
+        store=configmaps(kube, clock, "a"),
+    )  # fmt: skip
+    second = control_loop(
+        kube, clock, source, [target("web", interval_s=10)], leadership=b,
+        store=configmaps(kube, clock, "b"),
+    )  # fmt: skip
     # 40 in flight: the leader scales 1 -> 5 (HPA's scale-up limit); the follower only decides.
     source.values["web"] = {"in_flight": 40.0}
     follower = only(await second.round(), "web")
     assert (follower.action, follower.applied_replicas) == (Action.NOT_LEADER, 5)
+    assert follower.record is not None and follower.record.outcome == "refused"
     assert only(await first.round(), "web").action == Action.SCALED
     assert second.targets["web"].conditions[Cond.NOT_LEADER].reason == "Follower"
     assert replicas(fake, "web") == 5
     await fake.settle()
-    # The state went to the Lease after the tick.
-    lease = fake.lease("replicast")
-    assert lease is not None
-    saved = json.loads(lease["metadata"]["annotations"][STATE_ANNOTATION])
+    # The state went to the state ConfigMap after the tick.
     left_behind = first.targets["web"].autoscaler.state
-    assert saved["targets"]["web"]["policy"] == left_behind
+    assert saved(fake, "web")["policy"] == left_behind
     # The leader stops: a last save, then it releases the Lease; b takes over at once.
     clock.advance(10)
     await first.save_state(force=True)
@@ -484,80 +353,95 @@ async def test_a_new_leader_continues_from_the_state_on_the_lease(
 
 
 async def test_sigterm_mid_tick_finishes_the_scale_call_then_releases_the_lease(
-    kube: tuple[FakeKube, ApiClient], fake: FakeKube, clock: FakeClock, source: StubSource
+    tmp_path: Path, source: StubSource
 ) -> None:
-    await deployment(fake, "web")
-    blocking = BlockingActuator(kube_actuator(kube, clock, "web"))
-    a = elector(kube, clock, "a")
-    loop = control_loop(
-        kube, clock, source, [target("web")], actuators={"web": blocking}, leadership=a
-    )
-    source.values["web"] = {"in_flight": 8.0}
-    stop = asyncio.Event()
-    remove_handlers = install_signal_handlers(stop)
-    runner = web.AppRunner(create_app(loop, elector=a), handle_signals=False)
-    try:
-        await runner.setup()  # the elector's first step, then the loop's task
-        async with asyncio.timeout(5):
-            await blocking.entered.wait()  # inside the scale call
-        signal.raise_signal(signal.SIGTERM)
-        async with asyncio.timeout(5):
-            await stop.wait()
-        stopping = asyncio.create_task(runner.cleanup())
-        await asyncio.sleep(0.1)
-        # Still waiting for the scale call: nothing cut, the Lease still held.
-        assert not stopping.done()
-        assert (fake.lease("replicast") or {})["spec"]["holderIdentity"] == "a"
-        blocking.release.set()
-        async with asyncio.timeout(5):
-            await stopping
-    finally:
-        remove_handlers()
-        blocking.release.set()
-        await runner.cleanup()
-    assert replicas(fake, "web") == 4  # the scale call finished
-    lease = fake.lease("replicast")
-    assert lease is not None
-    assert "holderIdentity" not in lease["spec"]  # released after the loop stopped
-    saved = json.loads(lease["metadata"]["annotations"][STATE_ANNOTATION])
-    assert saved["targets"]["web"]["policy"]["last_now_s"] == 1_700_000_000.0
+    # Virtual time: the elector, the target's task and the state writer all sleep on it.
+    clock = VirtualClock(participants=3)
+    async with serving(clock, tmp_path) as kube:  # type: ignore[arg-type]
+        fake = kube[0]
+        await deployment(fake, "web")
+        blocking = BlockingActuator(kube_actuator(kube, clock, "web"))  # type: ignore[arg-type]
+        a = elector(kube, clock, "a")  # type: ignore[arg-type]
+        loop = control_loop(
+            kube, clock, source, [target("web")], actuators={"web": blocking}, leadership=a,  # type: ignore[arg-type]
+            store=configmaps(kube, clock, "a"),  # type: ignore[arg-type]
+        )  # fmt: skip
+        source.values["web"] = {"in_flight": 8.0}
+        stop = asyncio.Event()
+        remove_handlers = install_signal_handlers(stop)
+        runner = web.AppRunner(create_app(loop, elector=a), handle_signals=False)
+        try:
+            await runner.setup()  # the elector's first step, then the loop's task
+            async with asyncio.timeout(5):
+                await blocking.entered.wait()  # inside the scale call
+            signal.raise_signal(signal.SIGTERM)
+            async with asyncio.timeout(5):
+                await stop.wait()
+            stopping = asyncio.create_task(runner.cleanup())
+            await asyncio.sleep(0.1)
+            # Still waiting for the scale call: nothing cut, the Lease still held.
+            assert not stopping.done()
+            assert (fake.lease("replicast") or {})["spec"]["holderIdentity"] == "a"
+            blocking.release.set()
+            async with asyncio.timeout(5):
+                await stopping
+        finally:
+            remove_handlers()
+            blocking.release.set()
+            await runner.cleanup()
+            clock.close()
+        assert replicas(fake, "web") == 4  # the scale call finished
+        lease = fake.lease("replicast")
+        assert lease is not None
+        assert "holderIdentity" not in lease["spec"]  # released after the loop stopped
+        assert saved(fake, "web")["policy"]["last_now_s"] == 1_700_000_000.0
 
 
 async def test_cancelling_the_loop_still_lets_the_scale_call_finish(
-    kube: tuple[FakeKube, ApiClient], fake: FakeKube, clock: FakeClock, source: StubSource
+    tmp_path: Path, source: StubSource
 ) -> None:
-    await deployment(fake, "web")
-    blocking = BlockingActuator(kube_actuator(kube, clock, "web"))
-    loop = control_loop(kube, clock, source, [target("web")], actuators={"web": blocking})
-    source.values["web"] = {"in_flight": 8.0}
-    running = asyncio.create_task(loop.run())
-    async with asyncio.timeout(5):
-        await blocking.entered.wait()
-    running.cancel()  # e.g. the event loop shutting down
-    await asyncio.sleep(0.05)
-    assert not running.done()  # waits for the scale call
-    blocking.release.set()
-    with pytest.raises(asyncio.CancelledError):
-        async with asyncio.timeout(5):
-            await running
-    assert replicas(fake, "web") == 4
+    clock = VirtualClock(participants=2)  # the target's task and the state writer
+    async with serving(clock, tmp_path) as kube:  # type: ignore[arg-type]
+        fake = kube[0]
+        await deployment(fake, "web")
+        blocking = BlockingActuator(kube_actuator(kube, clock, "web"))  # type: ignore[arg-type]
+        loop = control_loop(kube, clock, source, [target("web")], actuators={"web": blocking})  # type: ignore[arg-type]
+        source.values["web"] = {"in_flight": 8.0}
+        running = asyncio.create_task(loop.run())
+        try:
+            async with asyncio.timeout(5):
+                await blocking.entered.wait()
+            running.cancel()  # e.g. the event loop shutting down
+            await asyncio.sleep(0.05)
+            assert not running.done()  # waits for the scale call
+            blocking.release.set()
+            with pytest.raises(asyncio.CancelledError):
+                async with asyncio.timeout(5):
+                    await running
+        finally:
+            clock.close()
+        assert replicas(fake, "web") == 4
 
 
 class Switchable(SoleInstance):
-    """Leadership a test turns off and on; state kept in memory, saves counted."""
+    """Leadership a test turns off and on."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.leader = True
-        self.saves = 0
 
     @property
     def is_leader(self) -> bool:
         return self.leader
 
-    async def save_state(self, state: Mapping[str, Any]) -> None:
-        self.saves += 1
-        await super().save_state(state)
+
+class CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads = 0
+
+    async def load(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+        self.loads += 1
+        return await super().load(names)
 
 
 def recommended_at(loop: ControlLoop) -> set[float]:
@@ -569,16 +453,13 @@ async def test_a_leadership_blip_keeps_the_newer_state_in_memory(
     kube: tuple[FakeKube, ApiClient], fake: FakeKube, clock: FakeClock, source: StubSource
 ) -> None:
     await deployment(fake, "web")
-    leadership = Switchable()
-    settings = LoopSettings(state_save_interval_s=60)
-    loop = control_loop(
-        kube, clock, source, [target("web")], leadership=leadership, settings=settings
-    )
+    leadership, store = Switchable(), CountingStore()
+    loop = control_loop(kube, clock, source, [target("web")], leadership=leadership, store=store)
     source.values["web"] = {"in_flight": 2.0}
-    await loop.round()  # saved (the first save is never throttled)
+    await loop.round()  # takes over (loads the store) and decides
     clock.advance(15)
-    await loop.round()  # not saved: within state_save_interval_s
-    assert leadership.saves == 1
+    await loop.round()
+    assert store.loads == 1
     # Leadership lapses for one tick and comes back; nobody else wrote the state.
     leadership.leader = False
     clock.advance(15)
@@ -586,20 +467,12 @@ async def test_a_leadership_blip_keeps_the_newer_state_in_memory(
     leadership.leader = True
     clock.advance(15)
     await loop.round()
-    # The loop kept its own newer history (the tick at +15 s was never saved) rather than
-    # going back to its older save.
-    assert 1_700_000_015.0 in recommended_at(loop)
-    # A state another instance saved is loaded on taking over.
-    other = {**loop.state_document(), "saved_by": "another", "generation": 7}
-    other["targets"]["web"]["policy"] = autoscaler(HPA).state
-    await SoleInstance.save_state(leadership, other)
-    leadership.leader = False
-    clock.advance(15)
-    await loop.round()
-    leadership.leader = True
-    clock.advance(15)
-    await loop.round()
-    assert 1_700_000_015.0 not in recommended_at(loop)
+    assert store.loads == 2
+    # The loop kept its own history (it never stopped deciding), joined with what it saved:
+    # no new hold (the one from the first start, with no history at all, still runs).
+    assert {1_700_000_000.0, 1_700_000_015.0, 1_700_000_030.0} <= recommended_at(loop)
+    assert loop.targets["web"].conditions[Cond.HISTORY_GAP].since_s == 1_700_000_000.0
+    assert loop.targets["web"].hold_until_s == 1_700_000_300.0
 
 
 # --- with a real Prometheus ------------------------------------------------------------------

@@ -104,7 +104,7 @@ def test_a_bad_config_exits_1_with_one_line_per_problem(
     [
         (["--admin", "--listen", "0.0.0.0:8080"], "--admin: POST /dry-run would be open"),
         (["--listen", "8080"], "--listen: expected HOST:PORT such as 127.0.0.1:8080"),
-        (["--max-change-per-tick", "0"], "max_change_per_tick: must be >= 1 (got 0)"),
+        (["--max-change-per-tick", "0"], "--max-change-per-tick: must be 1 to 10000 (got 0)"),
     ],
     ids=["admin-off-loopback", "listen-without-host", "no-change-allowed"],
 )

@@ -30,7 +30,7 @@ def one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         (["--interval", "1000"], "--interval 1000: longer than the profile (900 s)"),
         (["--initial-replicas", "-1"], "--initial-replicas -1: must be >= 0"),
         (["--seed", "-1"], "--seed -1: must be >= 0"),
-        (["--slice", "abc"], "--slice abc: use START:END in seconds of the profile"),
+        (["--slice", "abc"], "--slice abc: allowed: START:END in seconds"),
     ],
     ids=["interval-0", "interval-negative", "interval-text", "interval-too-long",
          "initial-negative", "seed-negative", "slice-text"],
