@@ -137,24 +137,29 @@ class Summary:
     cost_usd: float | None
     scale_events: int
     direction_changes: int
-    # each stated target, in order (`slo_attainment`/`slo_met` above are for all of them):
-    slo_targets: tuple[str, ...] = ()
+    # each stated target, in order (`slo_attainment`/`slo_met` above are for all of them:
+    # the share of requests within every target, and whether every target holds):
+    slo_targets: tuple[str, ...] = ()  # `SloTarget.label`s
     slo_attainments: tuple[float, ...] = ()  # share within the target (dropped requests miss)
     slo_quantiles_s: tuple[float, ...] = ()  # its metric at its share (inf: dropped requests)
     slo_met_each: tuple[bool, ...] = ()
-    # why a run missed (see `why`): misses by what the fleet was doing in the interval
+    # why a run missed (`why`), from the timeline: each missed request (outside a target or
+    # dropped) by what the fleet was doing in the interval it arrived in
     replica_cap: int = 0  # the policy's max_replicas
-    at_max_share: float = 0.0  # share of the ticks that decided max_replicas
-    initial_replicas: int = 0
+    at_max_share: float = 0.0  # share of the ticks whose decision was max_replicas
+    above_max_share: float = 0.0  # share of the ticks whose policy asked for more (the cap bound)
+    proposal_max: int = 0  # the most replicas the policy asked for, before the guards
+    initial_replicas: int = 0  # ready at the first tick
+    first_decision: int = 0  # the replicas the first tick decided
     started_cold: bool = False  # the first decision asked for more than were ready
-    warmup_s: float = 0.0  # from the start until they were (0 when not cold)
+    warmup_s: float = 0.0  # from the start until that many were ready (0 when not cold)
     queue_max: int = 0  # the longest queue a tick saw
-    missed: int = 0  # requests that missed a target or were dropped
+    missed: int = 0  # requests outside a target, or dropped
     missed_cold_start: int = 0  # arrived during the warm-up
-    missed_at_max: int = 0  # arrived while max_replicas was the decision
+    missed_at_max: int = 0  # arrived while max_replicas was the decision in force
     missed_starting: int = 0  # arrived while replicas asked for were still starting
     missed_other: int = 0  # arrived with every replica asked for ready: too few asked for
-    why: str = ""  # the above in a sentence, for people
+    why: str = ""  # `why(self)`: the above in a sentence, for people
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,31 +170,49 @@ def _pct(part: float, whole: float) -> str:
 
 
 def why(s: Summary) -> str:
-    """Why a run missed, or a warning that the cap bound, in one sentence ("" if neither).
+    """Why a run missed its SLO, in one sentence ("" when it met it or had none).
 
     E.g. "1.40% of requests missed: 62% while replicas asked for were starting (cold starts in
-    flight), 38% with every replica asked for ready (too few asked for)"."""
+    flight), 38% with every replica asked for ready (too few asked for); held max_replicas 100
+    for 12.0% of the time (the policy asked for up to 180; queue up to 5,210)"."""
+    if s.slo_met is not False:
+        return ""
     parts: list[str] = []
     if s.missed and s.requests:
         shares = [
             (s.missed_cold_start, f"in the first {s.warmup_s:.0f} s (started cold: "
-             f"{s.initial_replicas} ready, the first decision asked for more)"),
+             f"{s.initial_replicas} ready, the first decision asked for {s.first_decision})"),
             (s.missed_at_max, f"at max_replicas {s.replica_cap}"),
             (s.missed_starting, "while replicas asked for were starting (cold starts in flight)"),
             (s.missed_other, "with every replica asked for ready (too few asked for)"),
         ]  # fmt: skip
         said = ", ".join(f"{_pct(n, s.missed)} {what}" for n, what in shares if n)
         parts.append(f"{s.missed / s.requests:.2%} of requests missed: {said}")
-    elif s.started_cold:
-        parts.append(f"started cold ({s.initial_replicas} ready) but met the SLO")
     if s.dropped:
-        parts.append(f"{s.dropped:,} dropped")
+        parts.append(f"{s.dropped:,} dropped (timed out or never served)")
     if s.at_max_share > 0:
-        parts.append(
-            f"held max_replicas {s.replica_cap} for {s.at_max_share:.1%} of the time "
-            f"(queue up to {s.queue_max:,})"
-        )
+        parts.append(cap_note(s))
     return "; ".join(parts)
+
+
+def cap_note(s: Summary) -> str:
+    """`held max_replicas 100 for 63.0% of the time (the policy asked for up to 412; queue up
+    to 98,000)`."""
+    asked = f"the policy asked for up to {s.proposal_max:,}; " if s.above_max_share > 0 else ""
+    return (
+        f"held max_replicas {s.replica_cap} for {s.at_max_share:.1%} of the time "
+        f"({asked}queue up to {s.queue_max:,})"
+    )
+
+
+def cap_warning(s: Summary) -> str:
+    """A warning when the cap bound (the policy asked for more than max_replicas), else ""."""
+    if s.above_max_share <= 0:
+        return ""
+    return (
+        f"warning: {s.policy}: max_replicas {s.replica_cap} binds: {cap_note(s)}; "
+        "raise --max-replicas"
+    )
 
 
 @dataclass
@@ -209,6 +232,10 @@ class Timeline:
     latency_p95_s: FloatArray
     latency_p99_s: FloatArray
     replica_seconds: FloatArray  # cumulative
+    # the decision's parts: what the policy asked for before the guards (NaN: no proposal),
+    # and what the platform applied (`simulator.provision`; below `replicas` when capped)
+    proposal: FloatArray = field(default_factory=lambda: np.empty(0))
+    applied_replicas: FloatArray = field(default_factory=lambda: np.empty(0))
     # The requests that arrived in the interval (ending at t_s), counted by 5 s arrival slots
     # (exact when the interval is a multiple of 5 s; `simulator.intervals`); quantiles from a
     # bucket histogram as Prometheus reads one (an SLO threshold is a bucket bound, so the
