@@ -43,6 +43,7 @@ from simulator.result import (
     SloTarget,
     Summary,
     Timeline,
+    cap_warning,
     slo_label,
     slo_targets,
     why,
@@ -462,7 +463,7 @@ def _summarize(
         missed=missed if targets else 0,
         **_reasons(timeline, scaler.guards.max_replicas, missed if targets else 0),
     )
-    return replace(summary, why=why(summary))
+    return replace(summary, why=why(summary), warning=cap_warning(summary))
 
 
 def _target_figures(
@@ -489,15 +490,16 @@ def _target_figures(
 def _reasons(timeline: Timeline, cap: int, missed: int) -> dict[str, Any]:
     """`Summary`'s why-fields from the timeline (see `Summary`): each row's missed requests
     (those that arrived in its interval) go to the first of: the warm-up (started cold: until
-    the first decision's count is ready), max_replicas in force (the previous tick's decision),
-    replicas starting (fewer ready than the decision in force), or too few asked for. Misses
-    after the last tick (a partial interval) go with the last row."""
+    what the first tick asked for, at most the cap, is ready), max_replicas in force (the
+    previous tick's decision), replicas starting (fewer ready than the decision in force), or
+    too few asked for. Misses after the last tick (a partial interval) go with the last row."""
     n = timeline.t_s.size
     if n == 0:
         return {"replica_cap": cap}
-    desired, ready = timeline.replicas, timeline.ready_replicas
-    started_cold = bool(desired[0] > ready[0])
-    warm = np.flatnonzero(ready >= desired[0])
+    desired, ready, proposal = timeline.replicas, timeline.ready_replicas, timeline.proposal
+    first_asked = int(desired[0] if np.isnan(proposal[0]) else max(proposal[0], desired[0]))
+    started_cold = first_asked > ready[0]
+    warm = np.flatnonzero(ready >= min(first_asked, cap))
     warm_rows = (int(warm[0]) + 1 if warm.size else n) if started_cold else 0
     in_force = np.concatenate(([ready[0]], desired[:-1]))
     rows_missed = np.nan_to_num(timeline.missed)
@@ -506,7 +508,6 @@ def _reasons(timeline: Timeline, cap: int, missed: int) -> dict[str, Any]:
     at_max = ~cold & (in_force >= cap)
     starting = ~cold & ~at_max & ((ready < in_force) | (timeline.starting_replicas > 0))
     other = ~cold & ~at_max & ~starting
-    proposal = timeline.proposal
     asked = proposal[~np.isnan(proposal)]
     return {
         "replica_cap": cap,
@@ -514,7 +515,7 @@ def _reasons(timeline: Timeline, cap: int, missed: int) -> dict[str, Any]:
         "above_max_share": float(np.mean(np.nan_to_num(proposal) > cap)),
         "proposal_max": int(asked.max()) if asked.size else 0,
         "initial_replicas": int(ready[0]),
-        "first_decision": int(desired[0]),
+        "first_asked": first_asked,
         "started_cold": started_cold,
         "warmup_s": float(timeline.t_s[warm_rows - 1]) if warm_rows else 0.0,
         "queue_max": int(np.nanmax(timeline.queue_depth)),

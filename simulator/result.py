@@ -150,9 +150,9 @@ class Summary:
     above_max_share: float = 0.0  # share of the ticks whose policy asked for more (the cap bound)
     proposal_max: int = 0  # the most replicas the policy asked for, before the guards
     initial_replicas: int = 0  # ready at the first tick
-    first_decision: int = 0  # the replicas the first tick decided
-    started_cold: bool = False  # the first decision asked for more than were ready
-    warmup_s: float = 0.0  # from the start until that many were ready (0 when not cold)
+    first_asked: int = 0  # the replicas the policy asked for at the first tick (or decided)
+    started_cold: bool = False  # the first tick asked for more than were ready
+    warmup_s: float = 0.0  # from the start until that many (at most the cap) were ready
     queue_max: int = 0  # the longest queue a tick saw
     missed: int = 0  # requests outside a target, or dropped
     missed_cold_start: int = 0  # arrived during the warm-up
@@ -160,6 +160,7 @@ class Summary:
     missed_starting: int = 0  # arrived while replicas asked for were still starting
     missed_other: int = 0  # arrived with every replica asked for ready: too few asked for
     why: str = ""  # `why(self)`: the above in a sentence, for people
+    warning: str = ""  # `cap_warning(self)`: the cap bound (the policy asked for more)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -172,37 +173,59 @@ def _pct(part: float, whole: float) -> str:
 def why(s: Summary) -> str:
     """Why a run missed its SLO, in one sentence ("" when it met it or had none).
 
-    E.g. "1.40% of requests missed: 62% while replicas asked for were starting (cold starts in
-    flight), 38% with every replica asked for ready (too few asked for); held max_replicas 100
-    for 12.0% of the time (the policy asked for up to 180; queue up to 5,210)"."""
+    E.g. "1.40% of requests missed a target: 62% while replicas asked for were starting (cold
+    starts in flight), 38% with every replica asked for ready (too few asked for)"; the cap,
+    when the policy asked for more, is `cap_warning`'s."""
     if s.slo_met is not False:
         return ""
     parts: list[str] = []
+    on_latency = any(label.startswith("latency") for label in s.slo_targets)
     if s.missed and s.requests:
         shares = [
             (s.missed_cold_start, f"in the first {s.warmup_s:.0f} s (started cold: "
-             f"{s.initial_replicas} ready, the first decision asked for {s.first_decision})"),
+             f"{s.initial_replicas} ready, the policy asked for {s.first_asked})"),
             (s.missed_at_max, f"at max_replicas {s.replica_cap}"),
             (s.missed_starting, "while replicas asked for were starting (cold starts in flight)"),
-            (s.missed_other, "with every replica asked for ready (too few asked for)"),
+            (s.missed_other, "with every replica asked for ready (too few asked for"
+             + (", or service alone too slow)" if on_latency else ")")),
         ]  # fmt: skip
         said = ", ".join(f"{_pct(n, s.missed)} {what}" for n, what in shares if n)
-        parts.append(f"{s.missed / s.requests:.2%} of requests missed: {said}")
+        parts.append(f"{s.missed / s.requests:.2%} of requests missed a target: {said}")
     if s.dropped:
         parts.append(f"{s.dropped:,} dropped (timed out or never served)")
-    if s.at_max_share > 0:
-        parts.append(cap_note(s))
+    if s.at_max_share > 0 and s.above_max_share <= 0:
+        parts.append(cap_note(s))  # else `cap_warning` says it
     return "; ".join(parts)
 
 
 def cap_note(s: Summary) -> str:
-    """`held max_replicas 100 for 63.0% of the time (the policy asked for up to 412; queue up
-    to 98,000)`."""
-    asked = f"the policy asked for up to {s.proposal_max:,}; " if s.above_max_share > 0 else ""
+    """`held max_replicas 100 for 9.5 h (63% of the time; the policy asked for up to 412;
+    queue up to 98,000)`."""
+    asked = f"; the policy asked for up to {s.proposal_max:,}" if s.above_max_share > 0 else ""
+    held = duration_text(s.at_max_share * s.duration_s)
     return (
-        f"held max_replicas {s.replica_cap} for {s.at_max_share:.1%} of the time "
-        f"({asked}queue up to {s.queue_max:,})"
+        f"held max_replicas {s.replica_cap} for {held} ({share_text(s.at_max_share)} of the "
+        f"time{asked}; queue up to {s.queue_max:,})"
     )
+
+
+def share_text(share: float) -> str:
+    """`63%`, `1.5%`, `0.062%`, `0%`: two significant figures below 10 %."""
+    if share <= 0 or share >= 0.1:
+        return f"{share:.0%}"
+    return f"{share * 100:.2g}%"
+
+
+def duration_text(seconds: float) -> str:
+    """`45 s`, `12 min`, `9.5 h`, `3.2 d`."""
+    for unit, size in (("d", 86_400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= size:
+            return (
+                f"{seconds / size:.2g} {unit}"
+                if seconds < 10 * size
+                else f"{seconds / size:.0f} {unit}"
+            )
+    return f"{seconds:.0f} s"
 
 
 def cap_warning(s: Summary) -> str:

@@ -54,14 +54,15 @@ def cold_and_capped() -> Summary:
 def test_a_run_that_started_cold_at_the_cap_says_so() -> None:
     s = cold_and_capped()
     assert s.slo_met is False
-    assert s.started_cold and s.initial_replicas == 1 and s.first_decision > 1
+    assert s.started_cold and s.initial_replicas == 1 and s.first_asked > 1
     assert 120.0 <= s.warmup_s <= 150.0  # one 120 s cold start, seen at the next tick
     assert s.replica_cap == 8 and s.at_max_share > 0.4 and s.above_max_share > 0.25
     assert s.proposal_max > 8 and s.queue_max > 1000
     parts = (s.missed_cold_start, s.missed_at_max, s.missed_starting, s.missed_other)
     assert sum(parts) == s.missed and s.missed_cold_start > 0 and s.missed_at_max > 0
-    assert "started cold: 1 ready" in s.why and "held max_replicas 8 for" in s.why
-    assert f"the policy asked for up to {s.proposal_max}" in s.why
+    assert "started cold: 1 ready" in s.why and "at max_replicas 8" in s.why
+    assert s.warning.startswith("warning: hpa: max_replicas 8 binds: held max_replicas 8 for")
+    assert f"the policy asked for up to {s.proposal_max}" in s.warning
 
 
 def test_the_timeline_counts_each_intervals_requests_and_misses() -> None:
