@@ -26,7 +26,7 @@ from rich.table import Table
 
 from policies.explain import ScriptError, load_spec
 from policies.registry import available
-from simulator import profiles, quality, scenarios, sizing
+from simulator import outputs, profiles, quality, scenarios, sizing
 from simulator.engine import run
 from simulator.model import ReplicaModel
 from simulator.observe import MetricsConfig
@@ -203,7 +203,18 @@ def _common(
             default=None,
             help=f"end-to-end latency {q} target, e.g. 2s; SLO flags combine (all must hold)",
         )
-    parser.add_argument("--out", type=Path, default=None, help="directory for PNG plots")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory for the PNG plots and summary.json, summary.csv, timeline.csv "
+        "(timeline.parquet with the parquet extra); see README 'Outputs'",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as one JSON document on stdout (the table goes to stderr)",
+    )
 
 
 def _model(text: str) -> ReplicaModel:
@@ -369,6 +380,7 @@ def cmd_simulate(argv: Sequence[str]) -> int:
     """simulate one policy on a load profile: a summary table and PNG plots"""
     parser = _Parser(prog="replicast simulate", description=cmd_simulate.__doc__)
     _common(parser, profile_default=None)
+    parser.set_defaults(command="simulate")
     parser.add_argument(
         "--policy", required=True, help="a built-in name, inline YAML or a spec file"
     )
@@ -379,6 +391,7 @@ def cmd_compare(argv: Sequence[str]) -> int:
     """run several policies on one profile or scenario: one row per policy, and plots"""
     parser = _Parser(prog="replicast compare", description=cmd_compare.__doc__)
     _common(parser, profile_default=None, profile_required=False)
+    parser.set_defaults(command="compare")
     parser.add_argument(
         "--policy",
         action="append",
@@ -414,14 +427,14 @@ def cmd_demo(argv: Sequence[str]) -> int:
     _common(parser, profile_default="azure-conv")
     # a warm start: the service was already running when the hour of trace begins
     parser.set_defaults(
-        model="llama2-70b-a100", out=Path("replicast-demo"), max_replicas=40, initial_replicas=4
-    )
+        model="llama2-70b-a100", out=Path("replicast-demo"), max_replicas=40, initial_replicas=4,
+        command="demo",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     return _compare(args, list(DEMO_POLICIES))
 
 
 def _compare(args: argparse.Namespace, policy_args: Sequence[str]) -> int:
-    console = report_console()
     check_numbers(args)
     try:
         model = _model(args.model)
@@ -445,18 +458,52 @@ def _compare(args: argparse.Namespace, policy_args: Sequence[str]) -> int:
         f"{args.profile} x{args.rate_scale:g}, model {args.model}, SLO {slo_label(slo)}, "
         f"{hours:.1f} h, {requests:,} requests per run"
     )
-    for line in (title, bounds, *notes):
+    header = {
+        "command": args.command, "title": title, "profile": args.profile,
+        "rate_scale": args.rate_scale, "model": args.model, "seed": args.seed,
+        "interval_s": args.interval, "slo": _slo_json(slo), "max_replicas": max_replicas,
+        "initial_replicas": initial, "bounds": bounds, "notes": notes,
+        "elapsed_s": round(elapsed, 3),
+    }  # fmt: skip
+    table = summary_table(results, slo)
+    runs = f"{len(results)} run(s) in {elapsed:.1f} s"
+    footer = f"{runs}; costs are examples: verify against your agreement"
+    return report(args, results, header, table, [title, bounds, *notes], footer)
+
+
+def _slo_json(slo: Slo) -> list[dict[str, Any]]:
+    return [
+        {"on": t.on, "threshold_s": t.threshold_s, "share": t.share, "label": t.label}
+        for t in slo_targets(slo)
+    ]
+
+
+def report(
+    args: argparse.Namespace, results: Sequence[Result], header: dict[str, Any], table: Table,
+    lines: Sequence[str], footer: str,
+) -> int:  # fmt: skip
+    """The header lines, the table, why-lines and the footer (on stdout, or on stderr with
+    `--json`); with `--out`, the plots and the files of `simulator.outputs`; with `--json`,
+    the one JSON document on stdout (the header, the runs and the files written)."""
+    console = report_console(stderr=args.json)
+    for line in lines:
         console.print(line, soft_wrap=True, highlight=False)
-    console.print(summary_table(results, slo))
+    console.print(table)
     for line in explanations(results):
         console.print(line, soft_wrap=True, highlight=False)
-    runs = f"{len(results)} run(s) in {elapsed:.1f} s"
-    console.print(f"{runs}; costs are examples: verify against your agreement")
+    console.print(footer, soft_wrap=True, highlight=False)
+    written: list[Path] = []
     if args.out is not None:
         from simulator.plots import plot_compare  # noqa: PLC0415 - matplotlib only when asked
 
-        written = plot_compare(results, args.out, title=title)
-        console.print(f"plots: {', '.join(str(p) for p in written)}")
+        written = outputs.write(args.out, header, results)
+        console.print(f"summary and timelines: {', '.join(map(str, written))}", soft_wrap=True)
+        plots = plot_compare(results, args.out, title=header["title"])
+        console.print(f"plots: {', '.join(map(str, plots))}", soft_wrap=True)
+        written += plots
+    if args.json:
+        doc = outputs.document({**header, "files": [str(p) for p in written]}, results)
+        sys.stdout.write(outputs.dumps(doc) + "\n")
     return 0
 
 
@@ -531,26 +578,20 @@ def _compare_scenario(args: argparse.Namespace, policy_args: Sequence[str]) -> i
     except ValueError as error:
         raise UsageError(f"--scenario {args.scenario}: {error}") from None
     specs = scenario_specs(policy_args, sc)
-    console = report_console()
     began = time.perf_counter()
     results = run_all(sc.profile, specs, sc.model, seed=args.seed, options=sc.run_options())
     elapsed = time.perf_counter() - began
     requests = results[0].summary.requests
     title = f"{sc.name}, SLO {sc.slo.label}, {requests:,} requests per run"
+    header = {
+        "command": args.command, "title": title, "scenario": sc.name, "seed": args.seed,
+        "slo": _slo_json(sc.slo), "elapsed_s": round(elapsed, 3),
+    }  # fmt: skip
     table = summary_table(results, sc.slo)
     add_plan_rows(table, sc)
-    console.print(title, soft_wrap=True, highlight=False)
-    console.print(table)
-    for line in explanations(results):
-        console.print(line, soft_wrap=True, highlight=False)
-    console.print(
+    footer = (
         f"{len(results)} run(s) in {elapsed:.1f} s; hpa, knative and ray by name target "
         f"{SCENARIO_TARGET:g} requests per replica (in service + queued); the plans are not "
         "simulated (the clairvoyant one is ready exactly when needed)"
     )
-    if args.out is not None:
-        from simulator.plots import plot_compare  # noqa: PLC0415 - matplotlib only when asked
-
-        written = plot_compare(results, args.out, title=title)
-        console.print(f"plots: {', '.join(str(p) for p in written)}")
-    return 0
+    return report(args, results, header, table, [title], footer)
