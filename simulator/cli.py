@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from policies.explain import ScriptError, load_spec
@@ -36,6 +35,7 @@ from simulator.profile_args import (
     load_profile,  # noqa: F401 - moved there; importable here
     profile_from_args,
 )
+from simulator.progress import RunProgress, for_stderr
 from simulator.result import (
     Result,
     Slo,
@@ -179,7 +179,7 @@ def _common(
         "--max-replicas",
         type=int,
         default=None,
-        help="the built-in policies' cap (default: 2 x the replicas the busiest 5 minutes keep "
+        help="the built-in policies' cap (default: 2 x the replicas the busiest minute keeps "
         "busy, + 4; see simulator/sizing.py)",
     )
     parser.add_argument(
@@ -287,22 +287,17 @@ def _specs(
 
 def run_all(
     profile: profiles.Profile, specs: Sequence[dict[str, Any]], model: ReplicaModel, *,
-    seed: int, options: dict[str, Any],
+    seed: int, options: dict[str, Any], progress: RunProgress | None = None,
 ) -> list[Result]:  # fmt: skip
-    """Each spec in turn; `options` are `simulator.run`'s keywords (interval, slo, ...)."""
+    """Each spec in turn; `options` are `simulator.run`'s keywords (interval, slo, ...);
+    `progress` (default: a bar on a terminal, else a line every few seconds) on stderr."""
     results = []
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty(),
-    ) as bar:  # fmt: skip
-        for spec in specs:
-            task = bar.add_task(str(spec["policy"]), total=1.0)
-
-            def advance(done: float, task: TaskID = task) -> None:
-                bar.update(task, completed=done)
-
+    with progress if progress is not None else for_stderr() as shown:
+        for i, spec in enumerate(specs, start=1):
+            shown.start(str(spec["policy"]), i, len(specs), profile.duration_s)
             result = run(
-                profile, spec, model, seed=seed, keep_records=False, progress=advance, **options
+                profile, spec, model, seed=seed, keep_records=False, progress=shown.update,
+                **options,
             )  # fmt: skip
             results.append(result)
     return results
@@ -468,7 +463,7 @@ def _compare(args: argparse.Namespace, policy_args: Sequence[str]) -> int:
     table = summary_table(results, slo)
     runs = f"{len(results)} run(s) in {elapsed:.1f} s"
     footer = f"{runs}; costs are examples: verify against your agreement"
-    return report(args, results, header, table, [title, bounds, *notes], footer)
+    return report(args, results, slo, header, table, [title, bounds, *notes], footer)
 
 
 def _slo_json(slo: Slo) -> list[dict[str, Any]]:
@@ -479,8 +474,8 @@ def _slo_json(slo: Slo) -> list[dict[str, Any]]:
 
 
 def report(
-    args: argparse.Namespace, results: Sequence[Result], header: dict[str, Any], table: Table,
-    lines: Sequence[str], footer: str,
+    args: argparse.Namespace, results: Sequence[Result], slo: Slo, header: dict[str, Any],
+    table: Table, lines: Sequence[str], footer: str,
 ) -> int:  # fmt: skip
     """The header lines, the table, why-lines and the footer (on stdout, or on stderr with
     `--json`); with `--out`, the plots and the files of `simulator.outputs`; with `--json`,
@@ -498,7 +493,7 @@ def report(
 
         written = outputs.write(args.out, header, results)
         console.print(f"summary and timelines: {', '.join(map(str, written))}", soft_wrap=True)
-        plots = plot_compare(results, args.out, title=header["title"])
+        plots = plot_compare(results, args.out, title=header["title"], slo=slo)
         console.print(f"plots: {', '.join(map(str, plots))}", soft_wrap=True)
         written += plots
     if args.json:
@@ -594,4 +589,4 @@ def _compare_scenario(args: argparse.Namespace, policy_args: Sequence[str]) -> i
         f"{SCENARIO_TARGET:g} requests per replica (in service + queued); the plans are not "
         "simulated (the clairvoyant one is ready exactly when needed)"
     )
-    return report(args, results, header, table, [title], footer)
+    return report(args, results, sc.slo, header, table, [title], footer)

@@ -167,7 +167,11 @@ class Summary:
 
 
 def _pct(part: float, whole: float) -> str:
-    return f"{part / whole:.0%}" if whole else "0%"
+    """`62%`, `<1%` (some, but under half a percent), `0%`."""
+    if not whole or not part:
+        return "0%"
+    share = part / whole
+    return "<1%" if share < 0.005 else f"{share:.0%}"
 
 
 def why(s: Summary) -> str:
@@ -199,13 +203,13 @@ def why(s: Summary) -> str:
 
 
 def cap_note(s: Summary) -> str:
-    """`held max_replicas 100 for 9.5 h (63% of the time; the policy asked for up to 412;
-    queue up to 98,000)`."""
+    """`held max_replicas 100 for 9.5 h (63% of the time; the policy asked for up to 412; the
+    run's longest queue: 98,000)`."""
     asked = f"; the policy asked for up to {s.proposal_max:,}" if s.above_max_share > 0 else ""
     held = duration_text(s.at_max_share * s.duration_s)
     return (
         f"held max_replicas {s.replica_cap} for {held} ({share_text(s.at_max_share)} of the "
-        f"time{asked}; queue up to {s.queue_max:,})"
+        f"time{asked}; the run's longest queue: {s.queue_max:,})"
     )
 
 

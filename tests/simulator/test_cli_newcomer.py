@@ -134,7 +134,7 @@ def test_without_bounds_a_run_is_sized_from_the_load_and_starts_warm(
 ) -> None:
     out = run_ok(["simulate", "--profile", "constant:40:900", "--policy", "hpa"], capsys)
     # 40 req/s x ~2 s / 8 slots = ~10 busy replicas: a cap of 2 x 10 + 4, 14 ready (75 % busy)
-    assert "max_replicas 24 (2 x the busiest 5 min: 40 req/s x 1.9" in out
+    assert "max_replicas 24 (2 x the busiest minute: 40 req/s x 1.9" in out
     assert "14 ready at the start (the first 5 min at 40 req/s, 75 % busy)" in out
     assert "% ok" in out and "why" not in out and "warning" not in out
 
