@@ -11,29 +11,40 @@ exit 2 (raised as `UsageError`, caught by `policies.cli.main`'s handler).
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import re
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from policies.explain import ScriptError, load_spec
-from simulator import profiles, quality, scenarios
+from policies.registry import available
+from simulator import outputs, profiles, quality, scenarios, sizing
 from simulator.engine import run
 from simulator.model import ReplicaModel
+from simulator.observe import MetricsConfig
 from simulator.profile_args import (
     PROFILE_HELP,
     add_profile_arguments,
     load_profile,  # noqa: F401 - moved there; importable here
     profile_from_args,
 )
-from simulator.result import Result, SloTarget
+from simulator.progress import RunProgress, for_stderr
+from simulator.result import (
+    Result,
+    Slo,
+    SloTarget,
+    Summary,
+    share_text,
+    slo_label,
+    slo_targets,
+)
 
 DEMO_POLICIES = ("hpa", "keda", "knative", "ray", "slo", "predictive")
 SCENARIO_POLICIES = ("planner", "hpa")  # `compare --scenario` without --policy
@@ -44,10 +55,43 @@ class UsageError(ScriptError):
     """A command-line argument the simulator cannot use; the message says which and why."""
 
 
-def default_spec(
-    name: str, model: ReplicaModel, slo: SloTarget, max_replicas: int
-) -> dict[str, Any]:
-    """A built-in policy sized for the model: targets at 75 % of the slots, the SLO as given."""
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one `UsageError` line (not usage text and a second line)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see --help)")
+
+
+DEFAULT_SPEC_NAMES = ("hpa", "keda", "knative", "ray", "slo", "predictive", "planner")
+
+
+def is_policy_name(text: str) -> bool:
+    """A bare word (`hpa`, `HPA`, `hpaa`) rather than inline YAML or a spec file."""
+    return bool(re.fullmatch(r"[A-Za-z][\w-]*", text)) and not Path(text).exists()
+
+
+def check_policy_name(name: str) -> None:
+    """A UsageError naming the known names unless `name` has a default spec here."""
+    if name in DEFAULT_SPEC_NAMES:
+        return
+    known = ", ".join(DEFAULT_SPEC_NAMES)
+    close = difflib.get_close_matches(name.lower(), DEFAULT_SPEC_NAMES, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    if name in {listing.name for listing in available()}:
+        raise UsageError(
+            f"--policy {name}: no default spec (known by name: {known}); give a spec, "
+            f"e.g. '{{policy: {name}, ...}}'"
+        )
+    raise UsageError(
+        f"--policy {name}: unknown policy {name}; known: {known}{hint} "
+        f"(or a spec: inline YAML or a file)"
+    )
+
+
+def default_spec(name: str, model: ReplicaModel, slo: Slo, max_replicas: int) -> dict[str, Any]:
+    """A built-in policy sized for the model: targets at 75 % of the slots, the SLO as given
+    (a policy takes one target: the first of a combined SLO, the wait when there is one)."""
+    slo = slo_targets(slo)[0]
     slots = model.slots_per_replica
     per = max(1.0, 0.75 * slots)
     target_key = "wait_target_s" if slo.on == "wait" else "latency_target_s"
@@ -61,10 +105,7 @@ def default_spec(
         "predictive": {**sizing, "reactive": True},
         "planner": sizing,
     }
-    if name not in specs:
-        raise UsageError(
-            f"--policy {name}: no default spec; give a spec, e.g. '{{policy: {name}, ...}}'"
-        )
+    check_policy_name(name)
     return {"policy": name, **specs[name], "max_replicas": max_replicas}
 
 
@@ -76,14 +117,41 @@ def parse_duration_s(text: str) -> float:
     return float(match.group(1)) * scale
 
 
-def slo_from(args: argparse.Namespace) -> SloTarget:
-    if args.slo_wait is not None:
-        return SloTarget(parse_duration_s(args.slo_wait), "wait", args.slo_share)
-    for q in ("p50", "p90", "p95", "p99"):
-        value = getattr(args, f"slo_{q}")
-        if value is not None:
-            return SloTarget(parse_duration_s(value), "latency", int(q[1:]) / 100)
-    return SloTarget(1.0, "wait", 0.99)
+LATENCY_FLAGS = ("p50", "p90", "p95", "p99")
+
+
+def _threshold_s(flag: str, text: str) -> float:
+    try:
+        seconds = parse_duration_s(text)
+    except UsageError:
+        raise UsageError(f"{flag} {text}: not a duration; e.g. 2s, 500ms, 5m") from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise UsageError(f"{flag} {text}: must be > 0, e.g. 1s")
+    return seconds
+
+
+def slo_from(args: argparse.Namespace) -> Slo:
+    """The SLO the flags state, every target given combined (it holds when all of them do):
+    `--slo-wait` at `--slo-share` (alone, the share is the default 1 s wait's) and each
+    `--slo-pNN` at its own percentile; no flag: wait <= 1 s for 99 %."""
+    share = 0.99 if args.slo_share is None else args.slo_share
+    if not (math.isfinite(share) and 0 < share <= 1):
+        raise UsageError(f"--slo-share {share:g}: must be in (0, 1], e.g. 0.99 (99 % of requests)")
+    latency = [
+        SloTarget(_threshold_s(f"--slo-{q}", text), "latency", int(q[1:]) / 100)
+        for q in LATENCY_FLAGS
+        if (text := getattr(args, f"slo_{q}")) is not None
+    ]
+    if args.slo_share is not None and args.slo_wait is None and latency:
+        raise UsageError(
+            f"--slo-share {share:g}: is the share for --slo-wait; a latency target's share is "
+            f"in its flag (--slo-{LATENCY_FLAGS[2]}: 95 %); add --slo-wait or drop --slo-share"
+        )
+    targets = latency
+    if args.slo_wait is not None or not latency:
+        wait_s = 1.0 if args.slo_wait is None else _threshold_s("--slo-wait", args.slo_wait)
+        targets = [SloTarget(wait_s, "wait", share), *latency]
+    return targets[0] if len(targets) == 1 else tuple(targets)
 
 
 def _common(
@@ -107,22 +175,46 @@ def _common(
     parser.add_argument("--slice", default=None, metavar="START:END", help="seconds of the profile")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--interval", type=float, default=15.0, help="control interval, s")
-    parser.add_argument("--max-replicas", type=int, default=100)
+    parser.add_argument(
+        "--max-replicas",
+        type=int,
+        default=None,
+        help="the built-in policies' cap (default: 2 x the replicas the busiest minute keeps "
+        "busy, + 4; see simulator/sizing.py)",
+    )
     parser.add_argument(
         "--initial-replicas",
         type=int,
         default=None,
-        help="replicas ready at the start (default: the policy's min, at least 1)",
+        help="replicas ready at the start (default: enough for the first 5 minutes at 75 %% busy)",
     )
-    parser.add_argument("--slo-wait", default=None, help="queueing delay target, e.g. 1s")
     parser.add_argument(
-        "--slo-share", type=float, default=0.99, help="share that must meet --slo-wait"
+        "--slo-wait", default=None, help="queueing delay target, e.g. 1s (default 1s)"
     )
-    for q in ("p50", "p90", "p95", "p99"):
+    parser.add_argument(
+        "--slo-share",
+        type=float,
+        default=None,
+        help="share of requests that must meet --slo-wait (default 0.99)",
+    )
+    for q in LATENCY_FLAGS:
         parser.add_argument(
-            f"--slo-{q}", default=None, help=f"end-to-end latency {q} target, e.g. 2s"
+            f"--slo-{q}",
+            default=None,
+            help=f"end-to-end latency {q} target, e.g. 2s; SLO flags combine (all must hold)",
         )
-    parser.add_argument("--out", type=Path, default=None, help="directory for PNG plots")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory for the PNG plots and summary.json, summary.csv, timeline.csv "
+        "(timeline.parquet with the parquet extra); see README 'Outputs'",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as one JSON document on stdout (the table goes to stderr)",
+    )
 
 
 def _model(text: str) -> ReplicaModel:
@@ -132,19 +224,61 @@ def _model(text: str) -> ReplicaModel:
     return ReplicaModel.preset(text)
 
 
-def _prepared(args: argparse.Namespace) -> profiles.Profile:
-    profile, notes = profile_from_args(args, _model(args.model))  # read, tokens, slice, scale
-    for note in notes:
-        print(f"profile: {note}")
-    return profile
+def check_numbers(args: argparse.Namespace) -> None:
+    """The numeric flags every run takes, each refused in one line naming it."""
+    interval = args.interval
+    if not (math.isfinite(interval) and interval > 0):
+        raise UsageError(f"--interval {interval:g}: must be > 0 seconds, e.g. 15")
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: must be >= 0")
+    if args.max_replicas is not None and args.max_replicas < 1:
+        raise UsageError(f"--max-replicas {args.max_replicas}: must be >= 1")
+    if args.initial_replicas is not None and args.initial_replicas < 0:
+        raise UsageError(f"--initial-replicas {args.initial_replicas}: must be >= 0")
+
+
+def metrics_for(interval_s: float) -> MetricsConfig | None:
+    """The run's metrics: the default (a scrape per tick, a 60 s rate window), with the rate
+    window widened to two ticks when a tick is longer than 60 s (rate() needs two scrapes)."""
+    if interval_s <= 60.0:
+        return None
+    return MetricsConfig(scrape_interval_s=interval_s, rate_window_s=2 * interval_s)
+
+
+def _prepared(args: argparse.Namespace) -> tuple[profiles.Profile, list[str]]:
+    """The profile (read, tokens, slice, scale) and its `profile: ...` notes for the header."""
+    profile, notes = profile_from_args(args, _model(args.model))
+    return profile, [f"profile: {note}" for note in notes]
+
+
+def bounds_for(
+    args: argparse.Namespace, profile: profiles.Profile, model: ReplicaModel
+) -> tuple[int, int, str]:
+    """(max_replicas, initial_replicas, how they were chosen): the flags, or sized from the
+    load (`simulator.sizing`) when not given."""
+    given_max, given_initial = args.max_replicas, args.initial_replicas
+    if given_max is not None and given_initial is not None:
+        return (
+            given_max,
+            given_initial,
+            f"max_replicas {given_max}, {given_initial} ready at the start",
+        )
+    sized = sizing.size(profile, model)
+    max_replicas = sized.max_replicas if given_max is None else given_max
+    initial = min(sized.initial_replicas, max_replicas) if given_initial is None else given_initial
+    parts = (
+        sized.max_how if given_max is None else f"max_replicas {given_max}",
+        sized.initial_how if given_initial is None else f"{initial} ready at the start",
+    )
+    return max_replicas, initial, ", ".join(parts)
 
 
 def _specs(
-    given: Sequence[str], model: ReplicaModel, slo: SloTarget, max_replicas: int
+    given: Sequence[str], model: ReplicaModel, slo: Slo, max_replicas: int
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for text in given:
-        if re.fullmatch(r"[a-z_]+", text):
+        if is_policy_name(text):
             out.append(default_spec(text, model, slo, max_replicas))
         else:
             out.extend(load_spec(text))
@@ -153,46 +287,82 @@ def _specs(
 
 def run_all(
     profile: profiles.Profile, specs: Sequence[dict[str, Any]], model: ReplicaModel, *,
-    seed: int, options: dict[str, Any],
+    seed: int, options: dict[str, Any], progress: RunProgress | None = None,
 ) -> list[Result]:  # fmt: skip
-    """Each spec in turn; `options` are `simulator.run`'s keywords (interval, slo, ...)."""
+    """Each spec in turn; `options` are `simulator.run`'s keywords (interval, slo, ...);
+    `progress` (default: a bar on a terminal, else a line every few seconds) on stderr."""
     results = []
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty(),
-    ) as bar:  # fmt: skip
-        for spec in specs:
-            task = bar.add_task(str(spec["policy"]), total=1.0)
-
-            def advance(done: float, task: TaskID = task) -> None:
-                bar.update(task, completed=done)
-
+    with progress if progress is not None else for_stderr() as shown:
+        for i, spec in enumerate(specs, start=1):
+            shown.start(str(spec["policy"]), i, len(specs), profile.duration_s)
             result = run(
-                profile, spec, model, seed=seed, keep_records=False, progress=advance, **options
+                profile, spec, model, seed=seed, keep_records=False, progress=shown.update,
+                **options,
             )  # fmt: skip
             results.append(result)
     return results
 
 
-def summary_table(results: Sequence[Result], slo: SloTarget, title: str) -> Table:
+def report_console(*, stderr: bool = False) -> Console:
+    """Where tables and notes go: a terminal at its width (at least 120), a file or pipe at
+    220 columns so rows never wrap."""
+    width = Console(stderr=stderr).width if sys.stdout.isatty() else 220
+    return Console(width=max(120, width), stderr=stderr)
+
+
+def summary_table(results: Sequence[Result], slo: Slo, title: str | None = None) -> Table:
+    """One row per run. One SLO target: `SLO attained` (share within it, ok or MISS); several:
+    a column per target with its own figure (a wait's share within, a latency's percentile)
+    and an `SLO` verdict, ok only when every target holds. `at max (cap)`: the share of ticks
+    at max_replicas."""
+    targets = slo_targets(slo)
     table = Table(title=title, title_justify="left")
-    columns = ("policy", "SLO attained", "latency p95", "wait p99", "replica-h", "cost $",
-               "scale events", "direction changes", "dropped")  # fmt: skip
+    slo_columns = ["SLO attained"] if len(targets) <= 1 else [*(t.short for t in targets), "SLO"]
+    columns = ("policy", *slo_columns, "latency p95", "wait p99", "replica-h", "cost $",
+               "scale events", "direction changes", "dropped", "at max (cap)")  # fmt: skip
     for col in columns:
         table.add_column(col, justify="left" if col == "policy" else "right")
     for r in results:
         s = r.summary
-        attained = "-"
-        if s.slo_attainment is not None:
-            attained = f"{s.slo_attainment:.2%}" + (" ok" if s.slo_met else " MISS")
         table.add_row(
             s.policy,
-            attained,
+            *_slo_cells(s, targets),
             _seconds(s.latency_p95_s), _seconds(s.wait_p99_s), f"{s.replica_hours:,.1f}",
             "-" if s.cost_usd is None else f"{s.cost_usd:,.0f}",
             str(s.scale_events), str(s.direction_changes), str(s.dropped),
+            f"{share_text(s.at_max_share)} ({s.replica_cap})",
         )  # fmt: skip
     return table
+
+
+def _verdict(met: bool | None) -> str:
+    return " ok" if met else " MISS"
+
+
+def _slo_cells(s: Summary, targets: Sequence[SloTarget]) -> list[str]:
+    if s.slo_attainment is None:
+        return ["-"] * (1 if len(targets) <= 1 else len(targets) + 1)
+    if len(targets) <= 1:
+        return [f"{s.slo_attainment:.2%}" + _verdict(s.slo_met)]
+    cells = []
+    for target, share, value, met in zip(
+        targets, s.slo_attainments, s.slo_quantiles_s, s.slo_met_each, strict=True
+    ):
+        figure = f"{share:.2%}" if target.on == "wait" else _seconds(value)
+        cells.append(figure + _verdict(met))
+    return [*cells, "ok" if s.slo_met else "MISS"]
+
+
+def explanations(results: Sequence[Result]) -> list[str]:
+    """A line per run that missed (why) and per run whose cap bound (a warning)."""
+    lines = []
+    for r in results:
+        s = r.summary
+        if s.why:
+            lines.append(f"why {s.policy} missed: {s.why}")
+        if s.warning:
+            lines.append(s.warning)
+    return lines
 
 
 def _seconds(value: float | None) -> str:
@@ -203,8 +373,9 @@ def _seconds(value: float | None) -> str:
 
 def cmd_simulate(argv: Sequence[str]) -> int:
     """simulate one policy on a load profile: a summary table and PNG plots"""
-    parser = argparse.ArgumentParser(prog="replicast simulate", description=cmd_simulate.__doc__)
+    parser = _Parser(prog="replicast simulate", description=cmd_simulate.__doc__)
     _common(parser, profile_default=None)
+    parser.set_defaults(command="simulate")
     parser.add_argument(
         "--policy", required=True, help="a built-in name, inline YAML or a spec file"
     )
@@ -213,8 +384,9 @@ def cmd_simulate(argv: Sequence[str]) -> int:
 
 def cmd_compare(argv: Sequence[str]) -> int:
     """run several policies on one profile or scenario: one row per policy, and plots"""
-    parser = argparse.ArgumentParser(prog="replicast compare", description=cmd_compare.__doc__)
+    parser = _Parser(prog="replicast compare", description=cmd_compare.__doc__)
     _common(parser, profile_default=None, profile_required=False)
+    parser.set_defaults(command="compare")
     parser.add_argument(
         "--policy",
         action="append",
@@ -246,42 +418,87 @@ def cmd_compare(argv: Sequence[str]) -> int:
 
 def cmd_demo(argv: Sequence[str]) -> int:
     """the built-in policies on the embedded Azure LLM trace with GPU cold starts: table + plots"""
-    parser = argparse.ArgumentParser(prog="replicast demo", description=cmd_demo.__doc__)
+    parser = _Parser(prog="replicast demo", description=cmd_demo.__doc__)
     _common(parser, profile_default="azure-conv")
     # a warm start: the service was already running when the hour of trace begins
     parser.set_defaults(
-        model="llama2-70b-a100", out=Path("replicast-demo"), max_replicas=40, initial_replicas=4
-    )
+        model="llama2-70b-a100", out=Path("replicast-demo"), max_replicas=40, initial_replicas=4,
+        command="demo",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     return _compare(args, list(DEMO_POLICIES))
 
 
 def _compare(args: argparse.Namespace, policy_args: Sequence[str]) -> int:
-    console = Console(width=max(120, Console().width))
+    check_numbers(args)
     try:
         model = _model(args.model)
         slo = slo_from(args)
-        profile = _prepared(args)
+        profile, notes = _prepared(args)
     except (ValueError, KeyError) as error:
         raise UsageError(str(error).splitlines()[0]) from None
-    specs = _specs(policy_args, model, slo, args.max_replicas)
+    if args.interval > profile.duration_s:
+        raise UsageError(
+            f"--interval {args.interval:g}: longer than the profile ({profile.duration_s:g} s)"
+        )
+    max_replicas, initial, bounds = bounds_for(args, profile, model)
+    specs = _specs(policy_args, model, slo, max_replicas)
     began = time.perf_counter()
-    options = {"interval_s": args.interval, "slo": slo, "initial_replicas": args.initial_replicas}
+    options = {"interval_s": args.interval, "slo": slo, "initial_replicas": initial,
+               "metrics": metrics_for(args.interval)}  # fmt: skip
     results = run_all(profile, specs, model, seed=args.seed, options=options)
     elapsed = time.perf_counter() - began
     hours, requests = profile.duration_s / 3600, results[0].summary.requests
     title = (
-        f"{args.profile} x{args.rate_scale:g}, model {args.model}, SLO {slo.label}, "
+        f"{args.profile} x{args.rate_scale:g}, model {args.model}, SLO {slo_label(slo)}, "
         f"{hours:.1f} h, {requests:,} requests per run"
     )
-    console.print(summary_table(results, slo, title))
+    header = {
+        "command": args.command, "title": title, "profile": args.profile,
+        "rate_scale": args.rate_scale, "model": args.model, "seed": args.seed,
+        "interval_s": args.interval, "slo": _slo_json(slo), "max_replicas": max_replicas,
+        "initial_replicas": initial, "bounds": bounds, "notes": notes,
+        "elapsed_s": round(elapsed, 3),
+    }  # fmt: skip
+    table = summary_table(results, slo)
     runs = f"{len(results)} run(s) in {elapsed:.1f} s"
-    console.print(f"{runs}; costs are examples: verify against your agreement")
+    footer = f"{runs}; costs are examples: verify against your agreement"
+    return report(args, results, slo, header, table, [title, bounds, *notes], footer)
+
+
+def _slo_json(slo: Slo) -> list[dict[str, Any]]:
+    return [
+        {"on": t.on, "threshold_s": t.threshold_s, "share": t.share, "label": t.label}
+        for t in slo_targets(slo)
+    ]
+
+
+def report(
+    args: argparse.Namespace, results: Sequence[Result], slo: Slo, header: dict[str, Any],
+    table: Table, lines: Sequence[str], footer: str,
+) -> int:  # fmt: skip
+    """The header lines, the table, why-lines and the footer (on stdout, or on stderr with
+    `--json`); with `--out`, the plots and the files of `simulator.outputs`; with `--json`,
+    the one JSON document on stdout (the header, the runs and the files written)."""
+    console = report_console(stderr=args.json)
+    for line in lines:
+        console.print(line, soft_wrap=True, highlight=False)
+    console.print(table)
+    for line in explanations(results):
+        console.print(line, soft_wrap=True, highlight=False)
+    console.print(footer, soft_wrap=True, highlight=False)
+    written: list[Path] = []
     if args.out is not None:
         from simulator.plots import plot_compare  # noqa: PLC0415 - matplotlib only when asked
 
-        written = plot_compare(results, args.out, title=title)
-        console.print(f"plots: {', '.join(str(p) for p in written)}")
+        written = outputs.write(args.out, header, results)
+        console.print(f"summary and timelines: {', '.join(map(str, written))}", soft_wrap=True)
+        plots = plot_compare(results, args.out, title=header["title"], slo=slo)
+        console.print(f"plots: {', '.join(map(str, plots))}", soft_wrap=True)
+        written += plots
+    if args.json:
+        doc = outputs.document({**header, "files": [str(p) for p in written]}, results)
+        sys.stdout.write(outputs.dumps(doc) + "\n")
     return 0
 
 
@@ -296,9 +513,10 @@ def _scenario_conflicts(args: argparse.Namespace) -> list[str]:
         "--rate-scale": args.rate_scale != 1.0,
         "--model": args.model != "gpu-llm",
         "--interval": args.interval != 15.0,
-        "--max-replicas": args.max_replicas != 100,
+        "--max-replicas": args.max_replicas is not None,
         "--initial-replicas": args.initial_replicas is not None,
         "--slo-wait": args.slo_wait is not None,
+        "--slo-share": args.slo_share is not None,
         **{
             f"--slo-{q}": getattr(args, f"slo_{q}") is not None
             for q in ("p50", "p90", "p95", "p99")
@@ -316,7 +534,7 @@ def scenario_specs(given: Sequence[str], sc: scenarios.Scenario) -> list[dict[st
             out.append(sc.planner_spec())
         elif text in quality.BASELINES:
             out.append(quality.baseline_spec(text, SCENARIO_TARGET, sc))
-        elif re.fullmatch(r"[a-z_]+", text):
+        elif is_policy_name(text):
             bounds = sc.policy_defaults()
             spec = default_spec(text, sc.model, sc.slo, bounds["max_replicas"])
             out.append({**spec, **bounds})
@@ -334,11 +552,12 @@ def add_plan_rows(table: Table, sc: scenarios.Scenario) -> None:
     ):
         rh = f"{m.replica_hours:,.1f}"
         table.add_row(
-            name, "-", "-", "-", rh, "-", str(m.scale_events), str(m.direction_changes), "-"
+            name, "-", "-", "-", rh, "-", str(m.scale_events), str(m.direction_changes), "-", "-"
         )
 
 
 def _compare_scenario(args: argparse.Namespace, policy_args: Sequence[str]) -> int:
+    check_numbers(args)
     conflicts = _scenario_conflicts(args)
     if conflicts:
         raise UsageError(
@@ -354,23 +573,20 @@ def _compare_scenario(args: argparse.Namespace, policy_args: Sequence[str]) -> i
     except ValueError as error:
         raise UsageError(f"--scenario {args.scenario}: {error}") from None
     specs = scenario_specs(policy_args, sc)
-    console = Console(width=max(120, Console().width))
     began = time.perf_counter()
     results = run_all(sc.profile, specs, sc.model, seed=args.seed, options=sc.run_options())
     elapsed = time.perf_counter() - began
     requests = results[0].summary.requests
     title = f"{sc.name}, SLO {sc.slo.label}, {requests:,} requests per run"
-    table = summary_table(results, sc.slo, title)
+    header = {
+        "command": args.command, "title": title, "scenario": sc.name, "seed": args.seed,
+        "slo": _slo_json(sc.slo), "elapsed_s": round(elapsed, 3),
+    }  # fmt: skip
+    table = summary_table(results, sc.slo)
     add_plan_rows(table, sc)
-    console.print(table)
-    console.print(
+    footer = (
         f"{len(results)} run(s) in {elapsed:.1f} s; hpa, knative and ray by name target "
         f"{SCENARIO_TARGET:g} requests per replica (in service + queued); the plans are not "
         "simulated (the clairvoyant one is ready exactly when needed)"
     )
-    if args.out is not None:
-        from simulator.plots import plot_compare  # noqa: PLC0415 - matplotlib only when asked
-
-        written = plot_compare(results, args.out, title=title)
-        console.print(f"plots: {', '.join(str(p) for p in written)}")
-    return 0
+    return report(args, results, sc.slo, header, table, [title], footer)

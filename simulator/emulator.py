@@ -120,10 +120,10 @@ class SlotQueue:
         self._waiting.append(turn)
         try:
             await turn
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # the client gave up (timeout, disconnect): normal
             if turn.done() and not turn.cancelled():
                 self.release()  # handed a slot just as we gave up: pass it on
-            else:
+            elif turn in self._waiting:  # `release` may have skipped it already
                 self._waiting.remove(turn)
             raise
 
@@ -464,9 +464,9 @@ def build_model(args: argparse.Namespace) -> ReplicaModel:
     return ReplicaModel.from_spec({**spec, "sku": None, "platform": None})
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(prog: str = "python -m simulator.emulator") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m simulator.emulator",
+        prog=prog,
         description="an emulated inference server whose latency follows a replica model",
     )
     p.add_argument("--port", type=int, default=8000, help="0: any free port (printed)")
@@ -513,10 +513,10 @@ async def _main(args: argparse.Namespace) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The process entry point (`python -m simulator.emulator`): errors are one line on stderr
-    and exit code 2; SIGTERM drains and exits 0."""
-    args = parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m simulator.emulator") -> int:
+    """The process entry point (`python -m simulator.emulator`, or `replicast emulate` as
+    `prog`): errors are one line on stderr and exit code 2; SIGTERM drains and exits 0."""
+    args = parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     try:
         asyncio.run(_main(args))
@@ -528,7 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cmd_emulate(argv: Sequence[str]) -> int:
     """serve an emulated inference server (vLLM metric names) on a loopback port"""
-    return main(argv)
+    return main(argv, prog="replicast emulate")
 
 
 if __name__ == "__main__":

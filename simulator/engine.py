@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -30,11 +30,24 @@ from policies import Autoscaler, DecisionRecord, autoscaler
 from policies.policy import Policy, PolicyFactory
 from simulator import kernel
 from simulator.fold import fold_outcomes
+from simulator.intervals import ArrivalSlots
 from simulator.model import ReplicaModel
 from simulator.observe import MetricsConfig, Observer
 from simulator.profiles import Profile
 from simulator.provision import Platform, Provisioner, control_step
-from simulator.result import FloatArray, LogHistogram, Result, SloTarget, Summary, Timeline
+from simulator.result import (
+    FloatArray,
+    LogHistogram,
+    Result,
+    Slo,
+    SloTarget,
+    Summary,
+    Timeline,
+    cap_warning,
+    slo_label,
+    slo_targets,
+    why,
+)
 
 DEFAULT_EPOCH_S = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 STARTUP_DELAYS = 100_000  # pre-drawn per block; a run that creates more draws another
@@ -127,18 +140,25 @@ def as_model(given: ReplicaModel | Mapping[str, Any] | str) -> ReplicaModel:
 
 @dataclass
 class _Outcomes:
-    """Per-request results folded as they settle: fixed memory."""
+    """Per-request results folded as they settle: fixed memory. `met` counts the first SLO
+    target; `slots` every target, and the per-interval columns (`simulator.intervals`)."""
 
-    slo: SloTarget | None
+    slo: Slo | None
     keep: bool
     wait: LogHistogram
     requests: int = 0
     dropped: int = 0
     met: int = 0
+    slots: ArrivalSlots = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.slots = ArrivalSlots(slo_targets(self.slo))
 
     def fold(self, arrival_s: FloatArray, service_s: FloatArray, start_s: FloatArray) -> None:
-        threshold = math.inf if self.slo is None else self.slo.threshold_s
-        on_wait = self.slo is not None and self.slo.on == "wait"
+        first = next(iter(slo_targets(self.slo)), None)
+        threshold = math.inf if first is None else first.threshold_s
+        on_wait = first is not None and first.on == "wait"
+        self.slots.fold(arrival_s, service_s, start_s)
         dropped, within = fold_outcomes(
             arrival_s, service_s, start_s, threshold, on_wait,
             self.wait.counts, self.wait.low, self.wait.per_log,
@@ -157,7 +177,7 @@ def run(
     start_epoch_s: float = DEFAULT_EPOCH_S,
     interval_s: float = 15.0,
     metrics: MetricsConfig | None = None,
-    slo: SloTarget | None = None,
+    slo: Slo | None = None,
     initial_replicas: int | None = None,
     max_alive: int | None = None,
     chunk_s: float = 3600.0,
@@ -232,7 +252,7 @@ def simulate(  # noqa: PLR0915 - one loop, read top to bottom like the controlle
     interval_s: float = 15.0,
     metrics: MetricsConfig | None = None,
     start_epoch_s: float = DEFAULT_EPOCH_S,
-    slo: SloTarget | None = None,
+    slo: Slo | None = None,
     initial_replicas: int | None = None,
     max_alive: int | None = None,
     keep_records: bool = True,
@@ -355,7 +375,10 @@ def _drain(be: Backend, state: Any, end_s: float, outcomes: _Outcomes, kept: lis
         horizon += 3600.0
         be.advance(state, horizon)
     _fold_settled(be, state, outcomes, kept)
-    never = len(be.start_s(state)) - be.settled(state)
+    settled = be.settled(state)
+    left = np.asarray(state.arrival_s, dtype=np.float64)[settled:]
+    outcomes.slots.fold(left, np.zeros_like(left), np.full_like(left, np.nan))
+    never = len(be.start_s(state)) - settled
     outcomes.requests += never  # never served (no replica left): they count as dropped
     outcomes.dropped += never
 
@@ -391,25 +414,36 @@ def _row(
         value = getattr(obs, name)
         getattr(timeline, name)[k] = math.nan if value is None else value
     timeline.replica_seconds[k] = snap.replica_seconds
+    timeline.proposal[k] = math.nan if record.proposal is None else record.proposal
+    applied = record.applied_replicas
+    timeline.applied_replicas[k] = record.replicas if applied is None else applied
 
 
 def _summarize(
     scaler: Autoscaler, duration_s: float, outcomes: _Outcomes, end: kernel.Snapshot,
     timeline: Timeline, moves: _Moves, latency_hist: Any,
 ) -> Summary:  # fmt: skip
-    slo = outcomes.slo
-    attainment = (
-        (outcomes.met / outcomes.requests) if slo is not None and outcomes.requests else None
-    )
+    """The run's figures; completes the timeline's per-interval outcome columns first (the
+    arrays `timeline` views are the result's)."""
+    for name, column in outcomes.slots.per_interval(timeline.t_s).items():
+        if name in Timeline.__dataclass_fields__:
+            getattr(timeline, name)[:] = column
+        else:
+            timeline.extra[name] = column
+    targets = slo_targets(outcomes.slo)
+    requests = outcomes.requests
+    each = [_target_figures(t, i, outcomes, latency_hist) for i, t in enumerate(targets)]
+    missed = int(outcomes.slots.counts[:, 2].sum())
+    attainment = 1.0 - missed / requests if targets and requests else None
     replica_hours = end.replica_seconds / 3600.0
-    return Summary(
+    summary = Summary(
         policy=scaler.name,
         duration_s=duration_s,
-        requests=outcomes.requests,
+        requests=requests,
         dropped=outcomes.dropped,
-        slo="" if slo is None else slo.label,
+        slo=slo_label(outcomes.slo),
         slo_attainment=attainment,
-        slo_met=None if attainment is None or slo is None else attainment >= slo.share,
+        slo_met=None if attainment is None else all(met for _, _, met in each),
         latency_p50_s=_quantile(latency_hist, 0.5),
         latency_p95_s=_quantile(latency_hist, 0.95),
         latency_p99_s=_quantile(latency_hist, 0.99),
@@ -422,4 +456,71 @@ def _summarize(
         cost_usd=None,
         scale_events=moves.events,
         direction_changes=moves.direction_changes,
+        slo_targets=tuple(t.label for t in targets),
+        slo_attainments=tuple(a for a, _, _ in each),
+        slo_quantiles_s=tuple(q for _, q, _ in each),
+        slo_met_each=tuple(met for _, _, met in each),
+        missed=missed if targets else 0,
+        **_reasons(timeline, scaler.guards.max_replicas, missed if targets else 0),
     )
+    return replace(summary, why=why(summary), warning=cap_warning(summary))
+
+
+def _target_figures(
+    target: SloTarget, i: int, outcomes: _Outcomes, latency_hist: Any
+) -> tuple[float, float, bool]:
+    """(share within, its metric at its share, held) for one target; dropped requests count
+    as outside it and as an infinite wait or latency."""
+    requests = outcomes.requests
+    if not requests:
+        return math.nan, math.nan, False
+    within = int(outcomes.slots.met[i]) / requests
+    if target.on == "wait":
+        served = outcomes.wait.total
+        q = target.share * requests / served if served else math.inf
+        value = (outcomes.wait.quantile(q) if q <= 1.0 else None) if served else None
+    else:
+        served = int(np.sum(latency_hist))
+        q = target.share * requests / served if served else math.inf
+        value = _quantile(latency_hist, q) if q <= 1.0 else None
+    quantile = math.inf if value is None else value
+    return within, quantile, within >= target.share
+
+
+def _reasons(timeline: Timeline, cap: int, missed: int) -> dict[str, Any]:
+    """`Summary`'s why-fields from the timeline (see `Summary`): each row's missed requests
+    (those that arrived in its interval) go to the first of: the warm-up (started cold: until
+    what the first tick asked for, at most the cap, is ready), max_replicas in force (the
+    previous tick's decision), replicas starting (fewer ready than the decision in force), or
+    too few asked for. Misses after the last tick (a partial interval) go with the last row."""
+    n = timeline.t_s.size
+    if n == 0:
+        return {"replica_cap": cap}
+    desired, ready, proposal = timeline.replicas, timeline.ready_replicas, timeline.proposal
+    first_asked = int(desired[0] if np.isnan(proposal[0]) else max(proposal[0], desired[0]))
+    started_cold = first_asked > ready[0]
+    warm = np.flatnonzero(ready >= min(first_asked, cap))
+    warm_rows = (int(warm[0]) + 1 if warm.size else n) if started_cold else 0
+    in_force = np.concatenate(([ready[0]], desired[:-1]))
+    rows_missed = np.nan_to_num(timeline.missed)
+    rows_missed[-1] += max(0.0, missed - rows_missed.sum())
+    cold = np.arange(n) < warm_rows
+    at_max = ~cold & (in_force >= cap)
+    starting = ~cold & ~at_max & ((ready < in_force) | (timeline.starting_replicas > 0))
+    other = ~cold & ~at_max & ~starting
+    asked = proposal[~np.isnan(proposal)]
+    return {
+        "replica_cap": cap,
+        "at_max_share": float(np.mean(desired >= cap)),
+        "above_max_share": float(np.mean(np.nan_to_num(proposal) > cap)),
+        "proposal_max": int(asked.max()) if asked.size else 0,
+        "initial_replicas": int(ready[0]),
+        "first_asked": first_asked,
+        "started_cold": started_cold,
+        "warmup_s": float(timeline.t_s[warm_rows - 1]) if warm_rows else 0.0,
+        "queue_max": int(np.nanmax(timeline.queue_depth)),
+        "missed_cold_start": int(rows_missed[cold].sum()),
+        "missed_at_max": int(rows_missed[at_max].sum()),
+        "missed_starting": int(rows_missed[starting].sum()),
+        "missed_other": int(rows_missed[other].sum()),
+    }

@@ -48,7 +48,7 @@ def test_demo_compares_every_built_in_on_the_embedded_azure_trace(
     ("args", "message"),
     [
         (["--profile", "nowhere.csv", "--policy", "hpa"], "--profile nowhere.csv: no such file"),
-        (["--profile", "constant:5:60", "--policy", "nope"], "--policy nope: no default spec"),
+        (["--profile", "constant:5:60", "--policy", "nope"], "--policy nope: unknown policy nope"),
         (["--profile", "constant:5:60", "--policy", "hpa", "--model", "tpu"], "tpu"),
     ],
     ids=["missing-trace", "unknown-policy", "unknown-model"],
