@@ -1,7 +1,8 @@
 """Endpoint registrars: tell whatever routes traffic which container groups take it.
 
-In: from the ACI actuator (controller/actuators/aci.py), `register(name, address)` for each
-READY group ("10.0.0.4:8000"; registering a name again replaces its address),
+In: from the ACI and local actuators (controller/actuators/aci.py, local.py),
+`register(name, address)` for each READY group ("10.0.0.4:8000"; registering a name again
+replaces its address),
 `deregister(name)` before a group is drained and deleted (an unknown name is a no-op), and
 `current()`, the names routed to now. Out: a router that follows. Three kinds:
 
@@ -37,7 +38,14 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from controller.actuators.aci import (
+from controller.actuators.base import (
+    Clock,
+    PermanentError,
+    SystemClock,
+    TemporaryError,
+    retrying,
+)
+from controller.arm import (
     ArmClient,
     ArmSettings,
     PreconditionFailedError,
@@ -45,13 +53,6 @@ from controller.actuators.aci import (
     default_credential,
     one_line,
     retry_after_s,
-)
-from controller.actuators.base import (
-    Clock,
-    PermanentError,
-    SystemClock,
-    TemporaryError,
-    retrying,
 )
 
 logger = logging.getLogger(__name__)

@@ -60,3 +60,14 @@ def test_importing_policies_loads_no_shell_or_network_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_registrars_and_aci_share_the_arm_client_without_importing_each_other() -> None:
+    """controller/arm.py is the ARM client; the ACI actuator and the registrars both use it."""
+    modules = imported_modules("controller")
+    assert "controller.arm" in modules["controller/registrars.py"]
+    assert "controller.arm" in modules["controller/actuators/aci.py"]
+    assert not any("aci" in n for n in modules["controller/registrars.py"])
+    assert not any(
+        "actuators" in n for n in modules["controller/arm.py"] - {"controller.actuators.base"}
+    )

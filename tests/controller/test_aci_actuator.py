@@ -20,17 +20,13 @@ import pytest
 import pytest_asyncio
 
 from controller.actuators.aci import (
-    ARM_SCOPE,
     AciActuator,
     AciRef,
     AciSettings,
-    ArmSettings,
     Group,
-    OperationFailedError,
     Phase,
     classify,
     group_body,
-    retry_after_s,
     route_plan,
     scale_plan,
 )
@@ -41,6 +37,7 @@ from controller.actuators.base import (
     TemporaryError,
     WorkloadState,
 )
+from controller.arm import ARM_SCOPE, ArmSettings, OperationFailedError, retry_after_s
 from controller.registrars import FileRegistrar
 from tests.controller.fake_arm import TOKEN, FakeArm, FakeCredential, client_ssl
 from tests.controller.fake_kube import FakeClock

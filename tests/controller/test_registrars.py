@@ -15,8 +15,9 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from controller.actuators.aci import AciActuator, AciRef, AciSettings, ArmSettings
+from controller.actuators.aci import AciActuator, AciRef, AciSettings
 from controller.actuators.base import PermanentError, TemporaryError
+from controller.arm import ArmSettings
 from controller.registrars import (
     AppGatewayRef,
     AppGatewayRegistrar,
