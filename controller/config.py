@@ -39,7 +39,7 @@ from pydantic import (
 )
 
 from controller import signals as sig
-from policies import Autoscaler, SpecError, autoscaler
+from policies import Autoscaler, SpecError, autoscaler, yaml_input
 from policies.observation import SIGNALS, is_signal_name
 from policies.spec import TYPE_MESSAGES
 
@@ -48,6 +48,11 @@ AZURE_PROMETHEUS_SCOPE = "https://prometheus.monitor.azure.com/.default"
 DEFAULT_INTERVAL_S = 15.0
 DEFAULT_STALENESS_S = 60.0
 DEFAULT_GROUP_BY: tuple[str, ...] = ("namespace", "name")
+DEFAULT_PERMANENT_ERROR_RETRY_S = 300.0
+# Every number in the file has a finite range (NaN and infinities are refused everywhere):
+# 0.1 s fits a time-compressed sandbox and a soak at 0.5 s; an hour is the slowest useful loop.
+MIN_INTERVAL_S, MAX_INTERVAL_S = 0.1, 3600.0
+MAX_STALENESS_S = 86_400.0
 
 Loc = tuple[str | int, ...]
 
@@ -105,10 +110,20 @@ def _signal_name(value: str) -> str:
 
 
 def _url(value: str) -> str:
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query:
+    try:
+        parts = urllib.parse.urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = urllib.parse.urlsplit(""), False
+    if parts.username is not None or parts.password is not None:
         raise ValueError(
-            "must be the http:// or https:// base URL of the Prometheus API, such as "
+            "must not hold a user or password (they would be logged with the URL and sent "
+            "beside any auth header); drop them and use auth: {type: basic, username: ..., "
+            "password_file: ...} or {type: bearer, token_file: ...}"
+        )
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or not port_ok:
+        raise ValueError(
+            "must be an http:// or https:// base URL such as "
             f"http://prometheus.monitoring:9090 (got {value!r})"
         )
     return value.rstrip("/")
@@ -139,7 +154,7 @@ PromQL = Annotated[str, AfterValidator(_non_blank)]
 class Model(BaseModel):
     """Frozen; unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- prometheus ------------------------------------------------------------------------------
@@ -163,6 +178,23 @@ class BearerAuth(Model):
         return self
 
 
+class BasicAuth(Model):
+    """HTTP basic auth (a reverse proxy in front of Prometheus); the password is never here."""
+
+    type: Literal["basic"]
+    username: Annotated[str, AfterValidator(_non_blank)]
+    password_file: str | None = Field(None, description="re-read when it changes (a Secret)")
+    password_env: str | None = Field(None, description="name of an environment variable")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BasicAuth:
+        if (self.password_file is None) == (self.password_env is None):
+            raise ValueError("set exactly one of password_file or password_env")
+        if ":" in self.username:
+            raise ValueError(f"username: must not contain ':' (got {self.username!r})")
+        return self
+
+
 class AzureManagedPrometheusAuth(Model):
     """Entra ID tokens from azure-identity (DefaultAzureCredential: workload/managed identity)."""
 
@@ -171,7 +203,9 @@ class AzureManagedPrometheusAuth(Model):
     managed_identity_client_id: str | None = None
 
 
-Auth = Annotated[NoAuth | BearerAuth | AzureManagedPrometheusAuth, Field(discriminator="type")]
+Auth = Annotated[
+    NoAuth | BearerAuth | BasicAuth | AzureManagedPrometheusAuth, Field(discriminator="type")
+]
 
 
 class PrometheusConfig(Model):
@@ -213,6 +247,39 @@ def _container_group(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+class FileRegistrarConfig(Model):
+    """The routed replicas as {"backends": [{"name", "address"}]} in a file a router watches."""
+
+    type: Literal["file"]
+    path: Annotated[str, AfterValidator(_non_blank)]
+
+
+class HttpRegistrarConfig(Model):
+    """A custom router's JSON API: GET/POST {url}, DELETE {url}/{name}."""
+
+    type: Literal["http"]
+    url: Annotated[str, AfterValidator(_url)]
+    timeout_s: float = Field(5.0, gt=0, le=300)
+
+
+class AppGatewayRegistrarConfig(Model):
+    """One backend pool of an Azure Application Gateway (ACI targets only), through ARM."""
+
+    type: Literal["app_gateway"]
+    subscription_id: str | None = Field(None, description="default: the target's subscription")
+    resource_group: Annotated[str, AfterValidator(_resource_group)]
+    gateway: Annotated[str, AfterValidator(_non_blank)]
+    backend_pool: Annotated[str, AfterValidator(_non_blank)]
+
+
+LocalRegistrar = Annotated[FileRegistrarConfig | HttpRegistrarConfig, Field(discriminator="type")]
+RegistrarConfig = FileRegistrarConfig | HttpRegistrarConfig | AppGatewayRegistrarConfig
+AnyRegistrar = Annotated[
+    FileRegistrarConfig | HttpRegistrarConfig | AppGatewayRegistrarConfig,
+    Field(discriminator="type"),
+]
+
+
 class AciTarget(Model):
     """Azure Container Instances: one container group per replica, made from `template`."""
 
@@ -222,6 +289,9 @@ class AciTarget(Model):
     name_prefix: DnsLabel = Field(max_length=56)
     location: str | None = None
     template: Annotated[dict[str, Any], AfterValidator(_container_group)]
+    registrar: AnyRegistrar | None = Field(
+        None, description="who routes traffic to the ready groups (none: the groups' own IPs)"
+    )
 
 
 class LocalTarget(Model):
@@ -231,7 +301,12 @@ class LocalTarget(Model):
     command: list[str] = Field(min_length=1)
     env: dict[str, str] = Field(default_factory=dict)
     workdir: str | None = None
-    base_port: int | None = Field(None, ge=1024, le=65535)
+    base_port: int = Field(
+        ge=1024, le=65535, description="replica i listens on 127.0.0.1:(base_port + i)"
+    )
+    registrar: LocalRegistrar | None = Field(
+        None, description="a router to tell which replicas are ready (the sandbox's router)"
+    )
 
 
 ScaleTarget = Annotated[KubernetesTarget | AciTarget | LocalTarget, Field(discriminator="kind")]
@@ -305,9 +380,18 @@ class TargetConfig(Model):
     policy: PolicySpec
     shadow: list[PolicySpec] = Field(default_factory=list)
     activation: ActivationConfig | None = None
-    interval_s: float = Field(DEFAULT_INTERVAL_S, gt=0, description="default: defaults")
-    staleness_s: float = Field(DEFAULT_STALENESS_S, gt=0, description="default: defaults")
+    interval_s: float = Field(
+        DEFAULT_INTERVAL_S, ge=MIN_INTERVAL_S, le=MAX_INTERVAL_S, description="default: defaults"
+    )
+    staleness_s: float = Field(
+        DEFAULT_STALENESS_S, gt=0, le=MAX_STALENESS_S, description="default: defaults"
+    )
     dry_run: bool = False
+
+    @model_validator(mode="after")
+    def _staleness_covers_interval(self) -> TargetConfig:
+        _check_staleness(self.interval_s, self.staleness_s)
+        return self
 
     def variables(self) -> dict[str, str]:
         """Template values: target, namespace and name (from scale_target), then labels."""
@@ -346,11 +430,31 @@ class TargetConfig(Model):
         return sig.TargetQueries(self.name, self.staleness_s, queries)
 
 
+def _check_staleness(interval_s: float, staleness_s: float) -> None:
+    if staleness_s < interval_s:
+        raise ValueError(
+            "staleness_s must be >= interval_s: data older than one interval is what a tick "
+            f"must be able to call stale (got staleness_s {staleness_s:g}, interval_s "
+            f"{interval_s:g})"
+        )
+
+
 class Defaults(Model):
-    interval_s: float = Field(DEFAULT_INTERVAL_S, gt=0)
-    staleness_s: float = Field(DEFAULT_STALENESS_S, gt=0)
+    interval_s: float = Field(DEFAULT_INTERVAL_S, ge=MIN_INTERVAL_S, le=MAX_INTERVAL_S)
+    staleness_s: float = Field(DEFAULT_STALENESS_S, gt=0, le=MAX_STALENESS_S)
     dry_run: bool = False
     group_by: list[LabelName] = Field(default_factory=lambda: list(DEFAULT_GROUP_BY))
+    permanent_error_retry_s: float = Field(
+        DEFAULT_PERMANENT_ERROR_RETRY_S,
+        ge=1,
+        le=86_400,
+        description="how often a target halted by a permanent error (403, 404) is tried again",
+    )
+
+    @model_validator(mode="after")
+    def _staleness_covers_interval(self) -> Defaults:
+        _check_staleness(self.interval_s, self.staleness_s)
+        return self
 
 
 class Config(Model):
@@ -420,10 +524,19 @@ class ConfigError(ValueError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+_PLAIN_KEY = re.compile(r"[\w-]+")
+
+
 def render_path(loc: Loc) -> str:
+    """("targets", 0, "policy") -> targets[0].policy; an odd key is quoted: prometheus['a b']."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not _PLAIN_KEY.fullmatch(str(part)):
+            out += f"[{str(part)!r}]"
+        else:
+            out += f".{part}" if out else str(part)
     return out
 
 
@@ -612,7 +725,9 @@ def _policy_problems(
             out.append(((*loc, *key), message))
         return out, None
     except Exception as error:  # a third-party policy's bug must not hide the other problems
-        return [(loc, f"cannot build the policy: {type(error).__name__}: {error}")], None
+        text = " ".join(str(error).split())
+        text = text if len(text) <= 200 else text[:197] + "..."
+        return [(loc, f"cannot build the policy: {type(error).__name__}: {text}")], None
 
 
 def _template_problems(target: TargetConfig, loc: Loc) -> list[tuple[Loc, str]]:
@@ -736,15 +851,9 @@ def _read_yaml(path: Path, source: str) -> tuple[Any, _Marks, list[Problem]]:
         reason = getattr(error, "strerror", None) or str(error)
         return None, marks, [Problem(source, "", f"cannot read the file: {reason}")]
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        reason = " ".join(str(x) for x in (error.context, error.problem) if x)
-        return None, marks, [Problem(source, "", f"YAML syntax error: {reason}", line, column)]
-    except yaml.YAMLError as error:
-        return None, marks, [Problem(source, "", f"YAML error: {error}")]
+        data, node = yaml_input.load(text)
+    except yaml_input.YamlInputError as error:
+        return None, marks, [Problem(source, "", error.message, error.line, error.column)]
     dupes: list[tuple[Loc, str]] = []
     if node is not None:
         _walk_nodes(node, (), marks, dupes)

@@ -47,7 +47,7 @@ from typing import Any
 import yaml
 
 from controller import signals as sig
-from policies import SpecError, autoscaler
+from policies import SpecError, autoscaler, yaml_input
 from policies.spec import parse_quantity
 
 ACCEPTED = (
@@ -404,14 +404,10 @@ def _load(path: Path) -> list[Any]:
         reason = getattr(error, "strerror", None) or str(error)
         raise NotAcceptedError(f"cannot read the file: {reason}") from None
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
-        reason = _one_line(" ".join(str(x) for x in (error.context, error.problem) if x))
-        raise NotAcceptedError(f"{where}YAML syntax error: {reason}; {ACCEPTED}") from None
-    except yaml.YAMLError as error:
-        raise NotAcceptedError(f"YAML error: {_one_line(str(error))}; {ACCEPTED}") from None
+        docs = yaml_input.load_all(text)
+    except yaml_input.YamlInputError as error:
+        where = f"line {error.line} column {error.column}: " if error.line else ""
+        raise NotAcceptedError(f"{where}{error.message}; {ACCEPTED}") from None
     if not docs:
         raise NotAcceptedError(f"no objects in the file; {ACCEPTED}")
     return docs

@@ -163,9 +163,8 @@ def options_from(args: argparse.Namespace, config: Config | None = None) -> RunO
             "use a loopback --listen (127.0.0.1) and kubectl port-forward"
         )
     tuned: dict[str, Any] = {}
-    configured = getattr(config.defaults, "permanent_error_retry_s", None) if config else None
-    if configured is not None:
-        tuned["permanent_error_retry_s"] = configured
+    if config is not None:
+        tuned["permanent_error_retry_s"] = config.defaults.permanent_error_retry_s
     for name in (
         "max_change_per_tick", "state_write_interval_s", "permanent_error_retry_s",
         "shutdown_grace_s", "max_in_flight",

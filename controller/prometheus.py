@@ -8,14 +8,16 @@ failed; failures are counted by kind in `stats` (for /metrics) and logged, never
 a Prometheus outage cannot kill the control loop. The loop turns values into an Observation
 with `controller.signals.observation_signals`.
 
-Auth: none, a bearer token (a file re-read when it changes, or an environment variable), or
-Entra ID tokens for Azure Monitor managed Prometheus (azure-identity, imported only then).
+Auth: none, a bearer token (a file re-read when it changes, or an environment variable), HTTP
+basic auth (the password read the same ways), or Entra ID tokens for Azure Monitor managed
+Prometheus (azure-identity, imported only then).
 `query_range` is the offline path (`replicast profile from-prometheus`), never the loop's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import math
@@ -32,6 +34,7 @@ import aiohttp
 from controller import signals as sig
 from controller.config import (
     AzureManagedPrometheusAuth,
+    BasicAuth,
     BearerAuth,
     NoAuth,
     PrometheusConfig,
@@ -93,6 +96,20 @@ class EnvToken:
         return token
 
 
+class BasicCredentials:
+    """HTTP basic auth: `username` and a password read like a bearer token (file or env)."""
+
+    scheme = "Basic"
+
+    def __init__(self, username: str, password: FileToken | EnvToken) -> None:
+        self.username = username
+        self._password = password
+
+    async def __call__(self) -> str:
+        pair = f"{self.username}:{await self._password()}".encode()
+        return base64.b64encode(pair).decode("ascii")
+
+
 class AsyncCredential(Protocol):
     """azure.identity.aio credentials (DefaultAzureCredential, ManagedIdentityCredential)."""
 
@@ -152,7 +169,7 @@ def default_azure_credential(managed_identity_client_id: str | None = None) -> A
 
 
 def token_provider_for(
-    auth: NoAuth | BearerAuth | AzureManagedPrometheusAuth,
+    auth: NoAuth | BearerAuth | BasicAuth | AzureManagedPrometheusAuth,
     *,
     environ: Mapping[str, str] | None = None,
     credential: AsyncCredential | None = None,
@@ -162,6 +179,13 @@ def token_provider_for(
         if auth.token_file is not None:
             return FileToken(auth.token_file)
         return EnvToken(auth.token_env or "", environ=environ)
+    if isinstance(auth, BasicAuth):
+        password = (
+            FileToken(auth.password_file)
+            if auth.password_file is not None
+            else EnvToken(auth.password_env or "", environ=environ)
+        )
+        return BasicCredentials(auth.username, password)
     if isinstance(auth, AzureManagedPrometheusAuth):
         cred = credential or default_azure_credential(auth.managed_identity_client_id)
         return AzureToken(cred, auth.scope)
@@ -204,7 +228,8 @@ async def _request(
 ) -> tuple[int, bytes]:
     headers = {"Accept": "application/json"}
     if token_provider is not None:
-        headers["Authorization"] = f"Bearer {await token_provider()}"
+        scheme = getattr(token_provider, "scheme", "Bearer")
+        headers["Authorization"] = f"{scheme} {await token_provider()}"
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
         if method == "POST":

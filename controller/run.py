@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -41,7 +41,16 @@ from controller.actuators.kubernetes import (
     kubernetes_api,
 )
 from controller.app import create_app
-from controller.config import AciTarget, Config, KubernetesTarget, TargetConfig, check_config
+from controller.config import (
+    AciTarget,
+    Config,
+    FileRegistrarConfig,
+    HttpRegistrarConfig,
+    KubernetesTarget,
+    RegistrarConfig,
+    TargetConfig,
+    check_config,
+)
 from controller.leader import LeaderElector
 from controller.logs import configure_logging
 from controller.loop import ControlLoop
@@ -54,6 +63,9 @@ from controller.options import (
 from controller.prometheus import PrometheusSource, token_provider_for
 from controller.startup import StartupError, bind, freeze_heap, preflight
 from controller.state_store import ConfigMapStore, MemoryStore, StateStore
+
+if TYPE_CHECKING:
+    from controller.registrars import Registrar
 
 log = logging.getLogger("controller.run")
 
@@ -103,6 +115,30 @@ def _optional_module(name: str, where: str, kind: str) -> Any:
         ) from None
 
 
+def build_registrar(
+    block: RegistrarConfig | None, subscription: str, resources: Resources
+) -> Registrar | None:
+    """The router the `registrar:` block names (registrars are imported only when one is)."""
+    if block is None:
+        return None
+    from controller import registrars  # noqa: PLC0415 (App Gateway pulls in azure-identity)
+
+    if isinstance(block, FileRegistrarConfig):
+        return registrars.FileRegistrar(block.path)
+    if isinstance(block, HttpRegistrarConfig):
+        settings = registrars.HttpRegistrarSettings(timeout_s=block.timeout_s)
+        return registrars.HttpRegistrar(
+            block.url, session=resources.session, clock=resources.clock, settings=settings
+        )
+    ref = registrars.AppGatewayRef(
+        subscription_id=block.subscription_id or subscription,
+        resource_group=block.resource_group,
+        name=block.gateway,
+        backend_pool=block.backend_pool,
+    )
+    return registrars.AppGatewayRegistrar(ref, session=resources.session, clock=resources.clock)
+
+
 def build_actuator(target: TargetConfig, index: int, resources: Resources) -> Actuator:
     """The actuator `target.scale_target.kind` names; aci and local are imported only here."""
     st = target.scale_target
@@ -131,14 +167,12 @@ def build_actuator(target: TargetConfig, index: int, resources: Resources) -> Ac
             )
         except ValueError as error:
             raise StartupError(f"{where}.{error}") from None
-        made: Actuator = aci.AciActuator(aci_ref, session=resources.session, clock=resources.clock)
+        registrar = build_registrar(st.registrar, subscription, resources)
+        made: Actuator = aci.AciActuator(
+            aci_ref, session=resources.session, clock=resources.clock, registrar=registrar
+        )
         return made
     local = _optional_module("controller.actuators.local", where, "local")
-    if st.base_port is None:
-        raise StartupError(
-            f"{where}.base_port: required for local replicas (replica i listens on "
-            "base_port + i), e.g. base_port: 18000"
-        )
     try:
         made = local.LocalActuator(
             st.command,
@@ -148,6 +182,7 @@ def build_actuator(target: TargetConfig, index: int, resources: Resources) -> Ac
             name=target.name,
             env={**os.environ, **st.env} if st.env else None,
             cwd=st.workdir,
+            registrar=build_registrar(st.registrar, "", resources),
         )
     except ActuatorError as error:
         raise StartupError(f"{where}: {error}") from None

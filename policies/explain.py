@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from policies import yaml_input
 from policies.autoscaler import autoscaler
 from policies.engine import DecisionRecord
 from policies.observation import Observation, ObservationError
@@ -51,13 +52,10 @@ def load_script(path: Path) -> Script:
     if path.suffix.lower() == ".csv":
         return Script([], read_csv(path), DEFAULT_START_S, str(path))
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ScriptError(
-            f"{where}: not valid YAML/JSON ({getattr(error, 'problem', error)})"
-        ) from None
+        data = yaml_input.safe_load(path.read_text())
+    except yaml_input.YamlInputError as error:
+        where = f"{path}:{error.line}:{error.column}" if error.line else str(path)
+        raise ScriptError(f"{where}: {error.message}") from None
     return parse_script(data, str(path))
 
 
@@ -190,13 +188,11 @@ def load_spec(text_or_path: str) -> list[dict[str, Any]]:
             if not path.exists():
                 raise ScriptError(f"{path}: no such file")
             source = str(path)
-            data = yaml.safe_load(path.read_text())
+            data = yaml_input.safe_load(path.read_text())
         else:
-            data = yaml.safe_load(text_or_path)
-    except yaml.YAMLError as error:
-        raise ScriptError(
-            f"{source}: not valid YAML/JSON ({getattr(error, 'problem', error)})"
-        ) from None
+            data = yaml_input.safe_load(text_or_path)
+    except yaml_input.YamlInputError as error:
+        raise ScriptError(f"{source}: {error}") from None
     if isinstance(data, Mapping) and "specs" in data:
         data = data["specs"]
     items = data if isinstance(data, list) else [data]

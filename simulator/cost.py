@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from policies import yaml_input
 from policies.spec import StrictModel, problems_of
 
 __all__ = [
@@ -161,13 +162,10 @@ def default_prices() -> PriceTable:
 
 def _parse(text: str, source: str) -> PriceTable:
     try:
-        document = yaml.safe_load(text)
+        document = yaml_input.safe_load(text)
         lines = _row_lines(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark is not None else ""
-        reason = getattr(error, "problem", None) or type(error).__name__
-        raise PriceError(f"{source}: {line}not valid YAML ({reason})") from None
+    except yaml_input.YamlInputError as error:
+        raise PriceError(f"{source}: {error}") from None
     rows = document.get("prices") if isinstance(document, dict) else None
     if not isinstance(rows, list):
         raise PriceError(f"{source}: must be a mapping with a 'prices' list (see prices.yaml)")

@@ -43,11 +43,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import yaml
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from policies import yaml_input
 from simulator.model import ReplicaModel
 from simulator.profiles import Arrivals, IntArray
 from simulator.service import ModelError, TokenService
@@ -444,9 +444,9 @@ def build_model(args: argparse.Namespace) -> ReplicaModel:
         path = Path(args.model)
         if path.exists():
             try:
-                loaded = yaml.safe_load(path.read_text())
-            except yaml.YAMLError as error:
-                raise EmulatorError(f"--model {path}: not valid YAML ({error})") from None
+                loaded = yaml_input.safe_load(path.read_text())
+            except yaml_input.YamlInputError as error:
+                raise EmulatorError(f"--model {path}: {error}") from None
             if not isinstance(loaded, dict):
                 raise EmulatorError(f"--model {path}: must be a replica model mapping")
             spec = loaded

@@ -370,10 +370,13 @@ class AciActuator:
             )
 
     async def aclose(self) -> None:
-        """Close the credential this actuator made itself (the session belongs to the caller)."""
+        """Close the credential this actuator made and its registrar (not the caller's session)."""
         close = getattr(self.credential, "close", None)
         if self._own_credential and close is not None:
             await close()
+        close_registrar = getattr(self.registrar, "aclose", None)
+        if close_registrar is not None:
+            await close_registrar()
 
     # --- reading ---
 

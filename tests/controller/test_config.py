@@ -131,12 +131,12 @@ def test_every_problem_is_reported_at_once_with_line_path_value_and_fix(write: W
     path = write(BROKEN)
     got = lines(path)
     expected = [
-        "3:8: prometheus.url: must be the http:// or https:// base URL of the Prometheus API, "
-        "such as http://prometheus.monitoring:9090 (got 'prometheus:9090')",
+        "3:8: prometheus.url: must be an http:// or https:// base URL such as "
+        "http://prometheus.monitoring:9090 (got 'prometheus:9090')",
         "4:14: prometheus.timeout_s: must be > 0 (got -1)",
         "5:24: prometheus.auth.token: unknown key; allowed: token_env, token_file, type; "
         "keep secrets out of this file: use token_file or token_env",
-        "6:24: defaults.interval_s: must be > 0 (got 0)",
+        "6:24: defaults.interval_s: must be >= 0.1 (got 0)",
         "9:49: targets[0].scale_target.namespace: must be a Kubernetes namespace: at most 63 "
         "lowercase letters, digits and '-', starting and ending with a letter or digit "
         "(got 'LLM')",
@@ -274,7 +274,8 @@ def test_a_missing_file_is_one_problem(tmp_path: Path) -> None:
         (
             "{url: http://127.0.0.1:9090}",
             "{url: http://x:9090, auth: {token_file: /t}}",
-            "prometheus.auth: type must be one of 'none', 'bearer', 'azure_managed_prometheus'",
+            "prometheus.auth: type must be one of 'none', 'bearer', 'basic', "
+            "'azure_managed_prometheus'",
         ),
         (
             "scale_target: {kind: Deployment, namespace: llm, name: llama}",
@@ -284,7 +285,7 @@ def test_a_missing_file_is_one_problem(tmp_path: Path) -> None:
         ),
         (
             "scale_target: {kind: Deployment, namespace: llm, name: llama}",
-            "scale_target: {kind: local, command: []}",
+            "scale_target: {kind: local, command: [], base_port: 18000}",
             "targets[0].scale_target.command: must have at least 1 item(s)",
         ),
         (

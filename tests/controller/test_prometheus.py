@@ -47,6 +47,7 @@ def target(name: str, *, staleness_s: float = 30.0, **overrides: Any) -> TargetC
         "signals": {"preset": "vllm", "selector": 'namespace="{namespace}"'},
         "policy": {"policy": "hpa", "metric": "in_flight", "target_per_replica": 4},
         "staleness_s": staleness_s,
+        "interval_s": min(staleness_s, 15.0),
     }
     spec["policy"]["max_replicas"] = 10
     return TargetConfig.model_validate(spec | overrides)

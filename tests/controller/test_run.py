@@ -93,9 +93,9 @@ def test_a_bad_config_exits_1_with_one_line_per_problem(
     lines = err.splitlines()
     assert len(lines) == 3, err
     assert all(line.startswith(f"{path}:") for line in lines)
-    assert "prometheus.url: must be the http:// or https:// base URL" in err
+    assert "prometheus.url: must be an http:// or https:// base URL" in err
     assert "targets[0].scale_target.namespace: must be a Kubernetes namespace" in err
-    assert "targets[0].interval_s: must be > 0 (got 0)" in err
+    assert "targets[0].interval_s: must be >= 0.1 (got 0)" in err
     assert "Traceback" not in err
 
 

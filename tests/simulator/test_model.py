@@ -393,7 +393,7 @@ BAD_TABLES = {
     ),
     "not-yaml": (
         "prices:\n  - {sku: A, platform: aks\n",
-        "line 3: not valid YAML",
+        "line 3: YAML syntax error",
     ),
     "no-list": ("- {sku: A}\n", "must be a mapping with a 'prices' list"),
 }
