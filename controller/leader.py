@@ -29,7 +29,7 @@ from typing import Any
 
 from kubernetes_asyncio.client import ApiClient, CoordinationV1Api, V1Lease, V1LeaseSpec
 
-from controller.actuators.kubernetes import ConflictError, NotFoundError, call_api, rfc3339
+from controller.actuators.kube_api import ConflictError, NotFoundError, call_api, rfc3339
 from controller.clock import Clock, SystemClock, monotonic_of, sleep_unless
 from controller.errors import ActuatorError, TemporaryError
 

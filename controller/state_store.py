@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
-from controller.actuators.kubernetes import (
+from controller.actuators.kube_api import (
     ConflictError,
     NotFoundError,
     call_api,

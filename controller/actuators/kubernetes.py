@@ -33,374 +33,90 @@ leader Lease (controller/leader.py) adds leases `get`, `create`, `update`; the s
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-import os
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import aiohttp
-from kubernetes_asyncio import config
 from kubernetes_asyncio.client import (
     ApiClient,
     AppsV1Api,
-    AutoscalingV2Api,
-    Configuration,
     CoreV1Api,
     CoreV1Event,
-    CustomObjectsApi,
     V1EventSource,
     V1ObjectMeta,
     V1ObjectReference,
 )
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from controller.actuators.base import (
     ActuatorError,
     Clock,
-    ConditionType,
     PermanentError,
     ScaleRefusedError,
     SystemClock,
     TemporaryError,
-    WorkloadCondition,
     WorkloadState,
-    retrying,
+)
+from controller.actuators.cluster_reads import LIST_FROM, ClusterReads, relayed
+from controller.actuators.kube_api import (
+    API_FAILURES,
+    KINDS,
+    ConflictError,
+    KubernetesSettings,
+    NotFoundError,
+    WorkloadRef,
+    api_error,
+    call_api,
+    json_body,
+    kubernetes_api,
+    rfc3339,
+)
+from controller.actuators.kube_state import (
+    PAUSED_ANNOTATION,
+    PAUSED_REPLICAS_ANNOTATION,
+    RESCALE_REASON,
+    StuckPod,
+    capacity_condition,
+    other_autoscalers,
+    pause_of,
+    selector_matches,
+    stuck_pods,
+    workload_state,
 )
 
 logger = logging.getLogger(__name__)
 
+__all__ = [  # what callers import from here; each lives in the module its name says
+    "API_FAILURES",
+    "KINDS",
+    "LIST_FROM",
+    "PAUSED_ANNOTATION",
+    "PAUSED_REPLICAS_ANNOTATION",
+    "RESCALE_REASON",
+    "ClusterReads",
+    "ConflictError",
+    "KubernetesActuator",
+    "KubernetesSettings",
+    "NotFoundError",
+    "StuckPod",
+    "WorkloadRef",
+    "api_error",
+    "call_api",
+    "capacity_condition",
+    "json_body",
+    "kubernetes_api",
+    "other_autoscalers",
+    "pause_of",
+    "relayed",
+    "rfc3339",
+    "selector_matches",
+    "stuck_pods",
+    "workload_state",
+]  # fmt: skip
+
+
 T = TypeVar("T")
-
-PAUSED_ANNOTATION = "replicast.io/paused"
-PAUSED_REPLICAS_ANNOTATION = "replicast.io/paused-replicas"
-RESCALE_REASON = "SuccessfulRescale"  # HPA's Event reason, so dashboards and alerts carry over
-KINDS = ("Deployment", "StatefulSet")
-
-
-@dataclass(frozen=True, slots=True)
-class WorkloadRef:
-    """Which workload: `WorkloadRef("Deployment", "default", "web")`."""
-
-    kind: str
-    namespace: str
-    name: str
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind: must be one of {', '.join(KINDS)} (got {self.kind!r})")
-        for name in ("namespace", "name"):
-            if not getattr(self, name):
-                raise ValueError(f"{name}: must not be empty (kind {self.kind})")
-
-    def __str__(self) -> str:
-        return f"{self.kind.lower()} {self.namespace}/{self.name}"
-
-
-@dataclass(frozen=True, slots=True)
-class KubernetesSettings:
-    # Pods Pending/Unschedulable longer than this stop counting as starting; scale-up pauses.
-    pending_timeout_s: float = 300.0
-    request_timeout_s: float = 10.0
-    # One more try per delay after a 429, 5xx or timeout; a Retry-After header wins (capped).
-    retry_delays_s: tuple[float, ...] = (1.0, 2.0, 4.0)
-    max_retry_after_s: float = 60.0
-    event_component: str = "replicast"  # Event source.component and reportingComponent
-    # A namespace's shared reads (HPAs, ScaledObjects, Pending pods) are reused for at most
-    # this long by the actuators sharing a `ClusterReads`: one read per round, as rounds are a
-    # target's interval (15 s by default) apart and a round takes about a second.
-    shared_read_max_age_s: float = 5.0
-
-
-async def kubernetes_api(
-    *, kubeconfig: str | None = None, context: str | None = None, max_connections: int = 100
-) -> ApiClient:
-    """An API client: in-cluster when run in a pod (and no kubeconfig given), else a kubeconfig.
-
-    At most `max_connections` requests are in flight at once (its own aiohttp connection
-    pool: the rest wait for a connection). The caller owns it: `async with await
-    kubernetes_api() as api: ...` closes it.
-    """
-    configuration = Configuration()
-    configuration.connection_pool_maxsize = max_connections
-    if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    else:
-        await config.load_kube_config(
-            config_file=kubeconfig,
-            context=context,
-            client_configuration=configuration,
-            persist_config=False,
-        )
-    return ApiClient(configuration=configuration)
-
-
-# --- Errors: every API failure becomes the actuator vocabulary, in one line. ---
-
-
-class NotFoundError(PermanentError):
-    """404: the target (or a resource kind) does not exist."""
-
-
-class ConflictError(ActuatorError):
-    """409: someone else wrote first (stale resourceVersion) or the object already exists."""
-
-
-def _status_message(error: ApiException) -> str:
-    """The `message` of the Kubernetes Status in the body, else the HTTP reason."""
-    try:
-        body = json.loads(error.body or "")
-        message = body.get("message") if isinstance(body, dict) else None
-    except (TypeError, ValueError):
-        message = None
-    text = str(message or error.reason or "no details")
-    return " ".join(text.split())  # one line
-
-
-def _retry_after_s(error: ApiException) -> float | None:
-    value = error.headers.get("Retry-After") if error.headers is not None else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None  # an HTTP date: fall back to the configured backoff
-
-
-def api_error(what: str, error: BaseException) -> ActuatorError:
-    """An API or transport failure of the call `what` ("deployment default/web: get")."""
-    if not isinstance(error, ApiException):
-        kind = "no answer in time" if isinstance(error, TimeoutError) else type(error).__name__
-        return TemporaryError(f"{what}: {kind}: {error}".rstrip(": "))
-    status = int(error.status or 0)
-    detail = _status_message(error)
-    if status == 404:
-        return NotFoundError(f"{what}: not found (404): {detail}")
-    if status == 409:
-        return ConflictError(f"{what}: conflict (409): {detail}")
-    if status in (401, 403):
-        return PermanentError(
-            f"{what}: forbidden ({status}): {detail}; grant it to the controller's "
-            "ServiceAccount (deploy/rbac.yaml)"
-        )
-    if status == 429 or status >= 500:
-        return TemporaryError(f"{what}: {status}: {detail}", delay_s=_retry_after_s(error))
-    return PermanentError(f"{what}: rejected ({status}): {detail}")
-
-
-API_FAILURES = (ApiException, aiohttp.ClientError, TimeoutError)
-
-
-async def call_api(
-    what: str,
-    call: Callable[[], Awaitable[T]],
-    *,
-    clock: Clock,
-    delays_s: tuple[float, ...],
-    max_delay_s: float,
-) -> T:
-    """`call()` with 429/5xx/timeouts retried per `delays_s`; failures as actuator errors."""
-
-    async def attempt() -> T:
-        try:
-            return await call()
-        except API_FAILURES as error:
-            raise api_error(what, error) from error
-
-    return await retrying(attempt, delays_s=delays_s, clock=clock, max_delay_s=max_delay_s)
-
-
-async def json_body(response: Any) -> Any:
-    """The JSON of a `_preload_content=False` answer (an aiohttp response), or its ApiException.
-
-    kubernetes-asyncio builds a model object per field of every item it returns; for LISTs
-    plain dicts are all this module needs, at a fraction of the cost.
-    """
-    async with response:
-        body = await response.read()
-    if not 200 <= response.status <= 299:
-        error = ApiException(status=response.status, reason=response.reason)
-        error.body = body.decode("utf-8", "replace")  # as kubernetes-asyncio leaves it
-        error.headers = response.headers
-        raise error
-    return json.loads(body)
-
-
-def rfc3339(now_s: float, *, micro: bool = False) -> str:
-    """Kubernetes' Time ("2024-01-02T03:04:05Z") or MicroTime ("...05.123456Z")."""
-    moment = datetime.fromtimestamp(now_s, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")
-
-
-# --- Reading a target: pure functions of what the API returned. ---
-
-
-def pause_of(annotations: Mapping[str, str]) -> tuple[WorkloadCondition | None, int | None]:
-    """The pause a person set on the target: (condition, held replicas) or (None, None)."""
-    if annotations.get(PAUSED_ANNOTATION, "").strip().lower() == "true":
-        message = f'annotation {PAUSED_ANNOTATION}: "true": never scaled; remove it to resume'
-        return WorkloadCondition(ConditionType.PAUSED, message), None
-    held = annotations.get(PAUSED_REPLICAS_ANNOTATION)
-    if held is None:
-        return None, None
-    try:
-        replicas = int(held)
-    except ValueError:
-        replicas = -1
-    if replicas < 0:
-        message = (
-            f"annotation {PAUSED_REPLICAS_ANNOTATION}: must be a whole number >= 0 (got "
-            f"{held!r}); not scaled until it is fixed or removed"
-        )
-        return WorkloadCondition(ConditionType.PAUSED, message), None
-    message = f'annotation {PAUSED_REPLICAS_ANNOTATION}: "{replicas}": held at {replicas}'
-    return WorkloadCondition(ConditionType.PAUSED, f"{message}; remove it to resume"), replicas
-
-
-@dataclass(frozen=True, slots=True)
-class StuckPod:
-    name: str
-    pending_s: float
-    message: str  # the scheduler's, e.g. "0/3 nodes are available: 3 Insufficient nvidia.com/gpu"
-
-
-def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """Whether `labels` match a LabelSelector (a workload's `spec.selector`), as Kubernetes says.
-
-    metav1.LabelSelectorAsSelector: no selector matches nothing, an empty one everything; else
-    every matchLabels pair and every matchExpression must hold. In: the label is set to one of
-    `values`; NotIn: it is not set, or set to none of them; Exists / DoesNotExist: it is set /
-    not set. An unknown operator, In/NotIn without values or Exists/DoesNotExist with values
-    raise ValueError, as Kubernetes refuses them (the API server never stores such a selector).
-    Cases: tests/controller/test_kubernetes_actuator.py::test_selector_matches.
-    """
-    if selector is None:
-        return False
-    requirements = [
-        (str(key), "In", [str(value)]) for key, value in (selector.get("matchLabels") or {}).items()
-    ]
-    requirements += [_requirement(e) for e in selector.get("matchExpressions") or ()]
-    return all(_holds(requirement, labels) for requirement in requirements)
-
-
-def _requirement(expression: Mapping[str, Any]) -> tuple[str, str, list[str]]:
-    key, operator = str(expression.get("key", "")), expression.get("operator")
-    values = [str(v) for v in expression.get("values") or ()]
-    if operator in ("In", "NotIn") and not values:
-        raise ValueError(f"matchExpressions {key} {operator}: values must not be empty")
-    if operator in ("Exists", "DoesNotExist") and values:
-        raise ValueError(f"matchExpressions {key} {operator}: values must be empty")
-    if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
-        raise ValueError(f"matchExpressions {key}: {operator!r} is not a label selector operator")
-    return key, operator, values
-
-
-def _holds(requirement: tuple[str, str, list[str]], labels: Mapping[str, str]) -> bool:
-    key, operator, values = requirement
-    if operator == "In":
-        return key in labels and labels[key] in values
-    if operator == "NotIn":
-        return key not in labels or labels[key] not in values
-    return (key in labels) == (operator == "Exists")
-
-
-def _timestamp_s(text: Any) -> float | None:
-    """Unix seconds of a Kubernetes Time ("2024-01-02T03:04:05Z"), or None."""
-    try:
-        return datetime.fromisoformat(str(text)).timestamp() if text else None
-    except ValueError:
-        return None
-
-
-def stuck_pods(
-    pods: Iterable[Mapping[str, Any]], *, now_s: float, pending_timeout_s: float
-) -> list[StuckPod]:
-    """Pods (dicts, as listed) Pending and Unschedulable for longer than the bound, oldest first."""
-    stuck = []
-    for pod in pods:
-        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
-        if meta.get("deletionTimestamp") is not None or status.get("phase") != "Pending":
-            continue
-        unschedulable = next(
-            (
-                c
-                for c in status.get("conditions") or ()
-                if (c.get("type"), c.get("status"), c.get("reason"))
-                == ("PodScheduled", "False", "Unschedulable")
-            ),
-            None,
-        )
-        created_s = _timestamp_s(meta.get("creationTimestamp"))
-        if unschedulable is None or created_s is None:
-            continue
-        pending_s = now_s - created_s
-        if pending_s > pending_timeout_s:
-            message = " ".join(str(unschedulable.get("message") or "").split())
-            stuck.append(StuckPod(str(meta.get("name", "")), pending_s, message))
-    return sorted(stuck, key=lambda p: -p.pending_s)
-
-
-def capacity_condition(stuck: list[StuckPod], pending_timeout_s: float) -> WorkloadCondition:
-    oldest = stuck[0]
-    message = (
-        f"{len(stuck)} pod(s) Pending/Unschedulable for more than {pending_timeout_s:g} s "
-        f"(oldest {oldest.name}, {oldest.pending_s:.0f} s: {oldest.message or 'no message'}); "
-        "scale-up paused until they schedule"
-    )
-    return WorkloadCondition(ConditionType.CAPACITY_EXHAUSTED, message)
-
-
-def other_autoscalers(
-    target: WorkloadRef,
-    hpas: Iterable[Mapping[str, Any]],
-    scaled_objects: Iterable[Mapping[str, Any]],
-) -> list[str]:
-    """Names of the HPAs and KEDA ScaledObjects (dicts, as listed) that scale `target`."""
-    names = []
-    for hpa in hpas:
-        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
-        if ref.get("kind") == target.kind and ref.get("name") == target.name:
-            names.append(f"HorizontalPodAutoscaler {target.namespace}/{hpa['metadata']['name']}")
-    for scaled in scaled_objects:
-        ref = (scaled.get("spec") or {}).get("scaleTargetRef") or {}
-        if ref.get("name") == target.name and ref.get("kind", "Deployment") == target.kind:
-            names.append(f"ScaledObject {target.namespace}/{scaled['metadata']['name']}")
-    return names
-
-
-def workload_state(
-    target: WorkloadRef,
-    *,
-    replicas: int,
-    ready_replicas: int,
-    annotations: Mapping[str, str],
-    stuck: list[StuckPod],
-    other_autoscalers: list[str],
-    pending_timeout_s: float,
-) -> WorkloadState:
-    """What one read means: counts for the Observation, conditions for the loop."""
-    conditions: list[WorkloadCondition] = []
-    if other_autoscalers:
-        others = ", ".join(other_autoscalers)
-        message = f"also scaled by {others}; delete it, or drop this target from replicast"
-        conditions.append(WorkloadCondition(ConditionType.CONFLICT, message))
-    paused, held = pause_of(annotations)
-    if paused is not None:
-        conditions.append(paused)
-    if stuck:
-        conditions.append(capacity_condition(stuck, pending_timeout_s))
-    return WorkloadState(
-        target=str(target),
-        replicas=replicas,
-        ready_replicas=ready_replicas,
-        # Asked for and not ready, except pods no node can take: those are not coming.
-        starting_replicas=max(0, replicas - ready_replicas - len(stuck)),
-        conditions=tuple(conditions),
-        unschedulable_replicas=len(stuck),
-        held_replicas=held,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,175 +126,6 @@ class _Read:
     state: WorkloadState
     resource_version: str
     uid: str | None
-
-
-# --- What the targets of a namespace share: one read per namespace per round. ---
-
-
-@dataclass(frozen=True, slots=True)
-class NamespaceView:
-    """One read of a namespace: its autoscalers and its Pending pods (dicts, as listed)."""
-
-    namespace: str
-    read_at_s: float  # on the clock of the `ClusterReads` that read it, when the read began
-    hpas: tuple[Mapping[str, Any], ...] = ()
-    scaled_objects: tuple[Mapping[str, Any], ...] = ()
-    pending_pods: tuple[Mapping[str, Any], ...] = ()
-
-    def pods_of(self, selector: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
-        """The Pending pods a workload's `spec.selector` selects."""
-        return [
-            pod
-            for pod in self.pending_pods
-            if selector_matches(selector, (pod.get("metadata") or {}).get("labels") or {})
-        ]
-
-
-@dataclass(frozen=True, slots=True)
-class WorkloadList:
-    """One LIST of a namespace's Deployments (or StatefulSets), by name (dicts, as listed)."""
-
-    read_at_s: float
-    items: Mapping[str, Mapping[str, Any]]
-
-
-# A namespace's workloads of one kind are listed once per round, instead of one GET per
-# target, from this many targets of that kind there: one LIST of a namespace holding many
-# workloads costs less than several GETs, and far less CPU than 2,000 GETs a round.
-LIST_FROM = 4
-
-
-class ClusterReads:
-    """`NamespaceView`s shared by many actuators: one read in flight per namespace, reused
-    while younger than `max_age_s` (default `settings.shared_read_max_age_s`; 0: never reused
-    once finished). A failed read is not kept: every waiter gets its error, the next caller
-    reads again."""
-
-    def __init__(
-        self,
-        api: ApiClient,
-        *,
-        settings: KubernetesSettings | None = None,
-        clock: Clock | None = None,
-        max_age_s: float | None = None,
-    ) -> None:
-        self.settings = settings if settings is not None else KubernetesSettings()
-        self.clock = clock if clock is not None else SystemClock()
-        self.max_age_s = max_age_s if max_age_s is not None else self.settings.shared_read_max_age_s
-        self._core = CoreV1Api(api)
-        self._autoscaling = AutoscalingV2Api(api)
-        self._custom = CustomObjectsApi(api)
-        self._reads: dict[str, asyncio.Task[NamespaceView]] = {}
-        self._apps = AppsV1Api(api)
-        self._registered: Counter[tuple[str, str]] = Counter()  # (namespace, kind) -> targets
-        self._lists: dict[tuple[str, str], asyncio.Task[WorkloadList]] = {}
-
-    def register(self, target: WorkloadRef) -> None:
-        """One more target of this kind in this namespace (the actuators say so when made)."""
-        self._registered[target.namespace, target.kind] += 1
-
-    def lists(self, target: WorkloadRef) -> bool:
-        """Whether the workloads of `target`'s kind in its namespace are listed (one LIST for
-        every target of the round) rather than read one GET each: from `LIST_FROM` targets."""
-        return self._registered[target.namespace, target.kind] >= LIST_FROM
-
-    async def workload(self, target: WorkloadRef) -> Mapping[str, Any] | None:
-        """`target` as the shared LIST of its namespace's workloads of its kind shows it (None:
-        not in the list), joining a read in flight or reusing a fresh one."""
-        key = (target.namespace, target.kind)
-        listed = self._lists.get(key)
-        if listed is None or not self._reusable(listed):
-            listed = asyncio.create_task(
-                self._list_workloads(*key), name=f"replicast: list {target.kind}s {key[0]}"
-            )
-            listed.add_done_callback(_retrieve)
-            self._lists[key] = listed
-        return (await asyncio.shield(listed)).items.get(target.name)
-
-    async def _list_workloads(self, ns: str, kind: str) -> WorkloadList:
-        read_at_s = self.clock.now()
-        call = (
-            self._apps.list_namespaced_deployment
-            if kind == "Deployment"
-            else self._apps.list_namespaced_stateful_set
-        )
-        items = await self._list(ns, f"list {kind.lower()}s", call, ns)
-        named = {str((i.get("metadata") or {}).get("name")): i for i in items}
-        return WorkloadList(read_at_s, named)
-
-    async def namespace(self, namespace: str) -> NamespaceView:
-        """The namespace's view: the one being read, a fresh enough one, or a new read."""
-        read = self._reads.get(namespace)
-        if read is None or not self._reusable(read):
-            read = asyncio.create_task(
-                self._read(namespace), name=f"replicast: read namespace {namespace}"
-            )
-            read.add_done_callback(_retrieve)
-            self._reads[namespace] = read
-        # Shielded: a waiter cancelled (its tick's timeout) must not cancel the others' read.
-        return await asyncio.shield(read)
-
-    def _reusable(self, read: asyncio.Task[Any]) -> bool:
-        if not read.done():
-            return True  # in flight: join it
-        if read.cancelled() or read.exception() is not None:
-            return False
-        return self.clock.now() - read.result().read_at_s < self.max_age_s
-
-    async def _read(self, ns: str) -> NamespaceView:
-        read_at_s = self.clock.now()
-        hpas = await self._list(
-            ns, "list horizontalpodautoscalers",
-            self._autoscaling.list_namespaced_horizontal_pod_autoscaler, ns,
-        )  # fmt: skip
-        try:
-            scaled = await self._list(
-                ns, "list scaledobjects.keda.sh",
-                self._custom.list_namespaced_custom_object, "keda.sh", "v1alpha1", ns,
-                "scaledobjects",
-            )  # fmt: skip
-        except NotFoundError:
-            scaled = []  # KEDA's CRD is not installed: no ScaledObject can target anything
-        pods = await self._list(
-            ns, "list pods", self._core.list_namespaced_pod, ns,
-            field_selector="status.phase=Pending",
-        )  # fmt: skip
-        return NamespaceView(ns, read_at_s, tuple(hpas), tuple(scaled), tuple(pods))
-
-    async def _list(
-        self, ns: str, what: str, call: Callable[..., Awaitable[Any]], *args: Any, **params: Any
-    ) -> list[Mapping[str, Any]]:
-        async def listed() -> Any:
-            response = await call(
-                *args,
-                _preload_content=False,
-                _request_timeout=self.settings.request_timeout_s,
-                **params,
-            )
-            return await json_body(response)
-
-        body = await call_api(
-            f"namespace {ns}: {what}",
-            listed,
-            clock=self.clock,
-            delays_s=self.settings.retry_delays_s,
-            max_delay_s=self.settings.max_retry_after_s,
-        )
-        return list(body.get("items") or ())
-
-
-def _retrieve(read: asyncio.Task[Any]) -> None:
-    """Mark a failed read's error as seen: every waiter may have gone (cancelled) first."""
-    if not read.cancelled():
-        read.exception()
-
-
-def relayed(target: WorkloadRef, error: ActuatorError) -> ActuatorError:
-    """A shared read's error as `target`'s own (a new exception for each of its waiters)."""
-    message = f"{target}: {error}"
-    if isinstance(error, TemporaryError):
-        return TemporaryError(message, delay_s=error.delay_s)
-    return type(error)(message)
 
 
 # --- The actuator. ---
