@@ -4,8 +4,9 @@
 API in its own process, with leader election, the ConfigMap state store and /metrics + /status
 scraped every second (tests/controller/soak.py). After a 15 s warm-up (imports, connection
 pools, the first scale-ups, the histograms' label sets) resident memory grows by less than
-5 MB, and the asyncio tasks and open file descriptors not at all: the median
-count in the last 15 s is no higher than in the 15 s after the warm-up.
+5 MB, the open file descriptors not at all (the median count in the last 15 s is no higher
+than in the 15 s after the warm-up), and the asyncio tasks show no upward trend (a fitted
+slope under one task a second; the count itself swings with the ticks in flight).
 """
 
 from __future__ import annotations
@@ -45,9 +46,12 @@ async def test_a_minute_of_fast_ticks_grows_no_memory_tasks_or_descriptors(
     last = [s for s in after if s.at_s >= DURATION_S - 15]
     grown_mb = statistics.mean(s.rss_mb for s in last) - statistics.mean(s.rss_mb for s in first)
     assert grown_mb < 5, [round(s.rss_mb, 1) for s in after]
-    # Tasks and descriptors: a tick's own reads and sleeps come and go, so one sample may
-    # catch many or few of them in flight; the typical count does not grow at all.
-    for field in ("tasks", "fds"):
-        early = [getattr(s, field) for s in first]
-        late = [getattr(s, field) for s in last]
-        assert statistics.median(late) <= statistics.median(early), (field, early, late)
+    # Descriptors do not move at all: the typical count late is no higher than early.
+    early_fds, late_fds = [s.fds for s in first], [s.fds for s in last]
+    assert statistics.median(late_fds) <= statistics.median(early_fds), (early_fds, late_fds)
+    # Tasks: a tick's own reads and sleeps come and go (50 targets every 0.5 s: 110-160 in
+    # flight at a sample, more when the machine is busy), so the count is noise around a floor;
+    # a leak is a trend. Fit one over the 45 s after the warm-up: one task leaked per tick of a
+    # single target is 2/s, and fails; noise gave 0.19/s (77-254 tasks) at load average 2.4.
+    fit = statistics.linear_regression([s.at_s for s in after], [s.tasks for s in after])
+    assert fit.slope < 1.0, (fit.slope, [s.tasks for s in after])
