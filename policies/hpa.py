@@ -31,7 +31,7 @@ from pydantic import Field, field_validator, model_validator
 from policies.guards import Guards
 from policies.observation import Observation, is_signal_name
 from policies.policy import Proposal, StatelessPolicy
-from policies.spec import StrictModel, parse
+from policies.spec import MAX_FACTOR, MAX_QUANTITY, StrictModel, parse
 
 DEFAULT_TOLERANCE = 0.1  # kube-controller-manager --horizontal-pod-autoscaler-tolerance
 
@@ -73,8 +73,8 @@ def check_signal(value: str | None) -> str | None:
 class MetricSpec(StrictModel):
     signal: str
     type: Literal["Pods", "Object", "External"] | None = None
-    target_per_replica: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    target_value: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    target_per_replica: float | None = Field(default=None, gt=0, le=MAX_QUANTITY)
+    target_value: float | None = Field(default=None, gt=0, le=MAX_QUANTITY)
 
     _known_signal = field_validator("signal")(check_signal)
 
@@ -100,9 +100,9 @@ class MetricSpec(StrictModel):
 class HPAParams(StrictModel):
     metrics: list[MetricSpec] | None = Field(default=None, min_length=1)
     metric: str | None = None
-    target_per_replica: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    target_value: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    tolerance: float = Field(default=DEFAULT_TOLERANCE, ge=0, allow_inf_nan=False)
+    target_per_replica: float | None = Field(default=None, gt=0, le=MAX_QUANTITY)
+    target_value: float | None = Field(default=None, gt=0, le=MAX_QUANTITY)
+    tolerance: float = Field(default=DEFAULT_TOLERANCE, ge=0, le=MAX_FACTOR)
 
     _known_signal = field_validator("metric")(check_signal)
 

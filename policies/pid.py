@@ -13,7 +13,8 @@ Spec keys (units; default):
 - `target` (required, > 0): in the signal's own units, e.g. 2.0 (seconds) for latency_p95_s.
 - `per_replica` (false): measure signal / ready_replicas instead of the signal, for totals such
   as `in_flight` or `queue_depth`; with no ready replica the policy holds.
-- `kp` (0.2, dimensionless), `ki` (0.02, per second), `kd` (0.0, seconds): the gains.
+- `kp` (0.2, dimensionless), `ki` (0.02, per second), `kd` (0.0, seconds): the gains; kp and
+  ki at most 100, kd and every time key at most 86,400 s, `target` at most 1e15.
 - `derivative_filter_s` (10): the time constant of the low-pass filter on the derivative; 0
   turns the filter off.
 - `dead_time_s` (60): how long a change of the replica count takes to show in the signal
@@ -74,7 +75,7 @@ from policies.guards import Guards
 from policies.hpa import check_signal
 from policies.observation import Observation
 from policies.policy import JSON, Proposal
-from policies.spec import StrictModel, parse
+from policies.spec import MAX_FACTOR, MAX_QUANTITY, MAX_WINDOW_S, StrictModel, parse
 
 # The level's ceiling when the policy runs without guards (not through `autoscaler`).
 UNBOUNDED_LEVEL = 1e6
@@ -83,15 +84,15 @@ _ROUNDING_SLACK = 1e-9  # ceil(10.000000001) is 10: float noise is not a replica
 
 class PIDParams(StrictModel):
     signal: str
-    target: float = Field(gt=0, allow_inf_nan=False)
+    target: float = Field(gt=0, le=MAX_QUANTITY)
     per_replica: bool = False
-    kp: float = Field(default=0.2, ge=0, allow_inf_nan=False)
-    ki: float = Field(default=0.02, ge=0, allow_inf_nan=False)
-    kd: float = Field(default=0.0, ge=0, allow_inf_nan=False)
-    derivative_filter_s: float = Field(default=10.0, ge=0, allow_inf_nan=False)
-    dead_time_s: float = Field(default=60.0, ge=0, allow_inf_nan=False)
-    tolerance: float = Field(default=0.05, ge=0, allow_inf_nan=False)
-    max_step_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+    kp: float = Field(default=0.2, ge=0, le=MAX_FACTOR)
+    ki: float = Field(default=0.02, ge=0, le=MAX_FACTOR)  # per second
+    kd: float = Field(default=0.0, ge=0, le=MAX_WINDOW_S)  # seconds
+    derivative_filter_s: float = Field(default=10.0, ge=0, le=MAX_WINDOW_S)
+    dead_time_s: float = Field(default=60.0, ge=0, le=MAX_WINDOW_S)
+    tolerance: float = Field(default=0.05, ge=0, le=MAX_FACTOR)
+    max_step_s: float = Field(default=60.0, gt=0, le=MAX_WINDOW_S)
 
     _known_signal = field_validator("signal")(check_signal)
 

@@ -47,7 +47,8 @@ slots_per_replica, service_time_s, service_cv, arrival_cv, window_s, service_win
 backlog_drain_s): interval_s (15), lead_time_s (learned), initial_lead_time_s (120),
 rise_quantile (0.95), rise_memory_s (3600), rise_min_samples (40), initial_margin (0.25),
 steady_share (1.0), release_after_s (3600), release_tolerance (0.1), bucket_s (600),
-season_s (86400), weekly (true), alpha, gamma, omega (as `predictive`).
+season_s (86400), weekly (true), alpha, gamma, omega (as `predictive`). Bounds
+(policies/spec.py): times <= 86,400 s, margins <= 100, rise_min_samples <= 10,000.
 
 Measured against operator-tuned HPA on the gpu-llm scenario (bench/README.md, issue 10): the
 same SLO with 7-21 % fewer replica-hours and 5.6-10x fewer direction changes on day 1 (cold
@@ -75,21 +76,21 @@ from policies.observation import Observation
 from policies.policy import JSON, Proposal
 from policies.predictive import PredictiveParams, PredictivePolicy, PredictiveState, forecast_max
 from policies.slo import SloPolicy, size
-from policies.spec import parse
+from policies.spec import MAX_COUNT, MAX_FACTOR, MAX_WINDOW_S, parse
 
 
 class PlannerParams(PredictiveParams):
-    interval_s: float = Field(default=15.0, gt=0, allow_inf_nan=False)
+    interval_s: float = Field(default=15.0, gt=0, le=MAX_WINDOW_S)
     rise_quantile: float = Field(default=0.95, ge=0.5, le=0.9999)
-    rise_memory_s: float = Field(default=3_600.0, gt=0, allow_inf_nan=False)
-    rise_min_samples: int = Field(default=40, ge=1)
-    initial_margin: float = Field(default=0.25, ge=0, allow_inf_nan=False)
-    steady_share: float = Field(default=1.0, gt=0, le=1, allow_inf_nan=False)
-    release_after_s: float = Field(default=3_600.0, ge=0, allow_inf_nan=False)
-    release_tolerance: float = Field(default=0.1, ge=0, lt=1, allow_inf_nan=False)
-    margin: float | None = Field(default=None, ge=0, allow_inf_nan=False)  # pins m
-    bucket_s: int = Field(default=600, ge=10)
-    scale_down_delay_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)  # unused here
+    rise_memory_s: float = Field(default=3_600.0, gt=0, le=MAX_WINDOW_S)
+    rise_min_samples: int = Field(default=40, ge=1, le=MAX_COUNT)
+    initial_margin: float = Field(default=0.25, ge=0, le=MAX_FACTOR)
+    steady_share: float = Field(default=1.0, gt=0, le=1)
+    release_after_s: float = Field(default=3_600.0, ge=0, le=MAX_WINDOW_S)
+    release_tolerance: float = Field(default=0.1, ge=0, lt=1)
+    margin: float | None = Field(default=None, ge=0, le=MAX_FACTOR)  # pins m
+    bucket_s: int = Field(default=600, ge=10, le=MAX_WINDOW_S)
+    scale_down_delay_s: float = Field(default=0.0, ge=0, le=MAX_WINDOW_S)  # unused here
 
 
 @dataclass(frozen=True, slots=True)

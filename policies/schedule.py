@@ -47,7 +47,7 @@ from pydantic import Field
 
 from policies.observation import Observation
 from policies.policy import Proposal, StatelessPolicy
-from policies.spec import SpecError, StrictModel, parse
+from policies.spec import MAX_REPLICAS, SpecError, StrictModel, parse
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -56,16 +56,16 @@ _DAY_S = 24 * 3600
 
 
 class DefaultBounds(StrictModel):
-    min_replicas: int = Field(default=0, ge=0)
-    max_replicas: int | None = Field(default=None, ge=0)
+    min_replicas: int = Field(default=0, ge=0, le=MAX_REPLICAS)
+    max_replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
 
 
 class RuleSpec(StrictModel):
     days: list[Day] = Field(default_factory=lambda: list(DAYS), min_length=1)
     start: str
     end: str
-    min_replicas: int | None = Field(default=None, ge=0)
-    max_replicas: int | None = Field(default=None, ge=0)
+    min_replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
+    max_replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
 
 
 class ScheduleParams(StrictModel):
@@ -159,7 +159,7 @@ class SchedulePolicy(StatelessPolicy):
 def _zone(name: str) -> ZoneInfo | None:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "America" is a directory
         return None
 
 

@@ -31,6 +31,7 @@ slots_per_replica (1), service_time_s (learned), service_cv (learned), arrival_c
 window_s (60).
 When no replica count can meet the target (the target is below E[S]), it proposes the count
 at which the waiting quantile is zero and says so.
+Bounds: time keys 0..86,400 s, coefficients of variation <= 100, slots_per_replica <= 10,000.
 """
 
 from __future__ import annotations
@@ -45,23 +46,23 @@ from pydantic import Field, model_validator
 from policies.observation import Observation
 from policies.policy import JSON, Proposal
 from policies.queueing import smallest_servers
-from policies.spec import StrictModel, parse
+from policies.spec import MAX_COUNT, MAX_FACTOR, MAX_WINDOW_S, StrictModel, parse
 
 Z95 = 1.6448536269514722  # standard normal 0.95 quantile, for the lognormal spread
 
 
 class SloParams(StrictModel):
-    latency_target_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    wait_target_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    latency_target_s: float | None = Field(default=None, gt=0, le=MAX_WINDOW_S)
+    wait_target_s: float | None = Field(default=None, ge=0, le=MAX_WINDOW_S)
     percentile: float = Field(default=0.95, ge=0.5, le=0.9999)
-    slots_per_replica: int = Field(default=1, ge=1)
-    service_time_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    service_cv: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    arrival_cv: float = Field(default=1.0, ge=0, allow_inf_nan=False)
-    window_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
-    service_window_s: float = Field(default=600.0, gt=0, allow_inf_nan=False)
-    backlog_drain_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
-    scale_down_delay_s: float = Field(default=120.0, ge=0, allow_inf_nan=False)
+    slots_per_replica: int = Field(default=1, ge=1, le=MAX_COUNT)
+    service_time_s: float | None = Field(default=None, gt=0, le=MAX_WINDOW_S)
+    service_cv: float | None = Field(default=None, ge=0, le=MAX_FACTOR)
+    arrival_cv: float = Field(default=1.0, ge=0, le=MAX_FACTOR)
+    window_s: float = Field(default=60.0, gt=0, le=MAX_WINDOW_S)
+    service_window_s: float = Field(default=600.0, gt=0, le=MAX_WINDOW_S)
+    backlog_drain_s: float = Field(default=60.0, gt=0, le=MAX_WINDOW_S)
+    scale_down_delay_s: float = Field(default=120.0, ge=0, le=MAX_WINDOW_S)
 
     @model_validator(mode="after")
     def _one_target(self) -> SloParams:
