@@ -30,7 +30,9 @@ Parameters: latency_target_s or wait_target_s (one is required), percentile (0.9
 slots_per_replica (1), service_time_s (learned), service_cv (learned), arrival_cv (1.0),
 window_s (60).
 When no replica count can meet the target (the target is below E[S]), it proposes the count
-at which the waiting quantile is zero and says so.
+at which the waiting quantile is zero and says so. The search stops at 10,000 replicas (the
+most any spec allows, policies/spec.py): a load that needs more proposes that many at once,
+reason `Overload` (the guards then cap it at max_replicas).
 Bounds: time keys 0..86,400 s, coefficients of variation <= 100, slots_per_replica <= 10,000.
 """
 
@@ -46,7 +48,7 @@ from pydantic import Field, model_validator
 from policies.observation import Observation
 from policies.policy import JSON, Proposal
 from policies.queueing import smallest_servers
-from policies.spec import MAX_COUNT, MAX_FACTOR, MAX_WINDOW_S, StrictModel, parse
+from policies.spec import MAX_COUNT, MAX_FACTOR, MAX_REPLICAS, MAX_WINDOW_S, StrictModel, parse
 
 Z95 = 1.6448536269514722  # standard normal 0.95 quantile, for the lognormal spread
 
@@ -270,9 +272,16 @@ def size(
     servers, wait = smallest_servers(
         rate_rps, service_s, p.percentile, max(wait_budget, 0.0),
         variability=variability, step=p.slots_per_replica,
+        limit=MAX_REPLICAS * p.slots_per_replica,
     )  # fmt: skip
     replicas = servers // p.slots_per_replica
     predicted = service_s + wait
+    if wait > max(wait_budget, 0.0):  # only at the limit: no count up to it meets the target
+        why = (
+            f"Overload: even {replicas:,} replicas (the most any spec allows) predict {label} "
+            f"{what} {wait if what == 'wait' else predicted:.3g} s at {rate_rps:.3g} req/s"
+        )
+        return replicas, predicted, why
     if not feasible:
         why = (
             f"SLOInfeasible: mean service {service_s:.3g} s exceeds the {label} target "
