@@ -37,8 +37,10 @@ DEFAULT_TOLERANCE = 0.1  # kube-controller-manager --horizontal-pod-autoscaler-t
 
 
 def milli(value: float) -> int:
-    """resource.Quantity.MilliValue(): rounds up; the inner round() absorbs float noise."""
-    return math.ceil(round(value * 1000.0, 6))
+    """resource.Quantity.MilliValue(): rounds up; the inner round() absorbs float noise, but
+    a positive value is at least 1m (a target of 1e-9 is 1m, not a division by zero)."""
+    scaled = math.ceil(round(value * 1000.0, 6))
+    return 1 if scaled == 0 and value > 0 else scaled
 
 
 @dataclass(frozen=True, slots=True)

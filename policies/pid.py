@@ -184,10 +184,14 @@ class PIDPolicy:
         level, integral = self._level(state, current, error, dt, in_dead_time)
 
         slope = self._slope(state, measured, dt)
-        d_term = p.kd * slope / p.target
-        p_term = p.kp * error
+        # A zero gain is no term, even on an infinite error (a target of 1e-300).
+        d_term = p.kd * slope / p.target if p.kd else 0.0
+        p_term = p.kp * error if p.kp else 0.0
         output = level * (1.0 + p_term + d_term)
-        desired = max(1, math.ceil(min(output, UNBOUNDED_LEVEL * 10) - _ROUNDING_SLACK))
+        if math.isnan(output):  # P and D both infinite, in opposite directions: no change
+            output = level
+        bounded = min(max(output, 0.0), UNBOUNDED_LEVEL * 10)
+        desired = max(1, math.ceil(bounded - _ROUNDING_SLACK))
         # Never against the error's sign: above target never proposes fewer replicas.
         desired = max(desired, current) if error > 0 else min(desired, current)
 
@@ -228,6 +232,8 @@ class PIDPolicy:
         if state.last_value is None or dt <= 0:
             return state.slope
         raw = (measured - state.last_value) / dt
+        if not math.isfinite(raw):  # a step over a subnormal dt
+            return state.slope
         tf = self.params.derivative_filter_s
         keep = math.exp(-dt / tf) if tf > 0 else 0.0
         return keep * state.slope + (1.0 - keep) * raw
@@ -251,11 +257,14 @@ class PIDPolicy:
         if error > tol and level < current:
             level, how = float(current), "tracked up to the current count, integrating"
         elif error < -tol and level > current:
-            level, how = float(current), "tracked down to the current count, integrating"
+            # never below the floor: at 0 replicas a level of 0 has no logarithm
+            level, how = max(float(current), low), "tracked down to the current count, integrating"
         last = state.last_proposal
         if last is not None and ((current < last and error > 0) or (current > last and error < 0)):
             return min(max(level, low), high), "frozen: the count did not follow the proposal"
-        step = self.params.ki * error * min(dt, self.params.max_step_s)
+        span = min(dt, self.params.max_step_s)
+        ki = self.params.ki
+        step = ki * error * span if ki and span else 0.0  # 0 x inf would be NaN
         # In log space, so that a huge error cannot overflow exp() before the clamp.
         log_level = min(math.log(level) + step, math.log(high))
         level = max(math.exp(log_level), low)

@@ -66,6 +66,7 @@ learned) is what keeps direction changes low, and it is most of the cost above t
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -119,15 +120,38 @@ def learn_rise(
     r: Rises, now_s: float, rate: float | None, horizon_s: float, memory_s: float
 ) -> Rises:
     """Record `rate`; every rate at least `horizon_s` old becomes one rise sample; samples
-    older than `memory_s` are forgotten."""
+    older than `memory_s` are forgotten. `recent` is in time order (the engine never lets the
+    clock go back), so a clock step that ages a whole day of rates at once costs one pass."""
     recent = r.recent if rate is None else (*r.recent, (now_s, rate))
     samples = [s for s in r.samples if s[0] > now_s - memory_s]
-    while len(recent) > 1 and recent[0][0] <= now_s - horizon_s:
-        t0, base = recent[0]
-        within = [x for t, x in recent[1:] if t <= t0 + horizon_s + 1e-9]
-        samples.append((t0, base, max(within) if within else base))
-        recent = recent[1:]
-    return Rises(recent, tuple(samples))
+    aged = 0
+    while aged < len(recent) - 1 and recent[aged][0] <= now_s - horizon_s:
+        aged += 1
+    later = _later_maxima(recent, aged, horizon_s)
+    samples.extend((t0, base, x) for (t0, base), x in zip(recent, later, strict=False))
+    return Rises(recent[aged:], tuple(samples))
+
+
+def _later_maxima(
+    recent: tuple[tuple[float, float], ...], count: int, horizon_s: float
+) -> list[float]:
+    """For each of the first `count` (now_s, rate): the largest rate after it within one
+    horizon, or its own when there is none (a sliding maximum: one pass)."""
+    out: list[float] = []
+    window: deque[int] = deque()  # indices of rates in the window, in decreasing rate
+    j = 0
+    for i in range(count):
+        t0, base = recent[i]
+        j = max(j, i + 1)
+        while j < len(recent) and recent[j][0] <= t0 + horizon_s + 1e-9:
+            while window and recent[window[-1]][1] <= recent[j][1]:
+                window.pop()
+            window.append(j)
+            j += 1
+        while window and window[0] <= i:
+            window.popleft()
+        out.append(recent[window[0]][1] if window else base)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,9 @@ bucket_s (300), season_s (86400), weekly (true), alpha (0.1), gamma (0.2), omega
 margin_k (2.0), lead_time_s (learned), initial_lead_time_s (120), reactive (true; false
 proposes the forecast size alone, for use as a floor under another policy).
 Bounds (policies/spec.py): bucket_s 10..86,400, season_s 60..604,800 and at most 2,880
-buckets a season; lead times 0..86,400 s; margin_k <= 100.
+buckets a season; lead times 0..86,400 s (a learned one too: a clock step is not a startup);
+margin_k <= 100. The largest forecast is taken over at most one season (or week) of buckets,
+however long the lead time.
 """
 
 from __future__ import annotations
@@ -185,12 +187,15 @@ def observe_rate(
 
 
 def forecast_max(f: Forecaster, p: PredictiveParams, start_s: float, end_s: float) -> float | None:
-    """Largest forecast over the buckets covering [start_s, end_s]."""
+    """Largest forecast over the buckets covering [start_s, end_s] (the forecast repeats
+    after a season, or a week of them, so no more buckets than that are looked at)."""
     if f.level is None:
         return None
     m1 = len(f.daily)
+    first = math.floor(start_s / p.bucket_s)
+    count = min(math.floor(end_s / p.bucket_s) - first + 1, len(f.weekly) or m1)
     best = -math.inf
-    for b in range(math.floor(start_s / p.bucket_s), math.floor(end_s / p.bucket_s) + 1):
+    for b in range(first, first + count):
         w = f.weekly[b % len(f.weekly)] if f.weekly else 0.0
         best = max(best, f.level + f.daily[b % m1] + w)
     return max(best, 0.0)
@@ -216,6 +221,8 @@ def learn_lead(lead: LeadTime, obs: Observation, p: PredictiveParams) -> LeadTim
             continue  # withdrawn
         if obs.ready_replicas >= count:
             estimate += 0.3 * (obs.now_s - asked_at_s - estimate)
+            # a clock step is not a startup: the estimate stays within the spec's range
+            estimate = min(max(estimate, 0.0), MAX_WINDOW_S)
         else:
             waiting.append((asked_at_s, count))
     return LeadTime(estimate, tuple(waiting), (obs.now_s, obs.replicas))

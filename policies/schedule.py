@@ -116,12 +116,20 @@ class SchedulePolicy(StatelessPolicy):
     def spec(self) -> dict[str, Any]:
         return self.params.model_dump(exclude_none=True)
 
-    def local_time(self, now_s: float) -> datetime:
-        return datetime.fromtimestamp(now_s, self.zone)
+    def local_time(self, now_s: float) -> datetime | None:
+        """The local wall-clock time, or None outside the years 1..9999 `datetime` holds."""
+        try:
+            return datetime.fromtimestamp(now_s, self.zone)
+        except (OverflowError, ValueError, OSError):
+            return None
 
     def replica_bounds(self, obs: Observation) -> tuple[int, int | None, str]:
         """(min, max or None, which rules set them and when) at `obs.now_s`."""
         local = self.local_time(obs.now_s)
+        if local is None:
+            default = self.params.default
+            why = f"default: now_s {obs.now_s:g} is no date in years 1..9999"
+            return default.min_replicas, default.max_replicas, why
         second = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
         active = [r for r in self.rules if r.active(local.weekday(), second)]
         when = f"{DAYS[local.weekday()]} {local:%H:%M} {self.params.time_zone}"
@@ -140,7 +148,7 @@ class SchedulePolicy(StatelessPolicy):
         low, high, source = self.replica_bounds(obs)
         local = self.local_time(obs.now_s)
         details = {
-            "local_time": local.isoformat(),
+            "local_time": None if local is None else local.isoformat(),
             "min_replicas": low,
             "max_replicas": high,
             "source": source,
