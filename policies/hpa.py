@@ -31,14 +31,16 @@ from pydantic import Field, field_validator, model_validator
 from policies.guards import Guards
 from policies.observation import Observation, is_signal_name
 from policies.policy import Proposal, StatelessPolicy
-from policies.spec import StrictModel, parse
+from policies.spec import MAX_FACTOR, MAX_QUANTITY, StrictModel, parse
 
 DEFAULT_TOLERANCE = 0.1  # kube-controller-manager --horizontal-pod-autoscaler-tolerance
 
 
 def milli(value: float) -> int:
-    """resource.Quantity.MilliValue(): rounds up; the inner round() absorbs float noise."""
-    return math.ceil(round(value * 1000.0, 6))
+    """resource.Quantity.MilliValue(): rounds up; the inner round() absorbs float noise, but
+    a positive value is at least 1m (a target of 1e-9 is 1m, not a division by zero)."""
+    scaled = math.ceil(round(value * 1000.0, 6))
+    return 1 if scaled == 0 and value > 0 else scaled
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +75,8 @@ def check_signal(value: str | None) -> str | None:
 class MetricSpec(StrictModel):
     signal: str
     type: Literal["Pods", "Object", "External"] | None = None
-    target_per_replica: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    target_value: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    target_per_replica: float | None = Field(default=None, gt=0, le=MAX_QUANTITY)
+    target_value: float | None = Field(default=None, gt=0, le=MAX_QUANTITY)
 
     _known_signal = field_validator("signal")(check_signal)
 
@@ -100,9 +102,9 @@ class MetricSpec(StrictModel):
 class HPAParams(StrictModel):
     metrics: list[MetricSpec] | None = Field(default=None, min_length=1)
     metric: str | None = None
-    target_per_replica: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    target_value: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    tolerance: float = Field(default=DEFAULT_TOLERANCE, ge=0, allow_inf_nan=False)
+    target_per_replica: float | None = Field(default=None, gt=0, le=MAX_QUANTITY)
+    target_value: float | None = Field(default=None, gt=0, le=MAX_QUANTITY)
+    tolerance: float = Field(default=DEFAULT_TOLERANCE, ge=0, le=MAX_FACTOR)
 
     _known_signal = field_validator("metric")(check_signal)
 

@@ -29,34 +29,42 @@ from policies.guards import Guards
 from policies.hpa import DEFAULT_TOLERANCE, Metric, Tolerances, check_signal, decide_metrics
 from policies.observation import Observation
 from policies.policy import JSON, Proposal
-from policies.spec import StrictModel, parse
+from policies.spec import (
+    MAX_COUNT,
+    MAX_FACTOR,
+    MAX_QUANTITY,
+    MAX_REPLICAS,
+    MAX_WINDOW_S,
+    StrictModel,
+    parse,
+)
 
 DEFAULT_COOLDOWN_S = 300.0  # KEDA defaultCooldownPeriod
 
 
 class TriggerSpec(StrictModel):
     signal: str
-    threshold: float = Field(gt=0, allow_inf_nan=False)
-    activation_threshold: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    threshold: float = Field(gt=0, le=MAX_QUANTITY)
+    activation_threshold: float = Field(default=0.0, ge=0, le=MAX_QUANTITY)
     metric_type: Literal["AverageValue", "Value"] = "AverageValue"
 
     _known_signal = field_validator("signal")(check_signal)
 
 
 class FallbackSpec(StrictModel):
-    failure_threshold: int = Field(ge=0)
-    replicas: int = Field(ge=0)
+    failure_threshold: int = Field(ge=0, le=MAX_COUNT)
+    replicas: int = Field(ge=0, le=MAX_REPLICAS)
 
 
 class KedaParams(StrictModel):
     triggers: list[TriggerSpec] | None = Field(default=None, min_length=1)
     metric: str | None = None
-    threshold: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    activation_threshold: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    threshold: float | None = Field(default=None, gt=0, le=MAX_QUANTITY)
+    activation_threshold: float | None = Field(default=None, ge=0, le=MAX_QUANTITY)
     metric_type: Literal["AverageValue", "Value"] | None = None
-    cooldown_s: float = Field(default=DEFAULT_COOLDOWN_S, ge=0, allow_inf_nan=False)
+    cooldown_s: float = Field(default=DEFAULT_COOLDOWN_S, ge=0, le=MAX_WINDOW_S)
     fallback: FallbackSpec | None = None
-    tolerance: float = Field(default=DEFAULT_TOLERANCE, ge=0, allow_inf_nan=False)
+    tolerance: float = Field(default=DEFAULT_TOLERANCE, ge=0, le=MAX_FACTOR)
 
     _known_signal = field_validator("metric")(check_signal)
 

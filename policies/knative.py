@@ -32,9 +32,10 @@ Parameters (units, defaults = Knative's config-autoscaler defaults):
   target_per_replica (100 for concurrency, 200 for rps; requests or req/s per replica);
   target_utilization 0.7 (share of the target, 0..1]; stable_window_s 60 (whole s, 6..3600);
   panic_window_percentage 10 (1..100, % of the stable window); panic_threshold_percentage 200
-  (110..1000); max_scale_up_rate 1000 and max_scale_down_rate 2 (> 1, per decision, relative to
-  ready pods); scale_to_zero_grace_period_s 30 (> 0); scale_down_delay_s 0 (whole s, 0..3600);
-  activation_scale 1 (1 = off); initial_scale 1; aggregation "linear" | "weighted-exponential".
+  (110..1000); max_scale_up_rate 1000 and max_scale_down_rate 2 (> 1 and <= 10,000, per
+  decision, relative to ready pods); scale_to_zero_grace_period_s 30 (> 0, <= 86,400);
+  scale_down_delay_s 0 (whole s, 0..3600); activation_scale 1 (1 = off) and initial_scale 1
+  (each <= 10,000); aggregation "linear" | "weighted-exponential". Other bounds: policies/spec.py.
 
 Windows live in seconds of `obs.now_s`: an observation stands for every 1 s bucket since the
 previous one (Knative scrapes every second; replicast observes once per control interval), so a
@@ -78,7 +79,7 @@ from pydantic import Field, field_validator, model_validator
 from policies.hpa import check_signal
 from policies.observation import Observation
 from policies.policy import JSON, Proposal
-from policies.spec import StrictModel, parse
+from policies.spec import MAX_QUANTITY, MAX_REPLICAS, MAX_WINDOW_S, StrictModel, parse
 
 BUCKET_S = 1  # config.BucketSize: the metric windows' granularity
 DELAY_BUCKET_S = 2  # multiscaler tickInterval: the scale-down delay window's granularity
@@ -92,17 +93,17 @@ DEFAULT_SIGNALS = {"concurrency": ("in_flight", "queue_depth"), "rps": ("request
 class KnativeParams(StrictModel):
     metric: Literal["concurrency", "rps"] = "concurrency"
     signals: list[str] | None = Field(default=None, min_length=1)
-    target_per_replica: float | None = Field(default=None, ge=TARGET_MIN, allow_inf_nan=False)
-    target_utilization: float = Field(default=0.7, gt=0, le=1, allow_inf_nan=False)
+    target_per_replica: float | None = Field(default=None, ge=TARGET_MIN, le=MAX_QUANTITY)
+    target_utilization: float = Field(default=0.7, gt=0, le=1)
     stable_window_s: int = Field(default=60, ge=6, le=3600)
-    panic_window_percentage: float = Field(default=10.0, ge=1, le=100, allow_inf_nan=False)
-    panic_threshold_percentage: float = Field(default=200.0, ge=110, le=1000, allow_inf_nan=False)
-    max_scale_up_rate: float = Field(default=1000.0, gt=1, allow_inf_nan=False)
-    max_scale_down_rate: float = Field(default=2.0, gt=1, allow_inf_nan=False)
-    scale_to_zero_grace_period_s: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+    panic_window_percentage: float = Field(default=10.0, ge=1, le=100)
+    panic_threshold_percentage: float = Field(default=200.0, ge=110, le=1000)
+    max_scale_up_rate: float = Field(default=1000.0, gt=1, le=MAX_REPLICAS)
+    max_scale_down_rate: float = Field(default=2.0, gt=1, le=MAX_REPLICAS)
+    scale_to_zero_grace_period_s: float = Field(default=30.0, gt=0, le=MAX_WINDOW_S)
     scale_down_delay_s: int = Field(default=0, ge=0, le=3600)
-    activation_scale: int = Field(default=1, ge=1)
-    initial_scale: int = Field(default=1, ge=0)
+    activation_scale: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    initial_scale: int = Field(default=1, ge=0, le=MAX_REPLICAS)
     aggregation: Literal["linear", "weighted-exponential"] = "linear"
 
     @field_validator("signals")

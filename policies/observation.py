@@ -7,7 +7,9 @@ Signals describe the whole target: `request_rate_rps`, `in_flight` and `queue_de
 over its replicas, latencies are percentiles over all of its requests, `error_rate` and
 `gpu_utilization` are shares in 0..1. A missing signal is None, never 0. Shells judge staleness
 and pass stale signals as None; this module also turns values that cannot be measurements
-(NaN, infinities, negative counts, shares above 1) into None, so no policy ever divides by them.
+(NaN, infinities, negative counts, shares above 1, anything above MAX_SIGNAL = 1e15, more
+than a Kubernetes quantity holds in milli-units) into None, so no policy ever divides by them
+or overflows summing them.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ SIGNALS: tuple[str, ...] = (
 _SHARES = frozenset({"error_rate", "gpu_utilization"})
 # A share measured a hair above 1 (rounding in a rate() ratio) is still a share.
 _SHARE_SLACK = 1e-6
-_MAX_PLAIN = 1.7976931348623157e308  # the largest finite float: inf fails `<=`
+MAX_SIGNAL = 1e15  # the spec's MAX_QUANTITY: no target or threshold is larger
 
 EMPTY_EXTRA: Mapping[str, float] = MappingProxyType({})
 
@@ -48,7 +50,7 @@ def _signal(name: str, value: object) -> float | None:
     if not isinstance(value, int | float):
         raise ObservationError(f"{name}: must be a number or None (got {value!r})")
     number = float(value)
-    if not math.isfinite(number) or number < 0:
+    if not 0 <= number <= MAX_SIGNAL:  # NaN and infinities fail too
         return None
     if name in _SHARES and number > 1 + _SHARE_SLACK:
         return None
@@ -95,7 +97,7 @@ class Observation:
             # fast path: None, or a finite non-negative float (NaN fails the comparison)
             if value is None:
                 continue
-            upper = 1 + _SHARE_SLACK if name in _SHARES else _MAX_PLAIN
+            upper = 1 + _SHARE_SLACK if name in _SHARES else MAX_SIGNAL
             if type(value) is float and 0.0 <= value <= upper:
                 continue
             object.__setattr__(self, name, _signal(name, value))

@@ -13,7 +13,8 @@ Spec keys (units; default):
 - `target` (required, > 0): in the signal's own units, e.g. 2.0 (seconds) for latency_p95_s.
 - `per_replica` (false): measure signal / ready_replicas instead of the signal, for totals such
   as `in_flight` or `queue_depth`; with no ready replica the policy holds.
-- `kp` (0.2, dimensionless), `ki` (0.02, per second), `kd` (0.0, seconds): the gains.
+- `kp` (0.2, dimensionless), `ki` (0.02, per second), `kd` (0.0, seconds): the gains; kp and
+  ki at most 100, kd and every time key at most 86,400 s, `target` at most 1e15.
 - `derivative_filter_s` (10): the time constant of the low-pass filter on the derivative; 0
   turns the filter off.
 - `dead_time_s` (60): how long a change of the replica count takes to show in the signal
@@ -74,7 +75,7 @@ from policies.guards import Guards
 from policies.hpa import check_signal
 from policies.observation import Observation
 from policies.policy import JSON, Proposal
-from policies.spec import StrictModel, parse
+from policies.spec import MAX_FACTOR, MAX_QUANTITY, MAX_WINDOW_S, StrictModel, parse
 
 # The level's ceiling when the policy runs without guards (not through `autoscaler`).
 UNBOUNDED_LEVEL = 1e6
@@ -83,15 +84,15 @@ _ROUNDING_SLACK = 1e-9  # ceil(10.000000001) is 10: float noise is not a replica
 
 class PIDParams(StrictModel):
     signal: str
-    target: float = Field(gt=0, allow_inf_nan=False)
+    target: float = Field(gt=0, le=MAX_QUANTITY)
     per_replica: bool = False
-    kp: float = Field(default=0.2, ge=0, allow_inf_nan=False)
-    ki: float = Field(default=0.02, ge=0, allow_inf_nan=False)
-    kd: float = Field(default=0.0, ge=0, allow_inf_nan=False)
-    derivative_filter_s: float = Field(default=10.0, ge=0, allow_inf_nan=False)
-    dead_time_s: float = Field(default=60.0, ge=0, allow_inf_nan=False)
-    tolerance: float = Field(default=0.05, ge=0, allow_inf_nan=False)
-    max_step_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+    kp: float = Field(default=0.2, ge=0, le=MAX_FACTOR)
+    ki: float = Field(default=0.02, ge=0, le=MAX_FACTOR)  # per second
+    kd: float = Field(default=0.0, ge=0, le=MAX_WINDOW_S)  # seconds
+    derivative_filter_s: float = Field(default=10.0, ge=0, le=MAX_WINDOW_S)
+    dead_time_s: float = Field(default=60.0, ge=0, le=MAX_WINDOW_S)
+    tolerance: float = Field(default=0.05, ge=0, le=MAX_FACTOR)
+    max_step_s: float = Field(default=60.0, gt=0, le=MAX_WINDOW_S)
 
     _known_signal = field_validator("signal")(check_signal)
 
@@ -183,10 +184,14 @@ class PIDPolicy:
         level, integral = self._level(state, current, error, dt, in_dead_time)
 
         slope = self._slope(state, measured, dt)
-        d_term = p.kd * slope / p.target
-        p_term = p.kp * error
+        # A zero gain is no term, even on an infinite error (a target of 1e-300).
+        d_term = p.kd * slope / p.target if p.kd else 0.0
+        p_term = p.kp * error if p.kp else 0.0
         output = level * (1.0 + p_term + d_term)
-        desired = max(1, math.ceil(min(output, UNBOUNDED_LEVEL * 10) - _ROUNDING_SLACK))
+        if math.isnan(output):  # P and D both infinite, in opposite directions: no change
+            output = level
+        bounded = min(max(output, 0.0), UNBOUNDED_LEVEL * 10)
+        desired = max(1, math.ceil(bounded - _ROUNDING_SLACK))
         # Never against the error's sign: above target never proposes fewer replicas.
         desired = max(desired, current) if error > 0 else min(desired, current)
 
@@ -227,6 +232,8 @@ class PIDPolicy:
         if state.last_value is None or dt <= 0:
             return state.slope
         raw = (measured - state.last_value) / dt
+        if not math.isfinite(raw):  # a step over a subnormal dt
+            return state.slope
         tf = self.params.derivative_filter_s
         keep = math.exp(-dt / tf) if tf > 0 else 0.0
         return keep * state.slope + (1.0 - keep) * raw
@@ -250,11 +257,14 @@ class PIDPolicy:
         if error > tol and level < current:
             level, how = float(current), "tracked up to the current count, integrating"
         elif error < -tol and level > current:
-            level, how = float(current), "tracked down to the current count, integrating"
+            # never below the floor: at 0 replicas a level of 0 has no logarithm
+            level, how = max(float(current), low), "tracked down to the current count, integrating"
         last = state.last_proposal
         if last is not None and ((current < last and error > 0) or (current > last and error < 0)):
             return min(max(level, low), high), "frozen: the count did not follow the proposal"
-        step = self.params.ki * error * min(dt, self.params.max_step_s)
+        span = min(dt, self.params.max_step_s)
+        ki = self.params.ki
+        step = ki * error * span if ki and span else 0.0  # 0 x inf would be NaN
         # In log space, so that a huge error cannot overflow exp() before the clamp.
         log_level = min(math.log(level) + step, math.log(high))
         level = max(math.exp(log_level), low)

@@ -47,7 +47,8 @@ slots_per_replica, service_time_s, service_cv, arrival_cv, window_s, service_win
 backlog_drain_s): interval_s (15), lead_time_s (learned), initial_lead_time_s (120),
 rise_quantile (0.95), rise_memory_s (3600), rise_min_samples (40), initial_margin (0.25),
 steady_share (1.0), release_after_s (3600), release_tolerance (0.1), bucket_s (600),
-season_s (86400), weekly (true), alpha, gamma, omega (as `predictive`).
+season_s (86400), weekly (true), alpha, gamma, omega (as `predictive`). Bounds
+(policies/spec.py): times <= 86,400 s, margins <= 100, rise_min_samples <= 10,000.
 
 Measured against operator-tuned HPA on the gpu-llm scenario (bench/README.md, issue 10): the
 same SLO with 7-21 % fewer replica-hours and 5.6-10x fewer direction changes on day 1 (cold
@@ -65,6 +66,7 @@ learned) is what keeps direction changes low, and it is most of the cost above t
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -75,21 +77,21 @@ from policies.observation import Observation
 from policies.policy import JSON, Proposal
 from policies.predictive import PredictiveParams, PredictivePolicy, PredictiveState, forecast_max
 from policies.slo import SloPolicy, size
-from policies.spec import parse
+from policies.spec import MAX_COUNT, MAX_FACTOR, MAX_WINDOW_S, parse
 
 
 class PlannerParams(PredictiveParams):
-    interval_s: float = Field(default=15.0, gt=0, allow_inf_nan=False)
+    interval_s: float = Field(default=15.0, gt=0, le=MAX_WINDOW_S)
     rise_quantile: float = Field(default=0.95, ge=0.5, le=0.9999)
-    rise_memory_s: float = Field(default=3_600.0, gt=0, allow_inf_nan=False)
-    rise_min_samples: int = Field(default=40, ge=1)
-    initial_margin: float = Field(default=0.25, ge=0, allow_inf_nan=False)
-    steady_share: float = Field(default=1.0, gt=0, le=1, allow_inf_nan=False)
-    release_after_s: float = Field(default=3_600.0, ge=0, allow_inf_nan=False)
-    release_tolerance: float = Field(default=0.1, ge=0, lt=1, allow_inf_nan=False)
-    margin: float | None = Field(default=None, ge=0, allow_inf_nan=False)  # pins m
-    bucket_s: int = Field(default=600, ge=10)
-    scale_down_delay_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)  # unused here
+    rise_memory_s: float = Field(default=3_600.0, gt=0, le=MAX_WINDOW_S)
+    rise_min_samples: int = Field(default=40, ge=1, le=MAX_COUNT)
+    initial_margin: float = Field(default=0.25, ge=0, le=MAX_FACTOR)
+    steady_share: float = Field(default=1.0, gt=0, le=1)
+    release_after_s: float = Field(default=3_600.0, ge=0, le=MAX_WINDOW_S)
+    release_tolerance: float = Field(default=0.1, ge=0, lt=1)
+    margin: float | None = Field(default=None, ge=0, le=MAX_FACTOR)  # pins m
+    bucket_s: int = Field(default=600, ge=10, le=MAX_WINDOW_S)
+    scale_down_delay_s: float = Field(default=0.0, ge=0, le=MAX_WINDOW_S)  # unused here
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,15 +120,38 @@ def learn_rise(
     r: Rises, now_s: float, rate: float | None, horizon_s: float, memory_s: float
 ) -> Rises:
     """Record `rate`; every rate at least `horizon_s` old becomes one rise sample; samples
-    older than `memory_s` are forgotten."""
+    older than `memory_s` are forgotten. `recent` is in time order (the engine never lets the
+    clock go back), so a clock step that ages a whole day of rates at once costs one pass."""
     recent = r.recent if rate is None else (*r.recent, (now_s, rate))
     samples = [s for s in r.samples if s[0] > now_s - memory_s]
-    while len(recent) > 1 and recent[0][0] <= now_s - horizon_s:
-        t0, base = recent[0]
-        within = [x for t, x in recent[1:] if t <= t0 + horizon_s + 1e-9]
-        samples.append((t0, base, max(within) if within else base))
-        recent = recent[1:]
-    return Rises(recent, tuple(samples))
+    aged = 0
+    while aged < len(recent) - 1 and recent[aged][0] <= now_s - horizon_s:
+        aged += 1
+    later = _later_maxima(recent, aged, horizon_s)
+    samples.extend((t0, base, x) for (t0, base), x in zip(recent, later, strict=False))
+    return Rises(recent[aged:], tuple(samples))
+
+
+def _later_maxima(
+    recent: tuple[tuple[float, float], ...], count: int, horizon_s: float
+) -> list[float]:
+    """For each of the first `count` (now_s, rate): the largest rate after it within one
+    horizon, or its own when there is none (a sliding maximum: one pass)."""
+    out: list[float] = []
+    window: deque[int] = deque()  # indices of rates in the window, in decreasing rate
+    j = 0
+    for i in range(count):
+        t0, base = recent[i]
+        j = max(j, i + 1)
+        while j < len(recent) and recent[j][0] <= t0 + horizon_s + 1e-9:
+            while window and recent[window[-1]][1] <= recent[j][1]:
+                window.pop()
+            window.append(j)
+            j += 1
+        while window and window[0] <= i:
+            window.popleft()
+        out.append(recent[window[0]][1] if window else base)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,10 @@ Parameters (with the `slo` ones: latency_target_s, percentile, slots_per_replica
 bucket_s (300), season_s (86400), weekly (true), alpha (0.1), gamma (0.2), omega (0.2),
 margin_k (2.0), lead_time_s (learned), initial_lead_time_s (120), reactive (true; false
 proposes the forecast size alone, for use as a floor under another policy).
+Bounds (policies/spec.py): bucket_s 10..86,400, season_s 60..604,800 and at most 2,880
+buckets a season; lead times 0..86,400 s (a learned one too: a clock step is not a startup);
+margin_k <= 100. The largest forecast is taken over at most one season (or week) of buckets,
+however long the lead time.
 """
 
 from __future__ import annotations
@@ -38,19 +42,23 @@ from pydantic import Field, model_validator
 from policies.observation import Observation
 from policies.policy import JSON, Proposal
 from policies.slo import Calibration, SloParams, SloPolicy, size
-from policies.spec import parse
+from policies.spec import MAX_FACTOR, MAX_SEASON_S, MAX_WINDOW_S, parse
+
+# The forecast keeps one offset per bucket of the season (7 x that many with `weekly`): a day
+# of 30 s buckets at most, so the state stays small.
+MAX_SEASON_BUCKETS = 2_880
 
 
 class PredictiveParams(SloParams):
-    bucket_s: int = Field(default=300, ge=10)
-    season_s: int = Field(default=86_400, ge=60)
+    bucket_s: int = Field(default=300, ge=10, le=MAX_WINDOW_S)
+    season_s: int = Field(default=86_400, ge=60, le=MAX_SEASON_S)
     weekly: bool = True
     alpha: float = Field(default=0.1, gt=0, le=1)
     gamma: float = Field(default=0.2, ge=0, le=1)
     omega: float = Field(default=0.2, ge=0, le=1)
-    margin_k: float = Field(default=2.0, ge=0, allow_inf_nan=False)
-    lead_time_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    initial_lead_time_s: float = Field(default=120.0, ge=0, allow_inf_nan=False)
+    margin_k: float = Field(default=2.0, ge=0, le=MAX_FACTOR)
+    lead_time_s: float | None = Field(default=None, ge=0, le=MAX_WINDOW_S)
+    initial_lead_time_s: float = Field(default=120.0, ge=0, le=MAX_WINDOW_S)
     reactive: bool = True
 
     @model_validator(mode="after")
@@ -58,6 +66,11 @@ class PredictiveParams(SloParams):
         if self.season_s % self.bucket_s:
             raise ValueError(
                 f"season_s ({self.season_s}) must be a multiple of bucket_s ({self.bucket_s})"
+            )
+        if self.season_s // self.bucket_s > MAX_SEASON_BUCKETS:
+            raise ValueError(
+                f"season_s / bucket_s must be <= {MAX_SEASON_BUCKETS:,} buckets (got "
+                f"{self.season_s} / {self.bucket_s} = {self.season_s // self.bucket_s:,})"
             )
         return self
 
@@ -174,12 +187,15 @@ def observe_rate(
 
 
 def forecast_max(f: Forecaster, p: PredictiveParams, start_s: float, end_s: float) -> float | None:
-    """Largest forecast over the buckets covering [start_s, end_s]."""
+    """Largest forecast over the buckets covering [start_s, end_s] (the forecast repeats
+    after a season, or a week of them, so no more buckets than that are looked at)."""
     if f.level is None:
         return None
     m1 = len(f.daily)
+    first = math.floor(start_s / p.bucket_s)
+    count = min(math.floor(end_s / p.bucket_s) - first + 1, len(f.weekly) or m1)
     best = -math.inf
-    for b in range(math.floor(start_s / p.bucket_s), math.floor(end_s / p.bucket_s) + 1):
+    for b in range(first, first + count):
         w = f.weekly[b % len(f.weekly)] if f.weekly else 0.0
         best = max(best, f.level + f.daily[b % m1] + w)
     return max(best, 0.0)
@@ -205,6 +221,8 @@ def learn_lead(lead: LeadTime, obs: Observation, p: PredictiveParams) -> LeadTim
             continue  # withdrawn
         if obs.ready_replicas >= count:
             estimate += 0.3 * (obs.now_s - asked_at_s - estimate)
+            # a clock step is not a startup: the estimate stays within the spec's range
+            estimate = min(max(estimate, 0.0), MAX_WINDOW_S)
         else:
             waiting.append((asked_at_s, count))
     return LeadTime(estimate, tuple(waiting), (obs.now_s, obs.replicas))

@@ -99,6 +99,24 @@ def wait_quantile(
     return wait_quantile_from_c(c, servers, arrival_rps, service_s, q, variability)
 
 
+# Above this offered load the search starts Erlang-B from its series at the first stable count
+# (about 9 sqrt(a) terms) instead of carrying the recursion up from one server (a steps).
+SERIES_FROM_OFFERED = 10_000.0
+
+
+def inverse_erlang_b(servers: int, offered: float) -> float:
+    """1 / B(c, a) = sum over j = 0..c of c! / ((c - j)! a^j) (the recursion 1/B(k) = 1 +
+    (k / a) / B(k - 1) unrolled): positive terms that fall off like exp(-j^2 / 2a) once c > a,
+    summed until the next one no longer changes the total."""
+    total = term = 1.0
+    for j in range(servers):
+        term *= (servers - j) / offered
+        total += term
+        if term < total * 1e-17:
+            break
+    return total
+
+
 def smallest_servers(
     arrival_rps: float,
     service_s: float,
@@ -111,20 +129,29 @@ def smallest_servers(
 ) -> tuple[int, float]:
     """The fewest servers, in multiples of `step`, whose q-quantile of wait is <= target.
 
-    Returns (servers, predicted wait quantile). Erlang-B is carried upward incrementally, so
-    the search costs O(c) in total.
+    Returns (servers, predicted wait quantile), never more than `limit` servers (rounded down
+    to a multiple of `step`): when that many cannot meet the target it returns them with their
+    wait, and at once, with an infinite wait, when the load needs more to be stable at all
+    (overload: offered load >= the limit, an infinite rate or service time). Erlang-B is
+    carried upward incrementally, so the search costs O(c) in total, O(sqrt(a)) to start
+    above SERIES_FROM_OFFERED (tests/test_spec_properties.py).
     """
     offered = arrival_rps * service_s
     if offered <= 0:
         return 0, 0.0
-    b, k = 1.0, 0
+    top = max(step, limit - limit % step)
+    if not offered < top:  # NaN and inf included
+        return top, math.inf
     servers = step * (math.floor(offered / step) + 1)
+    b, k = 1.0, 0
+    if offered > SERIES_FROM_OFFERED:
+        b, k = 1.0 / inverse_erlang_b(servers, offered), servers
     while True:
         while k < servers:
             k += 1
             b = offered * b / (k + offered * b)
         c = _c_from_b(b, servers, offered)
         w = wait_quantile_from_c(c, servers, arrival_rps, service_s, q, variability)
-        if w <= wait_target_s or servers >= limit:
+        if w <= wait_target_s or servers >= top:
             return servers, w
         servers += step

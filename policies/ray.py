@@ -35,6 +35,7 @@ requests per replica); signals ["in_flight", "queue_depth"]; look_back_period_s 
 smoothing_factor 1.0; upscaling_factor / downscaling_factor (unset: smoothing_factor);
 upscale_delay_s 30 (s); downscale_delay_s 600 (s); downscale_to_zero_delay_s (unset: the
 downscale delay). Ray's min_replicas (default 1) and max_replicas are the shared guards.
+Bounds (policies/spec.py): times <= 86,400 s, factors <= 100; a proposal is at most 10,000.
 
 Deliberate differences from the anchor:
 - Delays are measured in seconds of `now_s`, not counted in 0.1 s decisions (which would make
@@ -62,23 +63,23 @@ from pydantic import Field, field_validator, model_validator
 from policies.hpa import check_signal
 from policies.observation import Observation
 from policies.policy import JSON, Proposal
-from policies.spec import StrictModel, parse
+from policies.spec import MAX_FACTOR, MAX_QUANTITY, MAX_REPLICAS, MAX_WINDOW_S, StrictModel, parse
 
 DEFAULT_TARGET_ONGOING_REQUESTS = 2.0  # ray.serve._private.constants
 
 
 class RayParams(StrictModel):
     target_per_replica: float = Field(
-        default=DEFAULT_TARGET_ONGOING_REQUESTS, gt=0, allow_inf_nan=False
+        default=DEFAULT_TARGET_ONGOING_REQUESTS, gt=0, le=MAX_QUANTITY
     )
     signals: list[str] = Field(default=["in_flight", "queue_depth"], min_length=1)
-    look_back_period_s: float = Field(default=30.0, gt=0, allow_inf_nan=False)
-    smoothing_factor: float = Field(default=1.0, gt=0, allow_inf_nan=False)
-    upscaling_factor: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    downscaling_factor: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    upscale_delay_s: float = Field(default=30.0, ge=0, allow_inf_nan=False)
-    downscale_delay_s: float = Field(default=600.0, ge=0, allow_inf_nan=False)
-    downscale_to_zero_delay_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    look_back_period_s: float = Field(default=30.0, gt=0, le=MAX_WINDOW_S)
+    smoothing_factor: float = Field(default=1.0, gt=0, le=MAX_FACTOR)
+    upscaling_factor: float | None = Field(default=None, gt=0, le=MAX_FACTOR)
+    downscaling_factor: float | None = Field(default=None, gt=0, le=MAX_FACTOR)
+    upscale_delay_s: float = Field(default=30.0, ge=0, le=MAX_WINDOW_S)
+    downscale_delay_s: float = Field(default=600.0, ge=0, le=MAX_WINDOW_S)
+    downscale_to_zero_delay_s: float | None = Field(default=None, ge=0, le=MAX_WINDOW_S)
 
     @field_validator("signals")
     @classmethod
@@ -203,8 +204,9 @@ class RayPolicy:
         error_ratio = total / (self.target_per_replica * running)
         factor = self.up_factor if error_ratio >= 1 else self.down_factor
         smoothed = 1 + (error_ratio - 1) * factor
-        desired = math.ceil(running * smoothed)
-        if math.ceil(running * error_ratio) < running and desired == running:
+        # at most MAX_REPLICAS: a target of 1e-300 makes the ratio infinite
+        desired = math.ceil(min(running * smoothed, MAX_REPLICAS))
+        if error_ratio < 1 and math.ceil(running * error_ratio) < running and desired == running:
             desired -= 1  # stuck by the factor although traffic allows a downscale
         return desired, error_ratio
 

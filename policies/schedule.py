@@ -47,7 +47,7 @@ from pydantic import Field
 
 from policies.observation import Observation
 from policies.policy import Proposal, StatelessPolicy
-from policies.spec import SpecError, StrictModel, parse
+from policies.spec import MAX_REPLICAS, SpecError, StrictModel, parse
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -56,16 +56,16 @@ _DAY_S = 24 * 3600
 
 
 class DefaultBounds(StrictModel):
-    min_replicas: int = Field(default=0, ge=0)
-    max_replicas: int | None = Field(default=None, ge=0)
+    min_replicas: int = Field(default=0, ge=0, le=MAX_REPLICAS)
+    max_replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
 
 
 class RuleSpec(StrictModel):
     days: list[Day] = Field(default_factory=lambda: list(DAYS), min_length=1)
     start: str
     end: str
-    min_replicas: int | None = Field(default=None, ge=0)
-    max_replicas: int | None = Field(default=None, ge=0)
+    min_replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
+    max_replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
 
 
 class ScheduleParams(StrictModel):
@@ -116,12 +116,20 @@ class SchedulePolicy(StatelessPolicy):
     def spec(self) -> dict[str, Any]:
         return self.params.model_dump(exclude_none=True)
 
-    def local_time(self, now_s: float) -> datetime:
-        return datetime.fromtimestamp(now_s, self.zone)
+    def local_time(self, now_s: float) -> datetime | None:
+        """The local wall-clock time, or None outside the years 1..9999 `datetime` holds."""
+        try:
+            return datetime.fromtimestamp(now_s, self.zone)
+        except (OverflowError, ValueError, OSError):
+            return None
 
     def replica_bounds(self, obs: Observation) -> tuple[int, int | None, str]:
         """(min, max or None, which rules set them and when) at `obs.now_s`."""
         local = self.local_time(obs.now_s)
+        if local is None:
+            default = self.params.default
+            why = f"default: now_s {obs.now_s:g} is no date in years 1..9999"
+            return default.min_replicas, default.max_replicas, why
         second = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
         active = [r for r in self.rules if r.active(local.weekday(), second)]
         when = f"{DAYS[local.weekday()]} {local:%H:%M} {self.params.time_zone}"
@@ -140,7 +148,7 @@ class SchedulePolicy(StatelessPolicy):
         low, high, source = self.replica_bounds(obs)
         local = self.local_time(obs.now_s)
         details = {
-            "local_time": local.isoformat(),
+            "local_time": None if local is None else local.isoformat(),
             "min_replicas": low,
             "max_replicas": high,
             "source": source,
@@ -159,7 +167,7 @@ class SchedulePolicy(StatelessPolicy):
 def _zone(name: str) -> ZoneInfo | None:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "America" is a directory
         return None
 
 

@@ -30,7 +30,10 @@ Parameters: latency_target_s or wait_target_s (one is required), percentile (0.9
 slots_per_replica (1), service_time_s (learned), service_cv (learned), arrival_cv (1.0),
 window_s (60).
 When no replica count can meet the target (the target is below E[S]), it proposes the count
-at which the waiting quantile is zero and says so.
+at which the waiting quantile is zero and says so. The search stops at 10,000 replicas (the
+most any spec allows, policies/spec.py): a load that needs more proposes that many at once,
+reason `Overload` (the guards then cap it at max_replicas).
+Bounds: time keys 0..86,400 s, coefficients of variation <= 100, slots_per_replica <= 10,000.
 """
 
 from __future__ import annotations
@@ -45,23 +48,25 @@ from pydantic import Field, model_validator
 from policies.observation import Observation
 from policies.policy import JSON, Proposal
 from policies.queueing import smallest_servers
-from policies.spec import StrictModel, parse
+from policies.spec import MAX_COUNT, MAX_FACTOR, MAX_REPLICAS, MAX_WINDOW_S, StrictModel, parse
 
 Z95 = 1.6448536269514722  # standard normal 0.95 quantile, for the lognormal spread
+MAX_LOG1P_CV2 = math.log1p(MAX_FACTOR**2)  # cv^2 = expm1(sigma^2) <= MAX_FACTOR^2
+MIN_SERVICE_S = 1e-6  # a shorter observed service time is noise, not an estimate
 
 
 class SloParams(StrictModel):
-    latency_target_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    wait_target_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    latency_target_s: float | None = Field(default=None, gt=0, le=MAX_WINDOW_S)
+    wait_target_s: float | None = Field(default=None, ge=0, le=MAX_WINDOW_S)
     percentile: float = Field(default=0.95, ge=0.5, le=0.9999)
-    slots_per_replica: int = Field(default=1, ge=1)
-    service_time_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    service_cv: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    arrival_cv: float = Field(default=1.0, ge=0, allow_inf_nan=False)
-    window_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
-    service_window_s: float = Field(default=600.0, gt=0, allow_inf_nan=False)
-    backlog_drain_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
-    scale_down_delay_s: float = Field(default=120.0, ge=0, allow_inf_nan=False)
+    slots_per_replica: int = Field(default=1, ge=1, le=MAX_COUNT)
+    service_time_s: float | None = Field(default=None, gt=0, le=MAX_WINDOW_S)
+    service_cv: float | None = Field(default=None, ge=0, le=MAX_FACTOR)
+    arrival_cv: float = Field(default=1.0, ge=0, le=MAX_FACTOR)
+    window_s: float = Field(default=60.0, gt=0, le=MAX_WINDOW_S)
+    service_window_s: float = Field(default=600.0, gt=0, le=MAX_WINDOW_S)
+    backlog_drain_s: float = Field(default=60.0, gt=0, le=MAX_WINDOW_S)
+    scale_down_delay_s: float = Field(default=120.0, ge=0, le=MAX_WINDOW_S)
 
     @model_validator(mode="after")
     def _one_target(self) -> SloParams:
@@ -129,14 +134,20 @@ def _blend(old: float | None, new: float | None, weight: float) -> float | None:
 def observed_service_s(obs: Observation, servers: int) -> tuple[float | None, bool]:
     """E[S] and whether it is trustworthy: Little's law on requests in service holds with the
     arrival rate only while throughput keeps up (little queued); saturated, in_flight / rate
-    under-estimates E[S], so it serves only as a first guess."""
+    under-estimates E[S], so it serves only as a first guess. A value outside 1 us..86,400 s
+    (1e-300 in flight over 2 req/s, 5 in flight over 1e-300 req/s) is no estimate."""
     rate = obs.request_rate_rps
     if rate is not None and rate > 0 and obs.in_flight is not None and obs.in_flight > 0:
         queued = obs.queue_depth or 0.0
-        return obs.in_flight / rate, queued <= max(1.0, 0.1 * servers)
-    if obs.queue_depth is not None and obs.queue_depth > 0:
+        service: float | None = obs.in_flight / rate
+        trusted = queued <= max(1.0, 0.1 * servers)
+    elif obs.queue_depth is not None and obs.queue_depth > 0:
         return None, False  # latency percentiles would include the wait
-    return obs.latency_p50_s, obs.latency_p50_s is not None
+    else:
+        service, trusted = obs.latency_p50_s, obs.latency_p50_s is not None
+    if service is None or not MIN_SERVICE_S <= service <= MAX_WINDOW_S:
+        return None, False
+    return service, trusted
 
 
 def observed_cv2(obs: Observation, servers: int) -> float | None:
@@ -147,7 +158,8 @@ def observed_cv2(obs: Observation, servers: int) -> float | None:
     if obs.queue_depth is None or obs.queue_depth > 0.05 * max(servers, 1):
         return None
     sigma = math.log(p95 / p50) / Z95
-    return math.expm1(sigma * sigma)
+    # at most MAX_FACTOR^2, the cv a spec may pin (p50 1e-300 s with p95 1 s overflows exp)
+    return math.expm1(min(sigma * sigma, MAX_LOG1P_CV2))
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +229,7 @@ class SloPolicy:
         if obs.request_rate_rps is None or cal.rate_rps is None:
             return Proposal.hold("MissingSignal: request_rate_rps; holding")
         service = self.params.service_time_s or cal.service_s
-        if service is None:
+        if service is None or not service > 0:
             return Proposal.hold("Calibrating: no service time yet (in_flight or latency)")
         # Little's law the other way: the requests in service right now imply at least
         # in_flight / E[S] req/s, a signal that leads the rate() window at a sudden rise; and a
@@ -269,9 +281,16 @@ def size(
     servers, wait = smallest_servers(
         rate_rps, service_s, p.percentile, max(wait_budget, 0.0),
         variability=variability, step=p.slots_per_replica,
+        limit=MAX_REPLICAS * p.slots_per_replica,
     )  # fmt: skip
     replicas = servers // p.slots_per_replica
     predicted = service_s + wait
+    if wait > max(wait_budget, 0.0):  # only at the limit: no count up to it meets the target
+        why = (
+            f"Overload: even {replicas:,} replicas (the most any spec allows) predict {label} "
+            f"{what} {wait if what == 'wait' else predicted:.3g} s at {rate_rps:.3g} req/s"
+        )
+        return replicas, predicted, why
     if not feasible:
         why = (
             f"SLOInfeasible: mean service {service_s:.3g} s exceeds the {label} target "

@@ -6,10 +6,29 @@ policies and guards read. Validation happens once, in `policies.autoscaler`, nev
 Every problem is reported as `<where>: <key path>: <what is wrong> (got <value>)`, e.g.
 `hpa spec: metrics[0].target_per_replica: must be > 0 (got -1)`; all problems of a spec are
 reported together in one `SpecError`.
+
+Bounds: every number a spec takes has a finite range, shown in its model's JSON schema
+(`minimum`/`maximum` of `Model.model_json_schema()`), so that no value makes a policy loop,
+allocate or overflow (tests/test_spec_properties.py). NaN and infinities are refused
+everywhere ("must be a finite number (got nan)"). The shared upper bounds:
+- MAX_REPLICAS 10,000: every replica count (min_replicas, max_replicas, fallback replicas,
+  schedule bounds, Knative's activation and initial scale), HPA policy values and Knative's
+  scale rates (a rate of 10,000 takes one replica to the cap in one step);
+- MAX_WINDOW_S 86,400 (one day): every window, delay, period, lead time and time target;
+  MAX_SEASON_S 604,800 (seven days): a forecast season;
+- MAX_FACTOR 100: dimensionless factors, gains, tolerances, margins and coefficients of
+  variation (ki: per second);
+- MAX_COUNT 10,000: other whole counts (flap-budget changes, failure thresholds, slots per
+  replica, samples);
+- MAX_QUANTITY 1e15: targets and thresholds in a signal's own units (Kubernetes quantities
+  stop at 2^63 milli-units, about 9.2e15).
+Anchored ranges stay as their anchors have them (HPA `periodSeconds` <= 1800, Knative's
+stable window 6..3600 s, percentiles 0.5..0.9999).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
@@ -35,19 +54,37 @@ class SpecError(ValueError):
         super().__init__(f"{where}: {text}" if where else text)
 
 
-class StrictModel(BaseModel):
-    """Frozen; unknown keys are errors (reported with the keys that are allowed)."""
+MAX_REPLICAS = 10_000
+MAX_WINDOW_S = 86_400.0
+MAX_SEASON_S = 7 * 86_400
+MAX_FACTOR = 100.0
+MAX_COUNT = 10_000
+MAX_QUANTITY = 1e15
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+class StrictModel(BaseModel):
+    """Frozen; unknown keys are errors (reported with the keys that are allowed); NaN and
+    infinities are refused in every float."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=False, allow_inf_nan=False
+    )
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _path(loc: Iterable[int | str]) -> str:
+    """`metrics[0].target_per_replica`; a key that is not a plain word is quoted (`['a b']`),
+    so a key with a newline or a dot in it keeps the message on one line and unambiguous."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
         elif part.startswith("function-") or part in {"tagged-union", "union"}:
             continue
+        elif not _PLAIN_KEY.fullmatch(part):
+            out += f"[{part!r}]"
         else:
             out += f".{part}" if out else part
     return out
@@ -87,6 +124,7 @@ TYPE_MESSAGES: dict[str, str] = {
     "int_type": "must be a whole number",
     "int_parsing": "must be a whole number",
     "int_from_float": "must be a whole number",
+    "int_parsing_size": "must be a whole number of at most 19 digits",
     "float_type": "must be a number",
     "float_parsing": "must be a number",
     "bool_type": "must be true or false",
@@ -183,7 +221,8 @@ def parse_quantity(value: Any) -> float:
         ) from None
 
 
-Quantity = Annotated[float, BeforeValidator(parse_quantity)]
+# The bounds come before the validator, so that the JSON schema shows them as minimum/maximum.
+Tolerance = Annotated[float, Field(ge=0, le=MAX_FACTOR), BeforeValidator(parse_quantity)]
 
 
 # --- Kubernetes HPA `behavior`, accepted verbatim (camelCase, Kubernetes' own validation) ---
@@ -193,7 +232,7 @@ SelectPolicy = Literal["Max", "Min", "Disabled"]
 
 class HPAScalingPolicy(StrictModel):
     type: Literal["Pods", "Percent"]
-    value: int = Field(gt=0)
+    value: int = Field(gt=0, le=MAX_REPLICAS)  # pods, or percent
     periodSeconds: int = Field(gt=0, le=1800)  # noqa: N815 - Kubernetes' field name
 
 
@@ -201,7 +240,7 @@ class HPAScalingRules(StrictModel):
     stabilizationWindowSeconds: int | None = Field(default=None, ge=0, le=3600)  # noqa: N815
     selectPolicy: SelectPolicy | None = None  # noqa: N815
     policies: list[HPAScalingPolicy] | None = Field(default=None, min_length=1)
-    tolerance: Quantity | None = Field(default=None, ge=0)
+    tolerance: Tolerance | None = None
 
 
 class HPABehavior(StrictModel):
@@ -210,15 +249,15 @@ class HPABehavior(StrictModel):
 
 
 class FlapBudgetSpec(StrictModel):
-    max_changes: int = Field(ge=0)
-    window_s: float = Field(gt=0)
+    max_changes: int = Field(ge=0, le=MAX_COUNT)
+    window_s: float = Field(gt=0, le=MAX_WINDOW_S)
 
 
 class GuardSpec(StrictModel):
     """The guard keys every spec may carry beside `policy` and the policy's own keys."""
 
-    min_replicas: int = Field(default=0, ge=0)
-    max_replicas: int = Field(ge=1)
+    min_replicas: int = Field(default=0, ge=0, le=MAX_REPLICAS)
+    max_replicas: int = Field(ge=1, le=MAX_REPLICAS)
     behavior: HPABehavior | None = None
     starting_capacity: bool = False
     flap_budget: FlapBudgetSpec | None = None
