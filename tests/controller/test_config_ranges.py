@@ -91,6 +91,12 @@ def test_a_target_interval_longer_than_its_staleness_is_refused(tmp_path: Path) 
     assert line.endswith("(got staleness_s 60, interval_s 120)")
 
 
+def test_a_huge_replica_bound_is_refused(tmp_path: Path) -> None:
+    text = HEAD + TARGET.replace("max_replicas: 10", "max_replicas: 100000000")
+    [line] = problems(tmp_path, text)
+    assert line.startswith("targets[0].policy.max_replicas: must be <= 10000")
+
+
 @pytest.mark.parametrize(
     "url", ["http://user:pw@127.0.0.1:9090", "https://token@prom.example:443", "http://:pw@h:1"]
 )
