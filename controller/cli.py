@@ -1,7 +1,7 @@
 """`replicast validate`, `replicast schema`, `replicast profile from-prometheus`.
 
 Each is `(argv) -> exit status`, wired into the `replicast` console script through the
-`replicast.commands` entry-point group (see `policies.cli`). Problems are one line each on
+`replicast.commands` entry-point group (see `controller.dispatch`). Problems are one line each on
 stderr, never a traceback: exit 1 when `validate` finds problems (or `profile` gets no data
 from Prometheus), 2 on usage errors.
 """

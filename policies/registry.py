@@ -3,15 +3,15 @@
 In: a name from a spec's `policy` key. Out: a `PolicyFactory`. A built-in name wins over an
 entry point of the same name (a plugin cannot silently replace `hpa`); a plugin that fails to
 load is reported by `available()` with its error instead of breaking every other policy.
-Set REPLICAST_BLOCK_PLUGINS="name1,name2" to keep named entry points from loading (as pytest's
-`-p no:name`).
+Named entry points can be kept from loading (as pytest's `-p no:name`): the shell reads
+REPLICAST_BLOCK_PLUGINS="name1,name2" and calls `block_plugins` (controller/dispatch.py); the
+core reads no environment.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
@@ -52,9 +52,17 @@ class Listing:
     summary: str
 
 
-def _blocked(environ: Mapping[str, str]) -> set[str]:
-    raw = environ.get("REPLICAST_BLOCK_PLUGINS", "")
-    return {part.strip() for part in raw.split(",") if part.strip()}
+_BLOCKED: set[str] = set()  # set once by the shell at startup, before any spec is built
+
+
+def block_plugins(names: Iterable[str]) -> None:
+    """Keep these `replicast.policies` entry points from loading, for the rest of the process."""
+    _BLOCKED.clear()
+    _BLOCKED.update(n.strip() for n in names if n.strip())
+
+
+def _blocked(blocked: Iterable[str] | None) -> set[str]:
+    return set(_BLOCKED) if blocked is None else set(blocked)
 
 
 def _check_factory(obj: object, label: str) -> PolicyFactory:
@@ -88,13 +96,14 @@ def load_path(path: str) -> PolicyFactory:
     return _check_factory(target, repr(path))
 
 
-def available(environ: Mapping[str, str] | None = None) -> list[Listing]:
-    """Every policy a spec can name, built-ins first, with where it comes from."""
-    env = os.environ if environ is None else environ
+def available(blocked: Iterable[str] | None = None) -> list[Listing]:
+    """Every policy a spec can name, built-ins first, with where it comes from; `blocked`
+    entry points (default: what `block_plugins` was given) are left out."""
+    skip = _blocked(blocked)
     out = [Listing(f.name, "built-in", f.summary) for f in builtins().values()]
     taken = {listing.name for listing in out}
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        if ep.name in taken or ep.name in _blocked(env):
+        if ep.name in taken or ep.name in skip:
             continue
         dist = ep.dist.name if ep.dist is not None else "?"
         try:
@@ -107,7 +116,7 @@ def available(environ: Mapping[str, str] | None = None) -> list[Listing]:
     return out
 
 
-def resolve(name: str, environ: Mapping[str, str] | None = None) -> PolicyFactory:
+def resolve(name: str, blocked: Iterable[str] | None = None) -> PolicyFactory:
     """The factory for a spec's `policy` value."""
     if not isinstance(name, str) or not name:
         raise SpecError("policy", [("", f"must be a policy name such as 'hpa' (got {name!r})")])
@@ -116,8 +125,8 @@ def resolve(name: str, environ: Mapping[str, str] | None = None) -> PolicyFactor
         return found
     if ":" in name:
         return load_path(name)
-    env = os.environ if environ is None else environ
-    if name not in _blocked(env):
+    skip = _blocked(blocked)
+    if name not in skip:
         for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
             try:
                 return _check_factory(ep.load(), f"entry point {name!r}")
@@ -127,5 +136,5 @@ def resolve(name: str, environ: Mapping[str, str] | None = None) -> PolicyFactor
                 raise SpecError(
                     "policy", [("", f"entry point {name!r} failed to load: {error}")]
                 ) from None
-    names = ", ".join(listing.name for listing in available(env) if listing.origin != "error")
+    names = ", ".join(listing.name for listing in available(skip) if listing.origin != "error")
     raise SpecError("policy", [("", f"unknown policy {name!r}; available: {names}")])

@@ -5,7 +5,7 @@ name sized for the replica model); a replica model preset or spec file; an SLO. 
 `compare --scenario`, a named benchmark scenario (simulator/scenarios.py), which fixes the load,
 model, SLO and metrics and adds its clairvoyant and static plans as rows. Out: a summary table
 on stdout (rich), PNG plots in `--out`, and exit 0; a bad argument is one line on stderr and
-exit 2 (raised as `UsageError`, caught by `policies.cli.main`'s handler).
+exit 2 (raised as `UsageError`, caught by `controller.dispatch.main`'s handler).
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from typing import Any, NoReturn
 from rich.console import Console
 from rich.table import Table
 
-from policies.explain import ScriptError, load_spec
+from policies.explain import ScriptError
 from policies.registry import available
 from simulator import outputs, profiles, quality, scenarios, sizing
 from simulator.engine import run
+from simulator.explain import load_spec
 from simulator.model import ReplicaModel
 from simulator.observe import MetricsConfig
 from simulator.profile_args import (

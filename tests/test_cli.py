@@ -9,13 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from policies.cli import main
+from controller.dispatch import main
 from policies.registry import builtins
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "policies.cli", *args], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "controller.dispatch", *args],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 

@@ -77,10 +77,10 @@ def test_entry_point_policies_are_listed_and_resolved(plugin_installed: None) ->
 
 
 def test_blocked_plugins_do_not_load(plugin_installed: None) -> None:
-    names = {x.name for x in available({"REPLICAST_BLOCK_PLUGINS": "smoothed-queue"})}
+    names = {x.name for x in available(blocked={"smoothed-queue"})}
     assert "smoothed-queue" not in names
     with pytest.raises(SpecError, match="unknown policy 'smoothed-queue'"):
-        resolve("smoothed-queue", {"REPLICAST_BLOCK_PLUGINS": "smoothed-queue"})
+        resolve("smoothed-queue", blocked={"smoothed-queue"})
 
 
 def test_unknown_policy_names_what_is_available() -> None:

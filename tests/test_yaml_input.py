@@ -18,9 +18,10 @@ from controller.config import validate_config
 from controller.importer import NotAcceptedError
 from controller.importer import _load as import_documents
 from policies import yaml_input
-from policies.explain import ScriptError, load_script, load_spec
+from policies.explain import ScriptError
 from simulator.cost import PriceError, load_prices
 from simulator.emulator import EmulatorError, build_model
+from simulator.explain import load_script, load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from policies.cli import main
+from controller.dispatch import main
 
 
 def test_simulate_prints_a_summary_and_writes_plots(
@@ -60,7 +60,10 @@ def test_bad_arguments_are_one_line_and_exit_2(args: list[str], message: str) ->
 def assert_usage_error(argv: list[str], message: str) -> None:
     """`replicast ARGV` in a fresh process: exit 2 and one line on stderr holding `message`."""
     result = subprocess.run(
-        [sys.executable, "-m", "policies.cli", *argv], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "controller.dispatch", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2, result.stderr
     assert message in result.stderr

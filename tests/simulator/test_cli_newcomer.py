@@ -1,6 +1,6 @@
 """A newcomer's first hour with `replicast simulate`, `compare` and `demo` (issue 15).
 
-Each story runs the command in-process through `policies.cli.main`, as the console script
+Each story runs the command in-process through `controller.dispatch.main`, as the console script
 does: a bad flag is one line on stderr and exit 2; a traceback would fail the test.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from policies.cli import main
+from controller.dispatch import main
 
 PROFILE = ["--profile", "constant:8:900"]
 

@@ -46,7 +46,10 @@ def one_line(error: pytest.ExceptionInfo[BaseException], path: Path, line: int |
 
 def replicast(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "policies.cli", *argv], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "controller.dispatch", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 

@@ -17,7 +17,7 @@ import pytest
 from simulator.emulator import SlotQueue
 from tests.controller.processes import stop
 
-REPLICAST = [sys.executable, "-m", "policies.cli"]
+REPLICAST = [sys.executable, "-m", "controller.dispatch"]
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from aiohttp import web
 
-import policies.cli
+import controller.dispatch
 from simulator.emulator import Emulator, serve
 from simulator.loadgen import (
     LoadgenError,
@@ -224,9 +224,9 @@ def test_non_loopback_targets_are_refused_in_one_line(url: str) -> None:
 def test_the_replicast_command_reports_a_refused_target_in_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(policies.cli, "_load_command", lambda name: cmd_loadgen)
+    monkeypatch.setattr(controller.dispatch, "_load_command", lambda name: cmd_loadgen)
     argv = ["loadgen", "--url", "http://192.168.1.5:8000/v1/infer", "--profile", "constant:1:1"]
-    assert policies.cli.main(argv) == 2
+    assert controller.dispatch.main(argv) == 2
     assert capsys.readouterr().err == (
         "replicast loadgen: --url http://192.168.1.5:8000/v1/infer: only loopback targets are"
         " allowed (127.0.0.0/8, ::1, localhost), not 192.168.1.5\n"

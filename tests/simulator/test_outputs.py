@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from policies.cli import main
+from controller.dispatch import main
 from simulator.outputs import jsonable
 
 PROFILE = ["--profile", "constant:8:900"]  # 60 ticks of 15 s

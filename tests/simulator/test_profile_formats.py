@@ -37,7 +37,10 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 def replicast(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "policies.cli", *argv], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "controller.dispatch", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
