@@ -20,9 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from controller.actuators.base import Actuator, WorkloadCondition, WorkloadState
-from controller.errors import ActuatorError, ScaleRefusedError, one_line
+from controller.errors import ActuatorError, ScaleRefusedError
 from controller.outcomes import Action
 from policies import DecisionRecord, Outcome
+from policies.text import one_line
 
 
 @dataclass(frozen=True, slots=True)

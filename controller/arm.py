@@ -33,6 +33,7 @@ from controller.actuators.base import (
     TemporaryError,
     retrying,
 )
+from policies.text import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -94,10 +95,6 @@ class ArmResponse:
     status: int
     headers: CIMultiDict[str]
     body: Any  # parsed JSON, or None when empty or not JSON
-
-
-def one_line(text: object) -> str:
-    return " ".join(str(text).split())
 
 
 def error_detail(body: Any) -> str:

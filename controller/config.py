@@ -78,6 +78,7 @@ from controller.config_models import (
 )
 from policies import Autoscaler, SpecError, autoscaler, yaml_input
 from policies.spec import TYPE_MESSAGES
+from policies.text import one_line
 
 __all__ = [
     "API_VERSION",
@@ -357,8 +358,7 @@ def _policy_problems(
             out.append(((*loc, *key), message))
         return out, None
     except Exception as error:  # a third-party policy's bug must not hide the other problems
-        text = " ".join(str(error).split())
-        text = text if len(text) <= 200 else text[:197] + "..."
+        text = one_line(error, 200)
         return [(loc, f"cannot build the policy: {type(error).__name__}: {text}")], None
 
 

@@ -56,11 +56,6 @@ class ScaleRefusedError(ActuatorError):
         self.condition = condition
 
 
-def one_line(error: BaseException) -> str:
-    """An error's message on one line (its type's name when it has none)."""
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 @dataclass(frozen=True, slots=True)
 class RetryBudget:
     """How long the work in progress may keep retrying: until `deadline_s` (monotonic), and

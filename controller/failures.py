@@ -15,10 +15,11 @@ import logging
 from dataclasses import replace
 
 from controller.clock import Clock
-from controller.errors import ActuatorError, PermanentError, TemporaryError, one_line
+from controller.errors import ActuatorError, PermanentError, TemporaryError
 from controller.outcomes import Action, Cond, TickOutcome
 from controller.settings import LoopSettings
 from controller.target import Halt, TargetRuntime
+from policies.text import one_line
 
 log = logging.getLogger("controller.loop")
 

@@ -49,6 +49,7 @@ import yaml
 from controller import signals as sig
 from policies import SpecError, autoscaler, yaml_input
 from policies.spec import parse_quantity
+from policies.text import one_line
 
 ACCEPTED = (
     "expected an autoscaling/v2 HorizontalPodAutoscaler or a keda.sh/v1alpha1 ScaledObject "
@@ -392,10 +393,6 @@ def render(target: Mapping[str, Any], notes: Sequence[str], header: str) -> str:
 # --- the command -----------------------------------------------------------------------------
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _load(path: Path) -> list[Any]:
     """The file's documents; raises NotAcceptedError with a one-line reason."""
     try:
@@ -437,7 +434,7 @@ def cmd_import(argv: Sequence[str]) -> int:
         try:
             target, notes = convert_with_notes(doc)
         except UnsupportedError as error:
-            print(f"replicast import: {where}: {_one_line(str(error))}", file=sys.stderr)
+            print(f"replicast import: {where}: {one_line(str(error))}", file=sys.stderr)
             status = max(status, 2 if isinstance(error, NotAcceptedError) else 1)
             continue
         out.append(render(target, notes, f"imported from {args.file}: {describe(doc)}"))

@@ -45,7 +45,6 @@ from controller.config import TargetConfig
 from controller.errors import (
     ActuatorError,
     RetryBudget,
-    one_line,
     retry_budget,
 )
 from controller.failures import Failures
@@ -73,6 +72,7 @@ from controller.state_store import MemoryStore, StateStore
 from controller.succession import Leadership, SoleInstance, Succession
 from controller.target import TargetRuntime
 from policies import DecisionRecord, Observation
+from policies.text import one_line
 
 log = logging.getLogger(__name__)
 

@@ -51,9 +51,9 @@ from controller.arm import (
     PreconditionFailedError,
     TokenCredential,
     default_credential,
-    one_line,
     retry_after_s,
 )
+from policies.text import one_line
 
 logger = logging.getLogger(__name__)
 

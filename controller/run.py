@@ -63,6 +63,7 @@ from controller.options import (
 from controller.prometheus import PrometheusSource, token_provider_for
 from controller.startup import StartupError, bind, freeze_heap, preflight
 from controller.state_store import ConfigMapStore, MemoryStore, StateStore
+from policies.text import one_line
 
 if TYPE_CHECKING:
     from controller.registrars import Registrar
@@ -237,7 +238,7 @@ async def kubernetes_client(options: RunOptions, max_connections: int = 16) -> A
             kubeconfig=options.kubeconfig, context=options.context, max_connections=max_connections
         )
     except Exception as error:  # kubernetes-asyncio's ConfigException, OSError, YAML errors
-        text = " ".join(str(error).split()) or type(error).__name__
+        text = one_line(error)
         raise StartupError(
             f"cannot configure the Kubernetes client: {text}; pass --kubeconfig, or run in a "
             "pod with a ServiceAccount (deploy/rbac.yaml)"

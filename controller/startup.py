@@ -23,6 +23,7 @@ from controller.actuators.base import Actuator
 from controller.config import Config
 from controller.options import RunOptions
 from controller.prometheus import PrometheusSource
+from policies.text import one_line
 
 log = logging.getLogger("controller.run")
 
@@ -96,7 +97,7 @@ async def _probe_prometheus(config: Config, source: PrometheusSource) -> str | N
     try:
         await source.query("vector(1)", time.time())
     except Exception as error:
-        text = " ".join(str(error).split()) or type(error).__name__
+        text = one_line(error)
         return f"prometheus {config.prometheus.url}: {text}"
     return None
 
@@ -106,7 +107,7 @@ async def _probe_azure(credential: Any) -> str | None:
         async with asyncio.timeout(15):
             await credential.get_token(AZURE_ARM_SCOPE)
     except Exception as error:
-        text = " ".join(str(error).split())[:300] or type(error).__name__
+        text = one_line(error, 300)
         return (
             f"azure: no Entra ID token for {AZURE_ARM_SCOPE}: {text}; give the pod a workload "
             "identity (deploy/components/aks) or set AZURE_CLIENT_ID/AZURE_TENANT_ID"
@@ -120,6 +121,6 @@ async def _probe_kubernetes(kube: ApiClient) -> str | None:
         async with asyncio.timeout(5):
             await VersionApi(kube).get_code()
     except Exception as error:
-        text = " ".join(str(error).split()) or type(error).__name__
+        text = one_line(error)
         return f"kubernetes API server {host}: not answering: {text[:200]}"
     return None

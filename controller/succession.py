@@ -18,11 +18,12 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from controller.clock import Clock
-from controller.errors import ActuatorError, one_line
+from controller.errors import ActuatorError
 from controller.outcomes import Cond
 from controller.state_store import StateStore
 from controller.target import TargetRuntime
 from policies import SpecError
+from policies.text import one_line
 
 log = logging.getLogger("controller.loop")
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from policies.text import one_line
+
 MAX_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 100
 MAX_VALUES = 200_000
@@ -54,7 +56,7 @@ class YamlLimitError(YamlInputError):
     """A document past one of the limits."""
 
 
-def _one_line(error: yaml.YAMLError) -> YamlInputError:
+def _as_input_error(error: yaml.YAMLError) -> YamlInputError:
     """PyYAML's error (several lines, with a snippet) as one line with its line and column."""
     if isinstance(error, YamlInputError):
         return error
@@ -65,7 +67,7 @@ def _one_line(error: yaml.YAMLError) -> YamlInputError:
         reason = f"{error.reason}: character {error.character!r} at position {error.position}"
         reason += "; save the file as UTF-8 text"
         return YamlInputError(f"not YAML text: {reason}")
-    reason = " ".join(reason.split())
+    reason = one_line(reason)
     if mark is None:
         return YamlInputError(f"YAML error: {reason}")
     return YamlInputError(f"YAML syntax error: {reason}", mark.line + 1, mark.column + 1)
@@ -152,7 +154,7 @@ def _documents(text: str) -> Iterator[tuple[Any, yaml.Node]]:
         _check_text(text)
         loader = Loader(text)
     except yaml.YAMLError as error:
-        raise _one_line(error) from None
+        raise _as_input_error(error) from None
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -161,7 +163,7 @@ def _documents(text: str) -> Iterator[tuple[Any, yaml.Node]]:
             _check_aliases(node)
             yield loader.construct_document(node), node
     except yaml.YAMLError as error:
-        raise _one_line(error) from None
+        raise _as_input_error(error) from None
     finally:
         loader.dispose()
 

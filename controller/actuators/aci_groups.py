@@ -27,8 +27,8 @@ from controller.actuators.base import (
 )
 from controller.arm import (
     ArmSettings,
-    one_line,
 )
+from policies.text import one_line
 
 if TYPE_CHECKING:
     pass

@@ -33,6 +33,7 @@ from controller.actuators.base import (
     TemporaryError,
     retrying,
 )
+from policies.text import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def _status_message(error: ApiException) -> str:
     except (TypeError, ValueError):
         message = None
     text = str(message or error.reason or "no details")
-    return " ".join(text.split())  # one line
+    return one_line(text)
 
 
 def _retry_after_s(error: ApiException) -> float | None:
