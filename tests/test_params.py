@@ -1,0 +1,45 @@
+"""A policy's parameters exist once: one frozen model per policy gives its keys, defaults, units,
+bounds and docs; parsing, `spec()` and the JSON schema derive from it (replicast issue 16)."""
+
+from __future__ import annotations
+
+import pytest
+
+from policies.params import ParamsPolicy
+from policies.registry import builtins, params_model
+from policies.spec import StrictModel
+from tests.plugins import queue_policy
+
+FACTORIES = {**builtins(), "smoothed-queue": queue_policy.FACTORY}
+WITH_PARAMS = sorted(name for name, f in FACTORIES.items() if params_model(f) is not None)
+COMBINATORS = {"max_of", "floor"}  # their spec lists the members' normalized specs
+
+
+@pytest.mark.parametrize("name", WITH_PARAMS)
+def test_the_registry_gives_each_policy_its_parameter_model(name: str) -> None:
+    factory = FACTORIES[name]
+    model = params_model(factory)
+    assert model is factory.params_model  # type: ignore[attr-defined]
+    assert model is not None and issubclass(model, StrictModel)
+    schema = model.model_json_schema()  # what `replicast policies --params NAME` shows
+    assert set(schema["properties"]) == set(model.model_fields)
+
+
+@pytest.mark.parametrize("name", [n for n in WITH_PARAMS if n not in COMBINATORS])
+def test_every_key_says_what_it_is_and_spec_is_the_model(name: str) -> None:
+    factory = FACTORIES[name]
+    model = params_model(factory)
+    assert model is not None
+    undocumented = [k for k, f in model.model_fields.items() if not f.description]
+    assert not undocumented, f"{model.__name__}: no description for {undocumented}"
+    policy = factory.from_spec(factory.example_spec)
+    assert isinstance(policy, ParamsPolicy) and isinstance(policy.params, model)
+    # spec() is the model: parsing it again gives the same parameters
+    assert model.model_validate(policy.spec()) == policy.params
+
+
+def test_a_factory_without_a_parameter_model_gives_none() -> None:
+    class Bare:
+        name, summary, guard_defaults, example_spec = "bare", "", {}, {}
+
+    assert params_model(Bare()) is None  # type: ignore[arg-type]
