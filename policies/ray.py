@@ -84,14 +84,6 @@ class RayParams(StrictModel):
         default=1.0, gt=0, le=MAX_FACTOR,
         description="dimensionless; the up and down factors when those are unset",
     )  # fmt: skip
-    upscale_delay_s: float = Field(
-        default=30.0, ge=0, le=MAX_WINDOW_S,
-        description="seconds a run of upscale decisions lasts before it acts",
-    )  # fmt: skip
-    downscale_delay_s: float = Field(
-        default=600.0, ge=0, le=MAX_WINDOW_S,
-        description="seconds a run of downscale decisions lasts before it acts",
-    )  # fmt: skip
     upscaling_factor: float | None = Field(
         default=None, gt=0, le=MAX_FACTOR,
         description="dimensionless multiplier on a scale-up step (unset: smoothing_factor)",
@@ -99,6 +91,14 @@ class RayParams(StrictModel):
     downscaling_factor: float | None = Field(
         default=None, gt=0, le=MAX_FACTOR,
         description="dimensionless multiplier on a scale-down step (unset: smoothing_factor)",
+    )  # fmt: skip
+    upscale_delay_s: float = Field(
+        default=30.0, ge=0, le=MAX_WINDOW_S,
+        description="seconds a run of upscale decisions lasts before it acts",
+    )  # fmt: skip
+    downscale_delay_s: float = Field(
+        default=600.0, ge=0, le=MAX_WINDOW_S,
+        description="seconds a run of downscale decisions lasts before it acts",
     )  # fmt: skip
     downscale_to_zero_delay_s: float | None = Field(
         default=None, ge=0, le=MAX_WINDOW_S,
