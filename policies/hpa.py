@@ -25,7 +25,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -74,6 +74,16 @@ def check_signal(value: str | None) -> str | None:
     return value
 
 
+# The HPA's tolerance key, also keda's (whose HPA it configures).
+HPATolerance = Annotated[
+    float,
+    Field(
+        ge=0, le=MAX_FACTOR,
+        description="dimensionless band around ratio 1 that proposes the current count",
+    ),
+]  # fmt: skip
+
+
 class MetricSpec(StrictModel):
     signal: str = Field(description="an Observation signal or extra.<name>, a total")
     type: Literal["Pods", "Object", "External"] | None = Field(
@@ -120,10 +130,7 @@ class HPAParams(StrictModel):
     target_value: float | None = Field(
         default=None, gt=0, le=MAX_QUANTITY, description="shorthand: Value (External metric)"
     )
-    tolerance: float = Field(
-        default=DEFAULT_TOLERANCE, ge=0, le=MAX_FACTOR,
-        description="dimensionless band around ratio 1 that proposes the current count",
-    )  # fmt: skip
+    tolerance: HPATolerance = DEFAULT_TOLERANCE
 
     _known_signal = field_validator("metric")(check_signal)
 

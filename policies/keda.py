@@ -27,13 +27,19 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from policies.guards import Guards
-from policies.hpa import DEFAULT_TOLERANCE, Metric, Tolerances, check_signal, decide_metrics
+from policies.hpa import (
+    DEFAULT_TOLERANCE,
+    HPATolerance,
+    Metric,
+    Tolerances,
+    check_signal,
+    decide_metrics,
+)
 from policies.observation import Observation
 from policies.params import ParamsFactory, ParamsPolicy
 from policies.policy import JSON, Proposal
 from policies.spec import (
     MAX_COUNT,
-    MAX_FACTOR,
     MAX_QUANTITY,
     MAX_REPLICAS,
     MAX_WINDOW_S,
@@ -89,10 +95,7 @@ class KedaParams(StrictModel):
     fallback: FallbackSpec | None = Field(
         default=None, description="replicas to propose while a trigger cannot be read"
     )
-    tolerance: float = Field(
-        default=DEFAULT_TOLERANCE, ge=0, le=MAX_FACTOR,
-        description="dimensionless band around ratio 1 that proposes the current count",
-    )  # fmt: skip
+    tolerance: HPATolerance = DEFAULT_TOLERANCE
 
     _known_signal = field_validator("metric")(check_signal)
 
