@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -224,10 +223,11 @@ class HPAPolicy(ParamsPolicy[HPAParams], StatelessPolicy):
     tolerances: Tolerances = field(default_factory=Tolerances)
     name: str = "hpa"
     pauses_at_zero = True
+    metrics: tuple[Metric, ...] = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def metrics(self) -> tuple[Metric, ...]:
-        return metrics_from(self.params.metric_list())
+    def __post_init__(self) -> None:
+        # Derived from params once, when the policy is built (where a bad shorthand fails).
+        object.__setattr__(self, "metrics", metrics_from(self.params.metric_list()))
 
     @property
     def required_signals(self) -> frozenset[str]:

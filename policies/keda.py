@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -147,13 +146,15 @@ class KedaPolicy(ParamsPolicy[KedaParams]):
     min_replicas: int = 0
     name: str = "keda"
     pauses_at_zero = False
+    triggers: tuple[Trigger, ...] = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def triggers(self) -> tuple[Trigger, ...]:
-        return tuple(
+    def __post_init__(self) -> None:
+        # Derived from params once, when the policy is built (where a bad shorthand fails).
+        triggers = tuple(
             Trigger(t.signal, t.threshold, t.activation_threshold, t.metric_type == "AverageValue")
             for t in self.params.trigger_list()
         )
+        object.__setattr__(self, "triggers", triggers)
 
     @property
     def required_signals(self) -> frozenset[str]:
