@@ -288,10 +288,7 @@ class HPAFactory(ParamsFactory[HPAParams, HPAPolicy]):
     summary = "Kubernetes HPA v2 (AverageValue/Value metrics, tolerance, behavior), exactly"
     guard_defaults: Mapping[str, Any] = {"min_replicas": 1, "behavior": {}}
     example_spec: Mapping[str, Any] = {"metric": "in_flight", "target_per_replica": 10}
-    params_model = HPAParams
-
-    def build(self, params: HPAParams) -> HPAPolicy:
-        return HPAPolicy(params)
+    params_model, policy_type = HPAParams, HPAPolicy
 
 
 FACTORY = HPAFactory()

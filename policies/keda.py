@@ -254,10 +254,7 @@ class KedaFactory(ParamsFactory[KedaParams, KedaPolicy]):
         "cooldown_s": 60,
         "fallback": {"failure_threshold": 2, "replicas": 3},
     }
-    params_model = KedaParams
-
-    def build(self, params: KedaParams) -> KedaPolicy:
-        return KedaPolicy(params)
+    params_model, policy_type = KedaParams, KedaPolicy
 
 
 FACTORY = KedaFactory()

@@ -484,10 +484,7 @@ class KnativeFactory(ParamsFactory[KnativeParams, KnativePolicy]):
         "scale_to_zero_grace_period_s": 30,
         "scale_down_delay_s": 10,
     }
-    params_model = KnativeParams
-
-    def build(self, params: KnativeParams) -> KnativePolicy:
-        return KnativePolicy(params)
+    params_model, policy_type = KnativeParams, KnativePolicy
 
 
 FACTORY = KnativeFactory()

@@ -25,15 +25,12 @@ A third party copies the same shape (tests/plugins/queue_policy.py):
 
     class QueueFactory(ParamsFactory[Params, QueuePolicy]):
         name, summary, guard_defaults, example_spec = "queue", "...", {}, {"per_replica": 4}
-        params_model = Params
-
-        def build(self, params: Params) -> QueuePolicy:
-            return QueuePolicy(params)
+        params_model, policy_type = Params, QueuePolicy
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from policies.spec import StrictModel, parse
@@ -59,10 +56,12 @@ class ParamsFactory(Generic[P, T]):
     guard_defaults: Mapping[str, Any]
     example_spec: Mapping[str, Any]
     params_model: type[P]
+    policy_type: Callable[[P], T]  # the policy class, built as policy_type(params)
 
     def build(self, params: P) -> T:
-        """The policy for validated parameters (checks across keys may still raise SpecError)."""
-        raise NotImplementedError
+        """The policy for validated parameters; a factory whose checks span keys overrides
+        this and raises SpecError."""
+        return self.policy_type(params)
 
     def from_spec(self, spec: Mapping[str, Any]) -> T:
         return self.build(parse(self.params_model, spec, f"{self.name} spec"))

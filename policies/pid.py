@@ -293,10 +293,7 @@ class PIDFactory(ParamsFactory[PIDParams, PIDPolicy]):
         "kd": 5.0,
         "dead_time_s": 30,
     }
-    params_model = PIDParams
-
-    def build(self, params: PIDParams) -> PIDPolicy:
-        return PIDPolicy(params)
+    params_model, policy_type = PIDParams, PIDPolicy
 
 
 FACTORY = PIDFactory()

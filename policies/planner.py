@@ -359,10 +359,7 @@ class PlannerFactory(ParamsFactory[PlannerParams, PlannerPolicy]):
         "percentile": 0.99,
         "slots_per_replica": 8,
     }
-    params_model = PlannerParams
-
-    def build(self, params: PlannerParams) -> PlannerPolicy:
-        return PlannerPolicy(params)
+    params_model, policy_type = PlannerParams, PlannerPolicy
 
 
 FACTORY = PlannerFactory()

@@ -358,10 +358,7 @@ class PredictiveFactory(ParamsFactory[PredictiveParams, PredictivePolicy]):
     example_spec: Mapping[str, Any] = {
         "latency_target_s": 2.0, "slots_per_replica": 8, "bucket_s": 60, "season_s": 1200,
     }  # fmt: skip
-    params_model = PredictiveParams
-
-    def build(self, params: PredictiveParams) -> PredictivePolicy:
-        return PredictivePolicy(params)
+    params_model, policy_type = PredictiveParams, PredictivePolicy
 
 
 FACTORY = PredictiveFactory()

@@ -250,11 +250,7 @@ class RayFactory(ParamsFactory[RayParams, RayPolicy]):
         "upscaling_factor": 1.5,
         "downscaling_factor": 0.5,
     }
-
-    params_model = RayParams
-
-    def build(self, params: RayParams) -> RayPolicy:
-        return RayPolicy(params)
+    params_model, policy_type = RayParams, RayPolicy
 
 
 FACTORY = RayFactory()

@@ -342,10 +342,7 @@ class SloFactory(ParamsFactory[SloParams, SloPolicy]):
     summary = "fewest replicas whose Erlang-C (Allen-Cunneen) latency percentile meets the SLO"
     guard_defaults: Mapping[str, Any] = {"min_replicas": 1}
     example_spec: Mapping[str, Any] = {"latency_target_s": 2.0, "slots_per_replica": 8}
-    params_model = SloParams
-
-    def build(self, params: SloParams) -> SloPolicy:
-        return SloPolicy(params)
+    params_model, policy_type = SloParams, SloPolicy
 
 
 FACTORY = SloFactory()

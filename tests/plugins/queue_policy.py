@@ -60,10 +60,7 @@ class SmoothedQueueFactory(ParamsFactory[Params, SmoothedQueuePolicy]):
     summary = "example plugin: smoothed queue depth per replica"
     guard_defaults: Mapping[str, Any] = {}
     example_spec: Mapping[str, Any] = {"per_replica": 4}
-    params_model = Params
-
-    def build(self, params: Params) -> SmoothedQueuePolicy:
-        return SmoothedQueuePolicy(params)
+    params_model, policy_type = Params, SmoothedQueuePolicy
 
 
 FACTORY = SmoothedQueueFactory()
