@@ -46,9 +46,10 @@ from pydantic import Field
 
 from policies.guards import Guards
 from policies.observation import Observation
+from policies.params import ParamsFactory
 from policies.policy import JSON, Policy, Proposal
 from policies.registry import resolve
-from policies.spec import GUARD_KEYS, SpecError, StrictModel, parse
+from policies.spec import GUARD_KEYS, SpecError, StrictModel
 
 GUARD_KEY_ERROR = "guard keys belong to the outer spec"
 
@@ -61,12 +62,18 @@ class BoundsPolicy(Protocol):
 
 
 class MaxOfParams(StrictModel):
-    policies: list[dict[str, Any]] = Field(min_length=1)
+    """`max_of`'s spec keys."""
+
+    policies: list[dict[str, Any]] = Field(
+        min_length=1, description="member specs (policy keys only); the largest proposal wins"
+    )
 
 
 class FloorParams(StrictModel):
-    base: dict[str, Any]
-    floor: dict[str, Any]
+    """`floor`'s spec keys."""
+
+    base: dict[str, Any] = Field(description="the proposing member's spec, e.g. an hpa")
+    floor: dict[str, Any] = Field(description="the floor member's spec, e.g. a schedule")
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +303,7 @@ class CombinedPolicy:
 _HPA_EXAMPLE = {"policy": "hpa", "metric": "in_flight", "target_per_replica": 10}
 
 
-class MaxOfFactory:
+class MaxOfFactory(ParamsFactory[MaxOfParams, CombinedPolicy]):
     name = "max_of"
     summary = "the largest proposal of several policies; a member's hold blocks scale-down"
     guard_defaults: Mapping[str, Any] = {}
@@ -307,14 +314,14 @@ class MaxOfFactory:
         ]
     }
 
-    def from_spec(self, spec: Mapping[str, Any]) -> CombinedPolicy:
-        where = "max_of spec"
-        params = parse(MaxOfParams, spec, where)
+    params_model = MaxOfParams
+
+    def build(self, params: MaxOfParams) -> CombinedPolicy:
         labelled = [(f"policies[{i}]", data) for i, data in enumerate(params.policies)]
-        return CombinedPolicy(self.name, build_members(labelled, where), keyed=False)
+        return CombinedPolicy(self.name, build_members(labelled, f"{self.name} spec"), keyed=False)
 
 
-class FloorFactory:
+class FloorFactory(ParamsFactory[FloorParams, CombinedPolicy]):
     name = "floor"
     summary = "max(base, floor): a reactive base over a floor such as a schedule"
     guard_defaults: Mapping[str, Any] = {}
@@ -327,11 +334,11 @@ class FloorFactory:
         },
     }
 
-    def from_spec(self, spec: Mapping[str, Any]) -> CombinedPolicy:
-        where = "floor spec"
-        params = parse(FloorParams, spec, where)
+    params_model = FloorParams
+
+    def build(self, params: FloorParams) -> CombinedPolicy:
         labelled = [("base", params.base), ("floor", params.floor)]
-        return CombinedPolicy(self.name, build_members(labelled, where), keyed=True)
+        return CombinedPolicy(self.name, build_members(labelled, f"{self.name} spec"), keyed=True)
 
 
 MAX_OF = MaxOfFactory()

@@ -24,14 +24,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from policies.guards import Guards
 from policies.observation import Observation, is_signal_name
+from policies.params import ParamsFactory, ParamsPolicy
 from policies.policy import Proposal, StatelessPolicy
-from policies.spec import MAX_FACTOR, MAX_QUANTITY, StrictModel, parse
+from policies.spec import MAX_FACTOR, MAX_QUANTITY, StrictModel
 
 DEFAULT_TOLERANCE = 0.1  # kube-controller-manager --horizontal-pod-autoscaler-tolerance
 
@@ -72,11 +73,27 @@ def check_signal(value: str | None) -> str | None:
     return value
 
 
+# The HPA's tolerance key, also keda's (whose HPA it configures).
+HPATolerance = Annotated[
+    float,
+    Field(
+        ge=0, le=MAX_FACTOR,
+        description="dimensionless band around ratio 1 that proposes the current count",
+    ),
+]  # fmt: skip
+
+
 class MetricSpec(StrictModel):
-    signal: str
-    type: Literal["Pods", "Object", "External"] | None = None
-    target_per_replica: float | None = Field(default=None, gt=0, le=MAX_QUANTITY)
-    target_value: float | None = Field(default=None, gt=0, le=MAX_QUANTITY)
+    signal: str = Field(description="an Observation signal or extra.<name>, a total")
+    type: Literal["Pods", "Object", "External"] | None = Field(
+        default=None, description="HPA's metric source (unset: Pods for target_per_replica)"
+    )
+    target_per_replica: float | None = Field(
+        default=None, gt=0, le=MAX_QUANTITY, description="AverageValue, signal units per replica"
+    )
+    target_value: float | None = Field(
+        default=None, gt=0, le=MAX_QUANTITY, description="Value, in the signal's units"
+    )
 
     _known_signal = field_validator("signal")(check_signal)
 
@@ -100,11 +117,19 @@ class MetricSpec(StrictModel):
 
 
 class HPAParams(StrictModel):
-    metrics: list[MetricSpec] | None = Field(default=None, min_length=1)
-    metric: str | None = None
-    target_per_replica: float | None = Field(default=None, gt=0, le=MAX_QUANTITY)
-    target_value: float | None = Field(default=None, gt=0, le=MAX_QUANTITY)
-    tolerance: float = Field(default=DEFAULT_TOLERANCE, ge=0, le=MAX_FACTOR)
+    """`hpa`'s spec keys: `metrics`, or the one-metric shorthand `metric` + a target."""
+
+    metrics: list[MetricSpec] | None = Field(
+        default=None, min_length=1, description="HPA's metrics; the largest count wins"
+    )
+    metric: str | None = Field(default=None, description="shorthand: one metric's signal")
+    target_per_replica: float | None = Field(
+        default=None, gt=0, le=MAX_QUANTITY, description="shorthand: AverageValue (Pods metric)"
+    )
+    target_value: float | None = Field(
+        default=None, gt=0, le=MAX_QUANTITY, description="shorthand: Value (External metric)"
+    )
+    tolerance: HPATolerance = DEFAULT_TOLERANCE
 
     _known_signal = field_validator("metric")(check_signal)
 
@@ -116,6 +141,11 @@ class HPAParams(StrictModel):
         if self.metrics is None and self.metric is None:
             raise ValueError("needs metrics: [...] or metric + target_per_replica")
         return self
+
+    def long_form(self) -> HPAParams:
+        """The shorthand as a one-item `metrics`, each metric's type filled in (`spec()`)."""
+        metrics = [m.model_copy(update={"type": m.kind}) for m in self.metric_list()]
+        return HPAParams(metrics=metrics, tolerance=self.tolerance)
 
     def metric_list(self) -> list[MetricSpec]:
         if self.metrics is not None:
@@ -188,27 +218,27 @@ def _pods_replicas(
 
 
 @dataclass(frozen=True)
-class HPAPolicy(StatelessPolicy):
-    metrics: tuple[Metric, ...]
-    tolerance: float = DEFAULT_TOLERANCE
+class HPAPolicy(ParamsPolicy[HPAParams], StatelessPolicy):
+    params: HPAParams
     tolerances: Tolerances = field(default_factory=Tolerances)
     name: str = "hpa"
     pauses_at_zero = True
+    metrics: tuple[Metric, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Derived from params once, when the policy is built (where a bad shorthand fails).
+        object.__setattr__(self, "metrics", metrics_from(self.params.metric_list()))
 
     @property
     def required_signals(self) -> frozenset[str]:
         return frozenset(m.signal for m in self.metrics)
 
     def spec(self) -> dict[str, Any]:
-        rows: list[dict[str, Any]] = []
-        for m in self.metrics:
-            key = "target_per_replica" if m.average else "target_value"
-            rows.append({"signal": m.signal, "type": m.kind, key: m.target})
-        return {"metrics": rows, "tolerance": self.tolerance}
+        return self.params.long_form().model_dump(exclude_none=True)
 
     def with_guards(self, guards: Guards) -> HPAPolicy:
         """Per-direction tolerances come from `behavior` (see Tolerances.from_guards)."""
-        return replace(self, tolerances=Tolerances.from_guards(self.tolerance, guards))
+        return replace(self, tolerances=Tolerances.from_guards(self.params.tolerance, guards))
 
     def decide(self, obs: Observation, state: Any) -> tuple[Proposal, Any]:
         return decide_metrics(self.metrics, obs, self.tolerances), state
@@ -253,15 +283,12 @@ def metrics_from(params: list[MetricSpec]) -> tuple[Metric, ...]:
     return tuple(out)
 
 
-class HPAFactory:
+class HPAFactory(ParamsFactory[HPAParams, HPAPolicy]):
     name = "hpa"
     summary = "Kubernetes HPA v2 (AverageValue/Value metrics, tolerance, behavior), exactly"
     guard_defaults: Mapping[str, Any] = {"min_replicas": 1, "behavior": {}}
     example_spec: Mapping[str, Any] = {"metric": "in_flight", "target_per_replica": 10}
-
-    def from_spec(self, spec: Mapping[str, Any]) -> HPAPolicy:
-        params = parse(HPAParams, spec, "hpa spec")
-        return HPAPolicy(metrics_from(params.metric_list()), params.tolerance)
+    params_model, policy_type = HPAParams, HPAPolicy
 
 
 FACTORY = HPAFactory()

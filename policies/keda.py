@@ -26,12 +26,19 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from policies.guards import Guards
-from policies.hpa import DEFAULT_TOLERANCE, Metric, Tolerances, check_signal, decide_metrics
+from policies.hpa import (
+    DEFAULT_TOLERANCE,
+    HPATolerance,
+    Metric,
+    Tolerances,
+    check_signal,
+    decide_metrics,
+)
 from policies.observation import Observation
+from policies.params import ParamsFactory, ParamsPolicy
 from policies.policy import JSON, Proposal
 from policies.spec import (
     MAX_COUNT,
-    MAX_FACTOR,
     MAX_QUANTITY,
     MAX_REPLICAS,
     MAX_WINDOW_S,
@@ -43,28 +50,51 @@ DEFAULT_COOLDOWN_S = 300.0  # KEDA defaultCooldownPeriod
 
 
 class TriggerSpec(StrictModel):
-    signal: str
-    threshold: float = Field(gt=0, le=MAX_QUANTITY)
-    activation_threshold: float = Field(default=0.0, ge=0, le=MAX_QUANTITY)
-    metric_type: Literal["AverageValue", "Value"] = "AverageValue"
+    signal: str = Field(description="an Observation signal or extra.<name>, a total")
+    threshold: float = Field(
+        gt=0, le=MAX_QUANTITY, description="the HPA's target, in the signal's units"
+    )
+    activation_threshold: float = Field(
+        default=0.0, ge=0, le=MAX_QUANTITY, description="active above this (signal units)"
+    )
+    metric_type: Literal["AverageValue", "Value"] = Field(
+        default="AverageValue", description="AverageValue: threshold per replica"
+    )
 
     _known_signal = field_validator("signal")(check_signal)
 
 
 class FallbackSpec(StrictModel):
-    failure_threshold: int = Field(ge=0, le=MAX_COUNT)
-    replicas: int = Field(ge=0, le=MAX_REPLICAS)
+    failure_threshold: int = Field(
+        ge=0, le=MAX_COUNT, description="consecutive failed reads before the fallback"
+    )
+    replicas: int = Field(ge=0, le=MAX_REPLICAS, description="replicas proposed on fallback")
 
 
 class KedaParams(StrictModel):
-    triggers: list[TriggerSpec] | None = Field(default=None, min_length=1)
-    metric: str | None = None
-    threshold: float | None = Field(default=None, gt=0, le=MAX_QUANTITY)
-    activation_threshold: float | None = Field(default=None, ge=0, le=MAX_QUANTITY)
-    metric_type: Literal["AverageValue", "Value"] | None = None
-    cooldown_s: float = Field(default=DEFAULT_COOLDOWN_S, ge=0, le=MAX_WINDOW_S)
-    fallback: FallbackSpec | None = None
-    tolerance: float = Field(default=DEFAULT_TOLERANCE, ge=0, le=MAX_FACTOR)
+    """`keda`'s spec keys: `triggers`, or the one-trigger shorthand `metric` + `threshold`."""
+
+    triggers: list[TriggerSpec] | None = Field(
+        default=None, min_length=1, description="KEDA's triggers; the largest count wins"
+    )
+    metric: str | None = Field(default=None, description="shorthand: one trigger's signal")
+    threshold: float | None = Field(
+        default=None, gt=0, le=MAX_QUANTITY, description="shorthand: its threshold"
+    )
+    activation_threshold: float | None = Field(
+        default=None, ge=0, le=MAX_QUANTITY, description="shorthand: its activation threshold"
+    )
+    metric_type: Literal["AverageValue", "Value"] | None = Field(
+        default=None, description="shorthand: its metric type"
+    )
+    cooldown_s: float = Field(
+        default=DEFAULT_COOLDOWN_S, ge=0, le=MAX_WINDOW_S,
+        description="seconds with no trigger active before scaling to 0",
+    )  # fmt: skip
+    fallback: FallbackSpec | None = Field(
+        default=None, description="replicas to propose while a trigger cannot be read"
+    )
+    tolerance: HPATolerance = DEFAULT_TOLERANCE
 
     _known_signal = field_validator("metric")(check_signal)
 
@@ -76,6 +106,13 @@ class KedaParams(StrictModel):
         if self.triggers is None and (self.metric is None or self.threshold is None):
             raise ValueError("needs triggers: [...] or metric + threshold")
         return self
+
+    def long_form(self) -> KedaParams:
+        """The shorthand as a one-item `triggers` (`spec()`)."""
+        return KedaParams(
+            triggers=self.trigger_list(), cooldown_s=self.cooldown_s, tolerance=self.tolerance,
+            fallback=self.fallback,
+        )  # fmt: skip
 
     def trigger_list(self) -> list[TriggerSpec]:
         if self.triggers is not None:
@@ -103,41 +140,31 @@ class KedaState:
 
 
 @dataclass(frozen=True)
-class KedaPolicy:
-    triggers: tuple[Trigger, ...]
-    cooldown_s: float = DEFAULT_COOLDOWN_S
-    fallback: FallbackSpec | None = None
-    tolerance: float = DEFAULT_TOLERANCE
+class KedaPolicy(ParamsPolicy[KedaParams]):
+    params: KedaParams
     tolerances: Tolerances = field(default_factory=Tolerances)
     min_replicas: int = 0
     name: str = "keda"
     pauses_at_zero = False
+    triggers: tuple[Trigger, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Derived from params once, when the policy is built (where a bad shorthand fails).
+        triggers = tuple(
+            Trigger(t.signal, t.threshold, t.activation_threshold, t.metric_type == "AverageValue")
+            for t in self.params.trigger_list()
+        )
+        object.__setattr__(self, "triggers", triggers)
 
     @property
     def required_signals(self) -> frozenset[str]:
         return frozenset(t.signal for t in self.triggers)
 
     def spec(self) -> dict[str, Any]:
-        rows = [
-            {
-                "signal": t.signal,
-                "threshold": t.threshold,
-                "activation_threshold": t.activation_threshold,
-                "metric_type": "AverageValue" if t.average else "Value",
-            }
-            for t in self.triggers
-        ]
-        out: dict[str, Any] = {
-            "triggers": rows,
-            "cooldown_s": self.cooldown_s,
-            "tolerance": self.tolerance,
-        }
-        if self.fallback is not None:
-            out["fallback"] = self.fallback.model_dump()
-        return out
+        return self.params.long_form().model_dump(exclude_none=True)
 
     def with_guards(self, guards: Guards) -> KedaPolicy:
-        tolerances = Tolerances.from_guards(self.tolerance, guards)
+        tolerances = Tolerances.from_guards(self.params.tolerance, guards)
         return replace(self, tolerances=tolerances, min_replicas=guards.min_replicas)
 
     def initial_state(self) -> KedaState:
@@ -176,9 +203,10 @@ class KedaPolicy:
         if not active and current == 0:
             return Proposal.hold("Inactive: no trigger above its activation threshold"), new_state
         last = state.last_active_s
-        cooled = last is None or last + self.cooldown_s < obs.now_s
+        cooldown_s = self.params.cooldown_s
+        cooled = last is None or last + cooldown_s < obs.now_s
         if not active and not errored and self.min_replicas == 0 and cooled:
-            why = f"Deactivated: no trigger active for more than cooldown_s {self.cooldown_s:g}"
+            why = f"Deactivated: no trigger active for more than cooldown_s {cooldown_s:g}"
             return Proposal.direct_scale(0, why), new_state
 
         metrics, values_seen = self._hpa_inputs(obs, values, failures)
@@ -197,27 +225,25 @@ class KedaPolicy:
             for i, t in enumerate(self.triggers)
         )
         seen: dict[str, float] = {}
+        fallback = self.params.fallback
         for i, (t, v) in enumerate(zip(self.triggers, values, strict=True)):
             value = v
-            if value is None and self.fallback is not None and self._falls_back(t, failures[i]):
-                value = self.fallback.replicas * t.threshold
+            if value is None and fallback is not None and self._falls_back(t, failures[i]):
+                value = fallback.replicas * t.threshold
             if value is not None:
                 seen[f"keda_{i}"] = value
         return metrics, seen
 
     def _falls_back(self, trigger: Trigger, failures: int) -> bool:
-        return (
-            self.fallback is not None
-            and trigger.average
-            and failures > self.fallback.failure_threshold
-        )
+        fallback = self.params.fallback
+        return fallback is not None and trigger.average and failures > fallback.failure_threshold
 
 
 def _with_values(obs: Observation, values: dict[str, float]) -> Observation:
     return replace(obs, extra={**obs.extra, **values})
 
 
-class KedaFactory:
+class KedaFactory(ParamsFactory[KedaParams, KedaPolicy]):
     name = "keda"
     summary = "KEDA ScaledObject: activation 0<->1, cooldown to zero, fallback, then HPA for 1<->N"
     guard_defaults: Mapping[str, Any] = {"min_replicas": 0, "behavior": {}}
@@ -228,14 +254,7 @@ class KedaFactory:
         "cooldown_s": 60,
         "fallback": {"failure_threshold": 2, "replicas": 3},
     }
-
-    def from_spec(self, spec: Mapping[str, Any]) -> KedaPolicy:
-        params = parse(KedaParams, spec, "keda spec")
-        triggers = tuple(
-            Trigger(t.signal, t.threshold, t.activation_threshold, t.metric_type == "AverageValue")
-            for t in params.trigger_list()
-        )
-        return KedaPolicy(triggers, params.cooldown_s, params.fallback, params.tolerance)
+    params_model, policy_type = KedaParams, KedaPolicy
 
 
 FACTORY = KedaFactory()

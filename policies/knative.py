@@ -10,12 +10,13 @@ scale-to-zero grace period are its own algorithm and live here. Next stage: `pol
 Anchor: knative/serving (read at 98e5ef90).
 - pkg/autoscaler/scaling/autoscaler.go `(*autoscaler).Scale` and `newAutoscaler`:
   ready = max(1, ready pods); target = max(0.01, target_per_replica x target_utilization);
-  dspc = ceil(stable / target), dppc = ceil(panic / target), each kept in
-  [floor(ready / max_scale_down_rate), ceil(max_scale_up_rate x ready)]; a non-zero count is at
-  least `activation_scale`; panic starts (or is extended) at every decision with
-  dppc / ready >= panic threshold, and ends at the first decision below it more than a stable
-  window after the last one above; while panicking the count is max(stable, panic) and never
-  goes down (`maxPanicPods`). A new decider with more than one ready pod starts in panic.
+  desired stable pods = ceil(stable / target) and desired panic pods = ceil(panic / target)
+  (Knative's dspc and dppc), each kept in [floor(ready / max_scale_down_rate),
+  ceil(max_scale_up_rate x ready)]; a non-zero count is at least `activation_scale`; panic
+  starts (or is extended) at every decision with desired panic pods / ready >= panic
+  threshold, and ends at the first decision below it more than a stable window after the last
+  one above; while panicking the count is max(stable, panic) and never goes down
+  (`maxPanicPods`). A new decider with more than one ready pod starts in panic.
   Worked examples: tests/test_knative_traces.py.
 - pkg/autoscaler/aggregation/bucketing.go: 1 s buckets (config.BucketSize) averaged over the
   window, `linear` (TimedFloat64Buckets, partial windows divided by the buckets they hold,
@@ -27,15 +28,8 @@ Anchor: knative/serving (read at 98e5ef90).
   floor until the target first has that many ready pods; a desired 0 is applied only after the
   revision has been inactive (desired 0) for `scale_to_zero_grace_period_s`.
 
-Parameters (units, defaults = Knative's config-autoscaler defaults):
-  metric "concurrency" | "rps" ("concurrency"); signals (by metric);
-  target_per_replica (100 for concurrency, 200 for rps; requests or req/s per replica);
-  target_utilization 0.7 (share of the target, 0..1]; stable_window_s 60 (whole s, 6..3600);
-  panic_window_percentage 10 (1..100, % of the stable window); panic_threshold_percentage 200
-  (110..1000); max_scale_up_rate 1000 and max_scale_down_rate 2 (> 1 and <= 10,000, per
-  decision, relative to ready pods); scale_to_zero_grace_period_s 30 (> 0, <= 86,400);
-  scale_down_delay_s 0 (whole s, 0..3600); activation_scale 1 (1 = off) and initial_scale 1
-  (each <= 10,000); aggregation "linear" | "weighted-exponential". Other bounds: policies/spec.py.
+Parameters: `KnativeParams` (each key's unit, default = Knative's config-autoscaler default,
+and bounds; policies/spec.py has the shared ones).
 
 Windows live in seconds of `obs.now_s`: an observation stands for every 1 s bucket since the
 previous one (Knative scrapes every second; replicast observes once per control interval), so a
@@ -72,14 +66,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from policies.hpa import check_signal
 from policies.observation import Observation
+from policies.params import ParamsFactory, ParamsPolicy
 from policies.policy import JSON, Proposal
-from policies.spec import MAX_QUANTITY, MAX_REPLICAS, MAX_WINDOW_S, StrictModel, parse
+from policies.spec import MAX_QUANTITY, MAX_REPLICAS, MAX_WINDOW_S, StrictModel
 
 BUCKET_S = 1  # config.BucketSize: the metric windows' granularity
 DELAY_BUCKET_S = 2  # multiscaler tickInterval: the scale-down delay window's granularity
@@ -91,20 +87,52 @@ DEFAULT_SIGNALS = {"concurrency": ("in_flight", "queue_depth"), "rps": ("request
 
 
 class KnativeParams(StrictModel):
-    metric: Literal["concurrency", "rps"] = "concurrency"
-    signals: list[str] | None = Field(default=None, min_length=1)
-    target_per_replica: float | None = Field(default=None, ge=TARGET_MIN, le=MAX_QUANTITY)
-    target_utilization: float = Field(default=0.7, gt=0, le=1)
-    stable_window_s: int = Field(default=60, ge=6, le=3600)
-    panic_window_percentage: float = Field(default=10.0, ge=1, le=100)
-    panic_threshold_percentage: float = Field(default=200.0, ge=110, le=1000)
-    max_scale_up_rate: float = Field(default=1000.0, gt=1, le=MAX_REPLICAS)
-    max_scale_down_rate: float = Field(default=2.0, gt=1, le=MAX_REPLICAS)
-    scale_to_zero_grace_period_s: float = Field(default=30.0, gt=0, le=MAX_WINDOW_S)
-    scale_down_delay_s: int = Field(default=0, ge=0, le=3600)
-    activation_scale: int = Field(default=1, ge=1, le=MAX_REPLICAS)
-    initial_scale: int = Field(default=1, ge=0, le=MAX_REPLICAS)
-    aggregation: Literal["linear", "weighted-exponential"] = "linear"
+    """`knative`'s spec keys; defaults are Knative's (config-autoscaler)."""
+
+    metric: Literal["concurrency", "rps"] = Field(
+        default="concurrency",
+        description="concurrency: in_flight + queue_depth requests; rps: request_rate_rps",
+    )
+    signals: list[str] | None = Field(
+        default=None, min_length=1, description="Observation signals summed (unset: by metric)"
+    )
+    target_per_replica: float | None = Field(
+        default=None, ge=TARGET_MIN, le=MAX_QUANTITY,
+        description="requests (concurrency) or req/s (rps) per replica; unset: 100 or 200",
+    )  # fmt: skip
+    target_utilization: float = Field(
+        default=0.7, gt=0, le=1, description="share of target_per_replica aimed at"
+    )
+    stable_window_s: int = Field(
+        default=60, ge=6, le=3600, description="whole seconds averaged for the stable count"
+    )
+    panic_window_percentage: float = Field(
+        default=10.0, ge=1, le=100, description="the panic window, in % of the stable window"
+    )
+    panic_threshold_percentage: float = Field(
+        default=200.0, ge=110, le=1000, description="panic at desired / ready pods >= this, in %"
+    )
+    max_scale_up_rate: float = Field(
+        default=1000.0, gt=1, le=MAX_REPLICAS, description="most ready pods x this per decision"
+    )
+    max_scale_down_rate: float = Field(
+        default=2.0, gt=1, le=MAX_REPLICAS, description="fewest ready pods / this per decision"
+    )
+    scale_to_zero_grace_period_s: float = Field(
+        default=30.0, gt=0, le=MAX_WINDOW_S, description="seconds of desired 0 before 0 applies"
+    )
+    scale_down_delay_s: int = Field(
+        default=0, ge=0, le=3600, description="whole seconds a higher count is held (0: off)"
+    )
+    activation_scale: int = Field(
+        default=1, ge=1, le=MAX_REPLICAS, description="replicas at least, when not 0 (1: off)"
+    )
+    initial_scale: int = Field(
+        default=1, ge=0, le=MAX_REPLICAS, description="replicas at least until first that ready"
+    )
+    aggregation: Literal["linear", "weighted-exponential"] = Field(
+        default="linear", description="how a window's 1 s buckets are averaged"
+    )
 
     @field_validator("signals")
     @classmethod
@@ -232,9 +260,9 @@ class KpaResult:
     pods: int
     stable: float
     panic: float
-    dspc: int
-    dppc: int
-    stable_pods: int  # dspc within the rate limits (and raised to activation_scale)
+    desired_stable_pods: int  # Knative's dspc: ceil(stable / target)
+    desired_panic_pods: int  # dppc: ceil(panic / target)
+    stable_pods: int  # desired_stable_pods within the rate limits (raised to activation_scale)
     panicking: bool
     delayed: bool  # the scale-down delay window held a higher count
 
@@ -243,28 +271,27 @@ class KpaResult:
 
 
 @dataclass(frozen=True)
-class KnativePolicy:
-    metric: str
-    signals: tuple[str, ...]
-    target_per_replica: float
-    target_utilization: float = 0.7
-    stable_window_s: int = 60
-    panic_window_percentage: float = 10.0
-    panic_threshold_percentage: float = 200.0
-    max_scale_up_rate: float = 1000.0
-    max_scale_down_rate: float = 2.0
-    scale_to_zero_grace_period_s: float = 30.0
-    scale_down_delay_s: int = 0
-    activation_scale: int = 1
-    initial_scale: int = 1
-    aggregation: str = "linear"
+class KnativePolicy(ParamsPolicy[KnativeParams]):
+    params: KnativeParams
     name: str = "knative"
     pauses_at_zero = False
 
     @property
     def scale_down_window_s(self) -> float:
         """One scale-down window (a takeover that lost history holds this long)."""
-        return float(max(self.stable_window_s, self.scale_down_delay_s))
+        return float(max(self.params.stable_window_s, self.params.scale_down_delay_s))
+
+    @cached_property
+    def signals(self) -> tuple[str, ...]:
+        """The signals summed (by metric when the spec omits them)."""
+        given = self.params.signals
+        return DEFAULT_SIGNALS[self.params.metric] if given is None else tuple(given)
+
+    @cached_property
+    def target_per_replica(self) -> float:
+        """What one replica may carry (Knative's default by metric when the spec omits it)."""
+        given = self.params.target_per_replica
+        return DEFAULT_TARGETS[self.params.metric] if given is None else given
 
     @property
     def required_signals(self) -> frozenset[str]:
@@ -273,29 +300,16 @@ class KnativePolicy:
     @property
     def target(self) -> float:
         """ResolveMetricTarget: what one replica should carry."""
-        return max(TARGET_MIN, self.target_per_replica * self.target_utilization)
+        return max(TARGET_MIN, self.target_per_replica * self.params.target_utilization)
 
     @property
     def panic_window(self) -> int:
-        return panic_window_s(self.stable_window_s, self.panic_window_percentage)
+        return panic_window_s(self.params.stable_window_s, self.params.panic_window_percentage)
 
     def spec(self) -> dict[str, Any]:
-        return {
-            "metric": self.metric,
-            "signals": list(self.signals),
-            "target_per_replica": self.target_per_replica,
-            "target_utilization": self.target_utilization,
-            "stable_window_s": self.stable_window_s,
-            "panic_window_percentage": self.panic_window_percentage,
-            "panic_threshold_percentage": self.panic_threshold_percentage,
-            "max_scale_up_rate": self.max_scale_up_rate,
-            "max_scale_down_rate": self.max_scale_down_rate,
-            "scale_to_zero_grace_period_s": self.scale_to_zero_grace_period_s,
-            "scale_down_delay_s": self.scale_down_delay_s,
-            "activation_scale": self.activation_scale,
-            "initial_scale": self.initial_scale,
-            "aggregation": self.aggregation,
-        }
+        """The model's keys, with the signals and target the metric implies filled in."""
+        filled = {"signals": list(self.signals), "target_per_replica": self.target_per_replica}
+        return {**self.params.model_dump(), **filled}
 
     def initial_state(self) -> KnativeState:
         return KnativeState()
@@ -341,11 +355,12 @@ class KnativePolicy:
         if all(v is not None for v in values):
             total = math.fsum(v for v in values if v is not None)
             runs, first = record(
-                state.runs, state.first_bucket, obs.now_s, total, self.stable_window_s
+                state.runs, state.first_bucket, obs.now_s, total, self.params.stable_window_s
             )
             state = replace(state, runs=runs, first_bucket=first)
         if not self._has_data(obs.now_s, state):
-            why = f"NoData: no {self.metric} sample in the last {self.stable_window_s} s; holding"
+            p = self.params
+            why = f"NoData: no {p.metric} sample in the last {p.stable_window_s} s; holding"
             return Proposal.hold(why), state
         kpa, state = self._scale(obs, state)
         return self._reconcile(obs, state, kpa)
@@ -354,36 +369,38 @@ class KnativePolicy:
         """Not `IsEmpty`: a bucket was written within the stable window."""
         if not state.runs:
             return False
-        return math.floor(now_s / BUCKET_S) - state.runs[-1][1] <= self.stable_window_s
+        return math.floor(now_s / BUCKET_S) - state.runs[-1][1] <= self.params.stable_window_s
 
     def _averages(self, now_s: float, state: KnativeState) -> tuple[float, float]:
-        average = linear_average if self.aggregation == "linear" else weighted_average
+        average = linear_average if self.params.aggregation == "linear" else weighted_average
         assert state.first_bucket is not None
         return (
-            average(state.runs, state.first_bucket, now_s, self.stable_window_s),
+            average(state.runs, state.first_bucket, now_s, self.params.stable_window_s),
             average(state.runs, state.first_bucket, now_s, self.panic_window),
         )
 
     def _scale(self, obs: Observation, state: KnativeState) -> tuple[KpaResult, KnativeState]:
         """autoscaler.Scale, line for line."""
+        p = self.params
         stable, panic = self._averages(obs.now_s, state)
         ready = float(max(1, obs.ready_replicas))
-        max_up = math.ceil(self.max_scale_up_rate * ready)
-        max_down = math.floor(ready / self.max_scale_down_rate)
-        dspc, dppc = math.ceil(stable / self.target), math.ceil(panic / self.target)
-        stable_pods = int(min(max(dspc, max_down), max_up))
-        panic_pods = int(min(max(dppc, max_down), max_up))
-        if self.activation_scale > 1:
-            if dspc > 0 and self.activation_scale > stable_pods:
-                stable_pods = self.activation_scale
-            if dppc > 0 and self.activation_scale > panic_pods:
-                panic_pods = self.activation_scale
+        max_up = math.ceil(p.max_scale_up_rate * ready)
+        max_down = math.floor(ready / p.max_scale_down_rate)
+        desired_stable = math.ceil(stable / self.target)  # Knative's dspc
+        desired_panic = math.ceil(panic / self.target)  # dppc
+        stable_pods = int(min(max(desired_stable, max_down), max_up))
+        panic_pods = int(min(max(desired_panic, max_down), max_up))
+        if p.activation_scale > 1:
+            if desired_stable > 0 and p.activation_scale > stable_pods:
+                stable_pods = p.activation_scale
+            if desired_panic > 0 and p.activation_scale > panic_pods:
+                panic_pods = p.activation_scale
 
-        over = dppc / ready >= self.panic_threshold_percentage / 100.0
+        over = desired_panic / ready >= p.panic_threshold_percentage / 100.0
         since, max_panic = state.panic_since_s, state.max_panic_pods
         if over:  # begin panicking, or extend the panic
             since = obs.now_s
-        elif since is not None and since + self.stable_window_s < obs.now_s:
+        elif since is not None and since + p.stable_window_s < obs.now_s:
             since, max_panic = None, 0  # the surge has made its way into the stable metric
 
         pods = stable_pods
@@ -391,14 +408,15 @@ class KnativePolicy:
             max_panic = max(max_panic, stable_pods, panic_pods)
             pods = max_panic
         delay, wanted = state.delay, pods
-        if self.scale_down_delay_s > 0:
-            delay = delay_record(delay, obs.now_s, pods, self.scale_down_delay_s)
+        if p.scale_down_delay_s > 0:
+            delay = delay_record(delay, obs.now_s, pods, p.scale_down_delay_s)
             pods = delay[0][1]
         state = replace(state, panic_since_s=since, max_panic_pods=max_panic, delay=delay)
-        result = KpaResult(
-            pods, stable, panic, dspc, dppc, stable_pods, since is not None, pods != wanted
+        panicking, delayed = since is not None, pods != wanted
+        kpa = KpaResult(
+            pods, stable, panic, desired_stable, desired_panic, stable_pods, panicking, delayed
         )
-        return result, state
+        return kpa, state
 
     def _reconcile(
         self, obs: Observation, state: KnativeState, kpa: KpaResult
@@ -408,28 +426,28 @@ class KnativePolicy:
             "stable_value": kpa.stable,
             "panic_value": kpa.panic,
             "target": self.target,
-            "desired_stable_pods": kpa.dspc,
-            "desired_panic_pods": kpa.dppc,
+            "desired_stable_pods": kpa.desired_stable_pods,
+            "desired_panic_pods": kpa.desired_panic_pods,
             "panicking": kpa.panicking,
             "max_panic_pods": state.max_panic_pods,
             "kpa_desired": kpa.pods,
         }
-        pods, reason = kpa.pods, self._reason(kpa)
-        if not state.initialized and pods < self.initial_scale:
-            pods, reason = self.initial_scale, f"InitialScale: at least {self.initial_scale} pods"
-        initialized = state.initialized or obs.ready_replicas >= self.initial_scale
+        pods, reason, initial = kpa.pods, self._reason(kpa), self.params.initial_scale
+        if not state.initialized and pods < initial:
+            pods, reason = initial, f"InitialScale: at least {initial} pods"
+        initialized = state.initialized or obs.ready_replicas >= initial
         state = replace(state, initialized=initialized)
         if pods > 0:
             return Proposal.scale(pods, reason, **details), replace(state, inactive_since_s=None)
         since = obs.now_s if state.inactive_since_s is None else state.inactive_since_s
         state = replace(state, inactive_since_s=since)
         waited = obs.now_s - since
-        if waited >= self.scale_to_zero_grace_period_s:
+        if waited >= self.params.scale_to_zero_grace_period_s:
             why = f"ScaleToZero: no traffic, inactive for {waited:g} s"
             return Proposal.scale(0, why, **details), state
         why = (
             f"ScaleToZeroGracePeriod: inactive for {waited:g} s of "
-            f"scale_to_zero_grace_period_s {self.scale_to_zero_grace_period_s:g}; holding"
+            f"scale_to_zero_grace_period_s {self.params.scale_to_zero_grace_period_s:g}; holding"
         )
         return Proposal.scale(obs.replicas, why, **details), state
 
@@ -437,25 +455,26 @@ class KnativePolicy:
         if kpa.delayed:
             return (
                 f"ScaleDownDelay: holding {kpa.pods}, the highest count wanted in the last "
-                f"scale_down_delay_s {self.scale_down_delay_s}"
+                f"scale_down_delay_s {self.params.scale_down_delay_s}"
             )
+        metric = self.params.metric
         if kpa.panicking:
             return (
-                f"PanicMode: panic {self.metric} {kpa.panic:g} over {self.panic_window} s "
-                f"wants {kpa.dppc} pods; no scale-down while panicking ({kpa.pods})"
+                f"PanicMode: panic {metric} {kpa.panic:g} over {self.panic_window} s "
+                f"wants {kpa.desired_panic_pods} pods; no scale-down while panicking ({kpa.pods})"
             )
         why = (
-            f"StableMode: stable {self.metric} {kpa.stable:g} over {self.stable_window_s} s "
-            f"at target {self.target:g} per pod wants {kpa.dspc} pods"
+            f"StableMode: stable {metric} {kpa.stable:g} over {self.params.stable_window_s} s "
+            f"at target {self.target:g} per pod wants {kpa.desired_stable_pods} pods"
         )
-        if kpa.stable_pods > kpa.dspc:
+        if kpa.stable_pods > kpa.desired_stable_pods:
             why += f"; {kpa.stable_pods} by max_scale_down_rate or activation_scale"
-        elif kpa.stable_pods < kpa.dspc:
+        elif kpa.stable_pods < kpa.desired_stable_pods:
             why += f"; {kpa.stable_pods} by max_scale_up_rate"
         return why
 
 
-class KnativeFactory:
+class KnativeFactory(ParamsFactory[KnativeParams, KnativePolicy]):
     name = "knative"
     summary = "Knative KPA: stable/panic windows over 1 s buckets, rate limits, scale to zero"
     guard_defaults: Mapping[str, Any] = {"min_replicas": 0}
@@ -465,27 +484,7 @@ class KnativeFactory:
         "scale_to_zero_grace_period_s": 30,
         "scale_down_delay_s": 10,
     }
-
-    def from_spec(self, spec: Mapping[str, Any]) -> KnativePolicy:
-        p = parse(KnativeParams, spec, "knative spec")
-        signals = tuple(p.signals) if p.signals is not None else DEFAULT_SIGNALS[p.metric]
-        target = p.target_per_replica
-        return KnativePolicy(
-            metric=p.metric,
-            signals=signals,
-            target_per_replica=DEFAULT_TARGETS[p.metric] if target is None else target,
-            target_utilization=p.target_utilization,
-            stable_window_s=p.stable_window_s,
-            panic_window_percentage=p.panic_window_percentage,
-            panic_threshold_percentage=p.panic_threshold_percentage,
-            max_scale_up_rate=p.max_scale_up_rate,
-            max_scale_down_rate=p.max_scale_down_rate,
-            scale_to_zero_grace_period_s=p.scale_to_zero_grace_period_s,
-            scale_down_delay_s=p.scale_down_delay_s,
-            activation_scale=p.activation_scale,
-            initial_scale=p.initial_scale,
-            aggregation=p.aggregation,
-        )
+    params_model, policy_type = KnativeParams, KnativePolicy
 
 
 FACTORY = KnativeFactory()

@@ -8,20 +8,8 @@ In: an Observation carrying `signal`. Out: a Proposal in replicas, the controlle
 `details` (error, level, p_term, d_term, output, what the integral did); the shared guards
 (min/max, rate limits, ...) do the rest. Worked examples: tests/test_pid_traces.py.
 
-Spec keys (units; default):
-- `signal` (required): an Observation signal or `extra.<name>`, e.g. `latency_p95_s`.
-- `target` (required, > 0): in the signal's own units, e.g. 2.0 (seconds) for latency_p95_s.
-- `per_replica` (false): measure signal / ready_replicas instead of the signal, for totals such
-  as `in_flight` or `queue_depth`; with no ready replica the policy holds.
-- `kp` (0.2, dimensionless), `ki` (0.02, per second), `kd` (0.0, seconds): the gains; kp and
-  ki at most 100, kd and every time key at most 86,400 s, `target` at most 1e15.
-- `derivative_filter_s` (10): the time constant of the low-pass filter on the derivative; 0
-  turns the filter off.
-- `dead_time_s` (60): how long a change of the replica count takes to show in the signal
-  (replica startup plus the metric's own window).
-- `tolerance` (0.05): an |error| at or below it proposes the current count.
-- `max_step_s` (60): the longest step the integral takes at once, so a restart or missed ticks
-  are not integrated as if the last error had lasted the whole gap.
+Spec keys: `PIDParams` (each key's unit, default and bounds); `signal` and `target` are
+required, e.g. `signal: latency_p95_s, target: 2.0` (seconds).
 
 The controller, exactly:
 - error: e = m / target - 1, dimensionless (+0.5 is 50 % above target); m is the measurement.
@@ -74,8 +62,9 @@ from pydantic import Field, field_validator
 from policies.guards import Guards
 from policies.hpa import check_signal
 from policies.observation import Observation
+from policies.params import ParamsFactory, ParamsPolicy
 from policies.policy import JSON, Proposal
-from policies.spec import MAX_FACTOR, MAX_QUANTITY, MAX_WINDOW_S, StrictModel, parse
+from policies.spec import MAX_FACTOR, MAX_QUANTITY, MAX_WINDOW_S, StrictModel
 
 # The level's ceiling when the policy runs without guards (not through `autoscaler`).
 UNBOUNDED_LEVEL = 1e6
@@ -83,16 +72,36 @@ _ROUNDING_SLACK = 1e-9  # ceil(10.000000001) is 10: float noise is not a replica
 
 
 class PIDParams(StrictModel):
-    signal: str
-    target: float = Field(gt=0, le=MAX_QUANTITY)
-    per_replica: bool = False
-    kp: float = Field(default=0.2, ge=0, le=MAX_FACTOR)
-    ki: float = Field(default=0.02, ge=0, le=MAX_FACTOR)  # per second
-    kd: float = Field(default=0.0, ge=0, le=MAX_WINDOW_S)  # seconds
-    derivative_filter_s: float = Field(default=10.0, ge=0, le=MAX_WINDOW_S)
-    dead_time_s: float = Field(default=60.0, ge=0, le=MAX_WINDOW_S)
-    tolerance: float = Field(default=0.05, ge=0, le=MAX_FACTOR)
-    max_step_s: float = Field(default=60.0, gt=0, le=MAX_WINDOW_S)
+    """`pid`'s spec keys."""
+
+    signal: str = Field(description="an Observation signal or extra.<name>, e.g. latency_p95_s")
+    target: float = Field(gt=0, le=MAX_QUANTITY, description="in the signal's own units")
+    per_replica: bool = Field(
+        default=False,
+        description="measure signal / ready_replicas (for totals such as in_flight); "
+        "with no ready replica the policy holds",
+    )
+    kp: float = Field(
+        default=0.2, ge=0, le=MAX_FACTOR, description="proportional gain, dimensionless"
+    )
+    ki: float = Field(default=0.02, ge=0, le=MAX_FACTOR, description="integral gain, per second")
+    kd: float = Field(default=0.0, ge=0, le=MAX_WINDOW_S, description="derivative gain, seconds")
+    derivative_filter_s: float = Field(
+        default=10.0, ge=0, le=MAX_WINDOW_S,
+        description="seconds, the derivative's low-pass time constant (0: no filter)",
+    )  # fmt: skip
+    dead_time_s: float = Field(
+        default=60.0, ge=0, le=MAX_WINDOW_S,
+        description="seconds a change of the replica count takes to show in the signal",
+    )  # fmt: skip
+    tolerance: float = Field(
+        default=0.05, ge=0, le=MAX_FACTOR,
+        description="an |error| (dimensionless) at or below it proposes the current count",
+    )  # fmt: skip
+    max_step_s: float = Field(
+        default=60.0, gt=0, le=MAX_WINDOW_S,
+        description="seconds, the longest step the integral takes at once (restarts, gaps)",
+    )  # fmt: skip
 
     _known_signal = field_validator("signal")(check_signal)
 
@@ -109,7 +118,7 @@ class PIDState:
 
 
 @dataclass(frozen=True)
-class PIDPolicy:
+class PIDPolicy(ParamsPolicy[PIDParams]):
     params: PIDParams
     min_replicas: int = 0  # from the outer guards, through with_guards
     max_replicas: int | None = None
@@ -119,9 +128,6 @@ class PIDPolicy:
     @property
     def required_signals(self) -> frozenset[str]:
         return frozenset({self.params.signal})
-
-    def spec(self) -> dict[str, Any]:
-        return self.params.model_dump()
 
     def with_guards(self, guards: Guards) -> PIDPolicy:
         return replace(self, min_replicas=guards.min_replicas, max_replicas=guards.max_replicas)
@@ -275,7 +281,7 @@ class PIDPolicy:
         return level, how
 
 
-class PIDFactory:
+class PIDFactory(ParamsFactory[PIDParams, PIDPolicy]):
     name = "pid"
     summary = "PID on a normalized error (e.g. latency_p95_s / target - 1), output in replicas"
     guard_defaults: Mapping[str, Any] = {}
@@ -287,9 +293,7 @@ class PIDFactory:
         "kd": 5.0,
         "dead_time_s": 30,
     }
-
-    def from_spec(self, spec: Mapping[str, Any]) -> PIDPolicy:
-        return PIDPolicy(parse(PIDParams, spec, "pid spec"))
+    params_model, policy_type = PIDParams, PIDPolicy
 
 
 FACTORY = PIDFactory()

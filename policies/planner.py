@@ -42,13 +42,8 @@ Each tick (all estimates learned online; nothing is fitted to a trace):
    follow from this (on gpu-llm the tolerance cuts them by 35-60 % for 0.2-1.6 % more
    replica-hours).
 Missing or stale rate: hold (the engine's guards never scale down on missing data).
-Parameters (besides the `slo` ones: wait_target_s or latency_target_s, percentile,
-slots_per_replica, service_time_s, service_cv, arrival_cv, window_s, service_window_s,
-backlog_drain_s): interval_s (15), lead_time_s (learned), initial_lead_time_s (120),
-rise_quantile (0.95), rise_memory_s (3600), rise_min_samples (40), initial_margin (0.25),
-steady_share (1.0), release_after_s (3600), release_tolerance (0.1), bucket_s (600),
-season_s (86400), weekly (true), alpha, gamma, omega (as `predictive`). Bounds
-(policies/spec.py): times <= 86,400 s, margins <= 100, rise_min_samples <= 10,000.
+Parameters: `PlannerParams`, the `slo` and `predictive` ones and the planner's (each key's
+unit, default and bounds).
 
 Measured against operator-tuned HPA on the gpu-llm scenario (bench/README.md, issue 10): the
 same SLO with 7-21 % fewer replica-hours and 5.6-10x fewer direction changes on day 1 (cold
@@ -74,24 +69,51 @@ from typing import Any
 from pydantic import Field
 
 from policies.observation import Observation
+from policies.params import ParamsFactory, ParamsPolicy
 from policies.policy import JSON, Proposal
 from policies.predictive import PredictiveParams, PredictivePolicy, PredictiveState, forecast_max
-from policies.slo import SloPolicy, size
-from policies.spec import MAX_COUNT, MAX_FACTOR, MAX_WINDOW_S, parse
+from policies.slo import Sizing, SloPolicy, size
+from policies.spec import MAX_COUNT, MAX_FACTOR, MAX_WINDOW_S
 
 
 class PlannerParams(PredictiveParams):
-    interval_s: float = Field(default=15.0, gt=0, le=MAX_WINDOW_S)
-    rise_quantile: float = Field(default=0.95, ge=0.5, le=0.9999)
-    rise_memory_s: float = Field(default=3_600.0, gt=0, le=MAX_WINDOW_S)
-    rise_min_samples: int = Field(default=40, ge=1, le=MAX_COUNT)
-    initial_margin: float = Field(default=0.25, ge=0, le=MAX_FACTOR)
-    steady_share: float = Field(default=1.0, gt=0, le=1)
-    release_after_s: float = Field(default=3_600.0, ge=0, le=MAX_WINDOW_S)
-    release_tolerance: float = Field(default=0.1, ge=0, lt=1)
-    margin: float | None = Field(default=None, ge=0, le=MAX_FACTOR)  # pins m
-    bucket_s: int = Field(default=600, ge=10, le=MAX_WINDOW_S)
-    scale_down_delay_s: float = Field(default=0.0, ge=0, le=MAX_WINDOW_S)  # unused here
+    """`planner`'s spec keys: the `slo` and `predictive` ones and the planner's."""
+
+    interval_s: float = Field(
+        default=15.0, gt=0, le=MAX_WINDOW_S, description="seconds between ticks (the shell's)"
+    )
+    rise_quantile: float = Field(
+        default=0.95, ge=0.5, le=0.9999, description="the quantile of rises planned for"
+    )
+    rise_memory_s: float = Field(
+        default=3_600.0, gt=0, le=MAX_WINDOW_S, description="seconds of rises remembered"
+    )
+    rise_min_samples: int = Field(
+        default=40, ge=1, le=MAX_COUNT, description="rises seen before the quantile is used"
+    )
+    initial_margin: float = Field(
+        default=0.25, ge=0, le=MAX_FACTOR, description="rise until then, x the rate now"
+    )
+    steady_share: float = Field(
+        default=1.0, gt=0, le=1,
+        description="share of 1 - percentile allowed at the planned rate (< 1: stricter)",
+    )  # fmt: skip
+    release_after_s: float = Field(
+        default=3_600.0, ge=0, le=MAX_WINDOW_S,
+        description="seconds the planned count stays below before a release",
+    )  # fmt: skip
+    release_tolerance: float = Field(
+        default=0.1, ge=0, lt=1, description="share of the count too small to release"
+    )
+    margin: float | None = Field(
+        default=None, ge=0, le=MAX_FACTOR, description="pins the rise to this x the rate now"
+    )
+    bucket_s: int = Field(
+        default=600, ge=10, le=MAX_WINDOW_S, description="whole seconds of rate one bucket means"
+    )
+    scale_down_delay_s: float = Field(
+        default=0.0, ge=0, le=MAX_WINDOW_S, description="unused: the release hold does this"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +187,7 @@ class PlannerState:
 
 
 @dataclass(frozen=True)
-class PlannerPolicy:
+class PlannerPolicy(ParamsPolicy[PlannerParams]):
     params: PlannerParams
     name: str = "planner"
     pauses_at_zero = False
@@ -182,9 +204,6 @@ class PlannerPolicy:
     @property
     def predictive(self) -> PredictivePolicy:
         return PredictivePolicy(self.params)
-
-    def spec(self) -> dict[str, Any]:
-        return self.params.model_dump(exclude_none=True)
 
     def initial_state(self) -> PlannerState:
         return PlannerState(self.predictive.initial_state(), Rises())
@@ -217,10 +236,27 @@ class PlannerPolicy:
 
     def decide(self, obs: Observation, state: PlannerState) -> tuple[Proposal, PlannerState]:
         p = self.params
-        slo = SloPolicy(p)
+        new, lead_s, horizon = self._learn(obs, state)
+        sizing = SloPolicy(p).inputs(obs, new.inner.calibration)
+        if isinstance(sizing, Proposal):
+            return sizing, new
+        planned_rate, rise, details = self._planned_rate(obs, state, new, sizing, lead_s, horizon)
+        steady = p.model_copy(update={"percentile": 1.0 - (1.0 - p.percentile) * p.steady_share})
+        planned, predicted, why = size(steady, planned_rate, sizing.service_s, sizing.service_cv2)
+        details["predicted_latency_s"] = predicted
+        note = f"planned {planned_rate:.3g} req/s (+{rise:.3g} for rises in {horizon:.0f} s): {why}"
+        if planned >= obs.replicas:
+            return Proposal.scale(planned, note, **details), replace(
+                new, below_since_s=None, held=0
+            )
+        return self._release(obs, state, new, planned, note, details)
+
+    def _learn(self, obs: Observation, state: PlannerState) -> tuple[PlannerState, float, float]:
+        """What this tick teaches (calibration, forecast, lead time, rises, the queue seen),
+        the lead time in effect and the horizon it plans for (one lead time and one tick)."""
+        p = self.params
         inner = self.predictive.observe(obs, state.inner)
-        cal, forecaster, lead = inner.calibration, inner.forecaster, inner.lead
-        lead_s = p.lead_time_s if p.lead_time_s is not None else lead.estimate_s
+        lead_s = p.lead_time_s if p.lead_time_s is not None else inner.lead.estimate_s
         horizon = lead_s + p.interval_s
         rises = learn_rise(state.rises, obs.now_s, obs.request_rate_rps, horizon, p.rise_memory_s)
         new = replace(
@@ -230,10 +266,14 @@ class PlannerPolicy:
                 else (obs.now_s, obs.queue_depth, obs.in_flight)
             ),
         )  # fmt: skip
-        sizing = slo.inputs(obs, cal)
-        if isinstance(sizing, Proposal):
-            return sizing, new
-        service, cv2 = sizing.service_s, sizing.service_cv2
+        return new, lead_s, horizon
+
+    def _planned_rate(
+        self, obs: Observation, state: PlannerState, new: PlannerState, sizing: Sizing,
+        lead_s: float, horizon: float,
+    ) -> tuple[float, float, dict[str, Any]]:  # fmt: skip
+        """(the rate to size for, the rise allowance in it, the details that explain it)."""
+        p, service = self.params, sizing.service_s
         # While requests queue, the arrivals are the busy slots' throughput plus the queue's
         # growth (`_surge_rps`); the throughput alone (what `slo` uses) overstates them while a
         # queue drains after a cold start. The backlog (drained within backlog_drain_s) counts
@@ -247,15 +287,16 @@ class PlannerPolicy:
             backlog = 0.0
         if p.margin is not None:
             rise = now_rate * p.margin
-        elif rises.seen < p.rise_min_samples:
+        elif new.rises.seen < p.rise_min_samples:
             rise = now_rate * p.initial_margin
         else:
-            rise = rises.added(p.rise_quantile)
+            rise = new.rises.added(p.rise_quantile)
         planned_rate = now_rate + rise + backlog
         details: dict[str, Any] = {
             "rate_rps": now_rate, "backlog_rps": backlog, "service_s": service,
             "lead_time_s": lead_s, "rise_rps": rise,
         }  # fmt: skip
+        forecaster = new.inner.forecaster
         ahead = forecast_max(forecaster, p, obs.now_s, obs.now_s + horizon)
         base = forecast_max(forecaster, p, obs.now_s, obs.now_s)
         if ahead is not None and base is not None and base > 0 and forecaster.skilled:
@@ -264,14 +305,15 @@ class PlannerPolicy:
             season_rise = ahead / base
             details["forecast_rise"] = season_rise
             planned_rate = max(planned_rate, now_rate * season_rise)
-        steady = p.model_copy(update={"percentile": 1.0 - (1.0 - p.percentile) * p.steady_share})
-        planned, predicted, why = size(steady, planned_rate, service, cv2)
-        details["predicted_latency_s"] = predicted
-        note = f"planned {planned_rate:.3g} req/s (+{rise:.3g} for rises in {horizon:.0f} s): {why}"
-        if planned >= obs.replicas:
-            return Proposal.scale(planned, note, **details), replace(
-                new, below_since_s=None, held=0
-            )
+        return planned_rate, rise, details
+
+    def _release(
+        self, obs: Observation, state: PlannerState, new: PlannerState, planned: int, note: str,
+        details: dict[str, Any],
+    ) -> tuple[Proposal, PlannerState]:  # fmt: skip
+        """A planned count below the current one: hold it for release_after_s, then release
+        the largest planned over that time (unless that is within release_tolerance)."""
+        p = self.params
         if state.below_since_s is None:
             new = replace(new, below_since_s=obs.now_s, held=planned)
         else:
@@ -286,14 +328,8 @@ class PlannerPolicy:
                 new = replace(new, below_since_s=None, held=0)
                 return Proposal.scale(released, f"Release: {note}", **details), new
         wait = p.release_after_s - (obs.now_s - since)
-        return (
-            Proposal.scale(
-                obs.replicas,
-                f"Holding {obs.replicas}: {planned} would do; release in {wait:.0f} s",
-                **details,
-            ),
-            new,
-        )
+        why = f"Holding {obs.replicas}: {planned} would do; release in {wait:.0f} s"
+        return Proposal.scale(obs.replicas, why, **details), new
 
 
 def _surge_rps(
@@ -314,7 +350,7 @@ def _surge_rps(
     return max(0.0, busy / service_s + (q - last[1]) / dt)  # a draining queue: less
 
 
-class PlannerFactory:
+class PlannerFactory(ParamsFactory[PlannerParams, PlannerPolicy]):
     name = "planner"
     summary = "queueing-model capacity one lead time ahead, margin learned from observed rises"
     guard_defaults: Mapping[str, Any] = {"min_replicas": 1}
@@ -323,9 +359,7 @@ class PlannerFactory:
         "percentile": 0.99,
         "slots_per_replica": 8,
     }
-
-    def from_spec(self, spec: Mapping[str, Any]) -> PlannerPolicy:
-        return PlannerPolicy(parse(PlannerParams, spec, "planner spec"))
+    params_model, policy_type = PlannerParams, PlannerPolicy
 
 
 FACTORY = PlannerFactory()

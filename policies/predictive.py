@@ -20,10 +20,8 @@ safety margin grows with the error actually seen.
 Lead time: `lead_time_s` pins it; by default it is learned as the smoothed time from the tick
 that decided a rise of `replicas` (spec) to the first tick with `ready_replicas` reaching it,
 each rise timed on its own (a ramp's rises overlap), starting from `initial_lead_time_s`.
-Parameters (with the `slo` ones: latency_target_s, percentile, slots_per_replica, ...):
-bucket_s (300), season_s (86400), weekly (true), alpha (0.1), gamma (0.2), omega (0.2),
-margin_k (2.0), lead_time_s (learned), initial_lead_time_s (120), reactive (true; false
-proposes the forecast size alone, for use as a floor under another policy).
+Parameters: `PredictiveParams`, the `slo` ones and the forecast's (each key's unit, default
+and bounds); `reactive: false` proposes the forecast size alone, as a floor under another policy.
 Bounds (policies/spec.py): bucket_s 10..86,400, season_s 60..604,800 and at most 2,880
 buckets a season; lead times 0..86,400 s (a learned one too: a clock step is not a startup);
 margin_k <= 100. The largest forecast is taken over at most one season (or week) of buckets,
@@ -40,9 +38,10 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from policies.observation import Observation
+from policies.params import ParamsFactory, ParamsPolicy
 from policies.policy import JSON, Proposal
 from policies.slo import Calibration, SloParams, SloPolicy, size
-from policies.spec import MAX_FACTOR, MAX_SEASON_S, MAX_WINDOW_S, parse
+from policies.spec import MAX_FACTOR, MAX_SEASON_S, MAX_WINDOW_S
 
 # The forecast keeps one offset per bucket of the season (7 x that many with `weekly`): a day
 # of 30 s buckets at most, so the state stays small.
@@ -50,16 +49,37 @@ MAX_SEASON_BUCKETS = 2_880
 
 
 class PredictiveParams(SloParams):
-    bucket_s: int = Field(default=300, ge=10, le=MAX_WINDOW_S)
-    season_s: int = Field(default=86_400, ge=60, le=MAX_SEASON_S)
-    weekly: bool = True
-    alpha: float = Field(default=0.1, gt=0, le=1)
-    gamma: float = Field(default=0.2, ge=0, le=1)
-    omega: float = Field(default=0.2, ge=0, le=1)
-    margin_k: float = Field(default=2.0, ge=0, le=MAX_FACTOR)
-    lead_time_s: float | None = Field(default=None, ge=0, le=MAX_WINDOW_S)
-    initial_lead_time_s: float = Field(default=120.0, ge=0, le=MAX_WINDOW_S)
-    reactive: bool = True
+    """`predictive`'s spec keys: the `slo` ones and the forecast's."""
+
+    bucket_s: int = Field(
+        default=300, ge=10, le=MAX_WINDOW_S, description="whole seconds of rate one bucket means"
+    )
+    season_s: int = Field(
+        default=86_400, ge=60, le=MAX_SEASON_S,
+        description="whole seconds of a season, a multiple of bucket_s",
+    )  # fmt: skip
+    weekly: bool = Field(default=True, description="also learn offsets by day of week")
+    alpha: float = Field(default=0.1, gt=0, le=1, description="the level's smoothing, per bucket")
+    gamma: float = Field(
+        default=0.2, ge=0, le=1, description="the daily offsets' smoothing, per bucket"
+    )
+    omega: float = Field(
+        default=0.2, ge=0, le=1, description="the weekly offsets' smoothing, per bucket"
+    )
+    margin_k: float = Field(
+        default=2.0, ge=0, le=MAX_FACTOR,
+        description="dimensionless: the margin is 1 + margin_k x mean relative forecast error",
+    )  # fmt: skip
+    lead_time_s: float | None = Field(
+        default=None, ge=0, le=MAX_WINDOW_S,
+        description="seconds from deciding a rise to its replicas ready (unset: learned)",
+    )  # fmt: skip
+    initial_lead_time_s: float = Field(
+        default=120.0, ge=0, le=MAX_WINDOW_S, description="seconds, the learned one's start"
+    )
+    reactive: bool = Field(
+        default=True, description="propose at least the reactive slo size (false: forecast only)"
+    )
 
     @model_validator(mode="after")
     def _season_in_buckets(self) -> PredictiveParams:
@@ -229,7 +249,7 @@ def learn_lead(lead: LeadTime, obs: Observation, p: PredictiveParams) -> LeadTim
 
 
 @dataclass(frozen=True)
-class PredictivePolicy:
+class PredictivePolicy(ParamsPolicy[PredictiveParams]):
     params: PredictiveParams
     name: str = "predictive"
     pauses_at_zero = False
@@ -237,9 +257,6 @@ class PredictivePolicy:
     @property
     def required_signals(self) -> frozenset[str]:
         return frozenset({"request_rate_rps"})
-
-    def spec(self) -> dict[str, Any]:
-        return self.params.model_dump(exclude_none=True)
 
     def initial_state(self) -> PredictiveState:
         return PredictiveState(
@@ -334,16 +351,14 @@ class PredictivePolicy:
         return Proposal.scale(held, note, **details), replace(new_state, calibration=cal)
 
 
-class PredictiveFactory:
+class PredictiveFactory(ParamsFactory[PredictiveParams, PredictivePolicy]):
     name = "predictive"
     summary = "seasonal (Holt-Winters) rate forecast one lead time ahead, SLO-sized, as a floor"
     guard_defaults: Mapping[str, Any] = {"min_replicas": 1}
     example_spec: Mapping[str, Any] = {
         "latency_target_s": 2.0, "slots_per_replica": 8, "bucket_s": 60, "season_s": 1200,
     }  # fmt: skip
-
-    def from_spec(self, spec: Mapping[str, Any]) -> PredictivePolicy:
-        return PredictivePolicy(parse(PredictiveParams, spec, "predictive spec"))
+    params_model, policy_type = PredictiveParams, PredictivePolicy
 
 
 FACTORY = PredictiveFactory()

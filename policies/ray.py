@@ -30,12 +30,8 @@ the defaults of python/ray/serve/config.py `AutoscalingConfig`.
   A downscale to a count above 0 never goes below 1; 1 -> 0 waits `downscale_to_zero_delay_s`
   when set, else `downscale_delay_s`.
 
-Parameters (units, defaults = Ray's): target_per_replica 2 (Ray's target_ongoing_requests,
-requests per replica); signals ["in_flight", "queue_depth"]; look_back_period_s 30 (s);
-smoothing_factor 1.0; upscaling_factor / downscaling_factor (unset: smoothing_factor);
-upscale_delay_s 30 (s); downscale_delay_s 600 (s); downscale_to_zero_delay_s (unset: the
-downscale delay). Ray's min_replicas (default 1) and max_replicas are the shared guards.
-Bounds (policies/spec.py): times <= 86,400 s, factors <= 100; a proposal is at most 10,000.
+Parameters: `RayParams` (each key's unit, default = Ray's, and bounds). Ray's min_replicas
+(default 1) and max_replicas are the shared guards; a proposal is at most 10,000.
 
 Deliberate differences from the anchor:
 - Delays are measured in seconds of `now_s`, not counted in 0.1 s decisions (which would make
@@ -62,24 +58,52 @@ from pydantic import Field, field_validator, model_validator
 
 from policies.hpa import check_signal
 from policies.observation import Observation
+from policies.params import ParamsFactory, ParamsPolicy
 from policies.policy import JSON, Proposal
-from policies.spec import MAX_FACTOR, MAX_QUANTITY, MAX_REPLICAS, MAX_WINDOW_S, StrictModel, parse
+from policies.spec import MAX_FACTOR, MAX_QUANTITY, MAX_REPLICAS, MAX_WINDOW_S, StrictModel
 
 DEFAULT_TARGET_ONGOING_REQUESTS = 2.0  # ray.serve._private.constants
 
 
 class RayParams(StrictModel):
+    """`ray`'s spec keys; defaults are Ray's (python/ray/serve/config.py AutoscalingConfig)."""
+
     target_per_replica: float = Field(
-        default=DEFAULT_TARGET_ONGOING_REQUESTS, gt=0, le=MAX_QUANTITY
-    )
-    signals: list[str] = Field(default=["in_flight", "queue_depth"], min_length=1)
-    look_back_period_s: float = Field(default=30.0, gt=0, le=MAX_WINDOW_S)
-    smoothing_factor: float = Field(default=1.0, gt=0, le=MAX_FACTOR)
-    upscaling_factor: float | None = Field(default=None, gt=0, le=MAX_FACTOR)
-    downscaling_factor: float | None = Field(default=None, gt=0, le=MAX_FACTOR)
-    upscale_delay_s: float = Field(default=30.0, ge=0, le=MAX_WINDOW_S)
-    downscale_delay_s: float = Field(default=600.0, ge=0, le=MAX_WINDOW_S)
-    downscale_to_zero_delay_s: float | None = Field(default=None, ge=0, le=MAX_WINDOW_S)
+        default=DEFAULT_TARGET_ONGOING_REQUESTS, gt=0, le=MAX_QUANTITY,
+        description="Ray's target_ongoing_requests: ongoing requests per running replica",
+    )  # fmt: skip
+    signals: list[str] = Field(
+        default=["in_flight", "queue_depth"], min_length=1,
+        description="Observation signals summed into Ray's total ongoing requests",
+    )  # fmt: skip
+    look_back_period_s: float = Field(
+        default=30.0, gt=0, le=MAX_WINDOW_S,
+        description="seconds of observations averaged into the total",
+    )  # fmt: skip
+    smoothing_factor: float = Field(
+        default=1.0, gt=0, le=MAX_FACTOR,
+        description="dimensionless; the up and down factors when those are unset",
+    )  # fmt: skip
+    upscaling_factor: float | None = Field(
+        default=None, gt=0, le=MAX_FACTOR,
+        description="dimensionless multiplier on a scale-up step (unset: smoothing_factor)",
+    )  # fmt: skip
+    downscaling_factor: float | None = Field(
+        default=None, gt=0, le=MAX_FACTOR,
+        description="dimensionless multiplier on a scale-down step (unset: smoothing_factor)",
+    )  # fmt: skip
+    upscale_delay_s: float = Field(
+        default=30.0, ge=0, le=MAX_WINDOW_S,
+        description="seconds a run of upscale decisions lasts before it acts",
+    )  # fmt: skip
+    downscale_delay_s: float = Field(
+        default=600.0, ge=0, le=MAX_WINDOW_S,
+        description="seconds a run of downscale decisions lasts before it acts",
+    )  # fmt: skip
+    downscale_to_zero_delay_s: float | None = Field(
+        default=None, ge=0, le=MAX_WINDOW_S,
+        description="seconds before 1 -> 0 (unset: downscale_delay_s)",
+    )  # fmt: skip
 
     @field_validator("signals")
     @classmethod
@@ -103,53 +127,28 @@ class RayState:
 
 
 @dataclass(frozen=True)
-class RayPolicy:
-    target_per_replica: float = DEFAULT_TARGET_ONGOING_REQUESTS
-    signals: tuple[str, ...] = ("in_flight", "queue_depth")
-    look_back_period_s: float = 30.0
-    smoothing_factor: float = 1.0
-    upscaling_factor: float | None = None
-    downscaling_factor: float | None = None
-    upscale_delay_s: float = 30.0
-    downscale_delay_s: float = 600.0
-    downscale_to_zero_delay_s: float | None = None
+class RayPolicy(ParamsPolicy[RayParams]):
+    params: RayParams
     name: str = "ray"
     pauses_at_zero = False
 
     @property
     def scale_down_window_s(self) -> float:
         """One scale-down window (a takeover that lost history holds this long)."""
-        return self.downscale_delay_s
+        return self.params.downscale_delay_s
 
     @property
     def required_signals(self) -> frozenset[str]:
-        return frozenset(self.signals)
+        return frozenset(self.params.signals)
 
     @property
     def up_factor(self) -> float:
         """AutoscalingConfig.get_upscaling_factor."""
-        return self.upscaling_factor or self.smoothing_factor
+        return self.params.upscaling_factor or self.params.smoothing_factor
 
     @property
     def down_factor(self) -> float:
-        return self.downscaling_factor or self.smoothing_factor
-
-    def spec(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "target_per_replica": self.target_per_replica,
-            "signals": list(self.signals),
-            "look_back_period_s": self.look_back_period_s,
-            "smoothing_factor": self.smoothing_factor,
-            "upscale_delay_s": self.upscale_delay_s,
-            "downscale_delay_s": self.downscale_delay_s,
-        }
-        optional = {
-            "upscaling_factor": self.upscaling_factor,
-            "downscaling_factor": self.downscaling_factor,
-            "downscale_to_zero_delay_s": self.downscale_to_zero_delay_s,
-        }
-        out.update({k: v for k, v in optional.items() if v is not None})
-        return out
+        return self.params.downscaling_factor or self.params.smoothing_factor
 
     def initial_state(self) -> RayState:
         return RayState()
@@ -170,9 +169,10 @@ class RayPolicy:
         )
 
     def decide(self, obs: Observation, state: RayState) -> tuple[Proposal, RayState]:
-        values = [obs.signal(s) for s in self.signals]
+        signals = self.params.signals
+        values = [obs.signal(s) for s in signals]
         if any(v is None for v in values):
-            missing = ", ".join(s for s, v in zip(self.signals, values, strict=True) if v is None)
+            missing = ", ".join(s for s, v in zip(signals, values, strict=True) if v is None)
             return Proposal.hold(f"MissingSignal: {missing} missing; holding"), RayState(
                 self._recent(state.samples, obs.now_s)
             )
@@ -196,12 +196,12 @@ class RayPolicy:
         self, samples: tuple[tuple[float, float], ...], now_s: float
     ) -> tuple[tuple[float, float], ...]:
         """The samples strictly after now - look_back_period_s (Ray's window_average)."""
-        start = now_s - self.look_back_period_s
+        start = now_s - self.params.look_back_period_s
         return tuple(s for s in samples if s[0] > start)
 
     def _desired(self, total: float, running: int) -> tuple[int, float]:
         """_calculate_desired_num_replicas, without Ray's min/max clamp (the guards do it)."""
-        error_ratio = total / (self.target_per_replica * running)
+        error_ratio = total / (self.params.target_per_replica * running)
         factor = self.up_factor if error_ratio >= 1 else self.down_factor
         smoothed = 1 + (error_ratio - 1) * factor
         # at most MAX_REPLICAS: a target of 1e-300 makes the ratio infinite
@@ -220,12 +220,13 @@ class RayPolicy:
         direction = 1 if desired > target else -1
         since = state.run_since_s if state.direction == direction else None
         since = now_s if since is None else since
+        p = self.params
         if direction > 0:
-            key, delay = "upscale_delay_s", self.upscale_delay_s
-        elif target == 1 and self.downscale_to_zero_delay_s is not None:
-            key, delay = "downscale_to_zero_delay_s", self.downscale_to_zero_delay_s
+            key, delay = "upscale_delay_s", p.upscale_delay_s
+        elif target == 1 and p.downscale_to_zero_delay_s is not None:
+            key, delay = "downscale_to_zero_delay_s", p.downscale_to_zero_delay_s
         else:
-            key, delay = "downscale_delay_s", self.downscale_delay_s
+            key, delay = "downscale_delay_s", p.downscale_delay_s
         if direction < 0 and target != 1:
             desired = max(1, desired)  # only 1 -> 0 goes to zero
         waited = now_s - since
@@ -237,7 +238,7 @@ class RayPolicy:
         return Proposal.scale(target, why, **details), RayState(state.samples, direction, since)
 
 
-class RayFactory:
+class RayFactory(ParamsFactory[RayParams, RayPolicy]):
     name = "ray"
     summary = "Ray Serve default policy: target ongoing requests per replica, factors, delays"
     guard_defaults: Mapping[str, Any] = {"min_replicas": 1}
@@ -249,20 +250,7 @@ class RayFactory:
         "upscaling_factor": 1.5,
         "downscaling_factor": 0.5,
     }
-
-    def from_spec(self, spec: Mapping[str, Any]) -> RayPolicy:
-        p = parse(RayParams, spec, "ray spec")
-        return RayPolicy(
-            target_per_replica=p.target_per_replica,
-            signals=tuple(p.signals),
-            look_back_period_s=p.look_back_period_s,
-            smoothing_factor=p.smoothing_factor,
-            upscaling_factor=p.upscaling_factor,
-            downscaling_factor=p.downscaling_factor,
-            upscale_delay_s=p.upscale_delay_s,
-            downscale_delay_s=p.downscale_delay_s,
-            downscale_to_zero_delay_s=p.downscale_to_zero_delay_s,
-        )
+    params_model, policy_type = RayParams, RayPolicy
 
 
 FACTORY = RayFactory()

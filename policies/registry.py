@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
+from pydantic import BaseModel
+
 from policies.policy import PolicyFactory
 from policies.spec import SpecError
 
@@ -138,3 +140,12 @@ def resolve(name: str, blocked: Iterable[str] | None = None) -> PolicyFactory:
                 ) from None
     names = ", ".join(listing.name for listing in available(skip) if listing.origin != "error")
     raise SpecError("policy", [("", f"unknown policy {name!r}; available: {names}")])
+
+
+def params_model(factory: PolicyFactory) -> type[BaseModel] | None:
+    """The parameter model of a policy (`factory.params_model`, see policies/params.py): its
+    keys, defaults, units (field descriptions) and bounds, e.g. for `replicast policies --params
+    NAME` or a sweep's parameter check: `params_model(resolve(name)).model_json_schema()`.
+    Every built-in has one; a third-party factory without `params_model` gives None."""
+    model = getattr(factory, "params_model", None)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None

@@ -46,8 +46,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field
 
 from policies.observation import Observation
+from policies.params import ParamsFactory, ParamsPolicy
 from policies.policy import Proposal, StatelessPolicy
-from policies.spec import MAX_REPLICAS, SpecError, StrictModel, parse
+from policies.spec import MAX_REPLICAS, SpecError, StrictModel
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -56,22 +57,37 @@ _DAY_S = 24 * 3600
 
 
 class DefaultBounds(StrictModel):
-    min_replicas: int = Field(default=0, ge=0, le=MAX_REPLICAS)
-    max_replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
+    min_replicas: int = Field(default=0, ge=0, le=MAX_REPLICAS, description="replicas")
+    max_replicas: int | None = Field(
+        default=None, ge=0, le=MAX_REPLICAS, description="replicas (unset: no ceiling)"
+    )
 
 
 class RuleSpec(StrictModel):
-    days: list[Day] = Field(default_factory=lambda: list(DAYS), min_length=1)
-    start: str
-    end: str
-    min_replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
-    max_replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
+    days: list[Day] = Field(
+        default_factory=lambda: list(DAYS), min_length=1,
+        description="mon..sun the rule starts on (default: all seven)",
+    )  # fmt: skip
+    start: str = Field(description="local wall-clock time HH:MM, 00:00..23:59")
+    end: str = Field(description="local wall-clock time HH:MM, 00:00..24:00 (< start: next day)")
+    min_replicas: int | None = Field(
+        default=None, ge=0, le=MAX_REPLICAS, description="replicas (unset: the default's)"
+    )
+    max_replicas: int | None = Field(
+        default=None, ge=0, le=MAX_REPLICAS, description="replicas (unset: the default's)"
+    )
 
 
 class ScheduleParams(StrictModel):
-    time_zone: str = "UTC"
-    default: DefaultBounds = Field(default_factory=DefaultBounds)
-    rules: list[RuleSpec] = Field(default_factory=list)
+    """`schedule`'s spec keys."""
+
+    time_zone: str = Field(default="UTC", description="an IANA name such as Europe/Amsterdam")
+    default: DefaultBounds = Field(
+        default_factory=DefaultBounds, description="the bounds when no rule is active"
+    )
+    rules: list[RuleSpec] = Field(
+        default_factory=list, description="recurring windows; active ones combine"
+    )
 
 
 def clock_s(text: str, *, end: bool) -> int | None:
@@ -103,7 +119,7 @@ class Rule:
 
 
 @dataclass(frozen=True)
-class SchedulePolicy(StatelessPolicy):
+class SchedulePolicy(ParamsPolicy[ScheduleParams], StatelessPolicy):
     params: ScheduleParams
     zone: ZoneInfo
     rules: tuple[Rule, ...]
@@ -112,9 +128,6 @@ class SchedulePolicy(StatelessPolicy):
     @property
     def required_signals(self) -> frozenset[str]:
         return frozenset()
-
-    def spec(self) -> dict[str, Any]:
-        return self.params.model_dump(exclude_none=True)
 
     def local_time(self, now_s: float) -> datetime | None:
         """The local wall-clock time, or None outside the years 1..9999 `datetime` holds."""
@@ -208,7 +221,7 @@ def _rules(params: ScheduleParams) -> tuple[tuple[Rule, ...], list[tuple[str, st
     return tuple(rules), problems
 
 
-class ScheduleFactory:
+class ScheduleFactory(ParamsFactory[ScheduleParams, SchedulePolicy]):
     name = "schedule"
     summary = "min/max replicas by day of week and time of day in an IANA time zone"
     guard_defaults: Mapping[str, Any] = {}
@@ -226,10 +239,10 @@ class ScheduleFactory:
             {"start": "22:00", "end": "06:00", "min_replicas": 2, "max_replicas": 6},
         ],
     }
+    params_model = ScheduleParams
 
-    def from_spec(self, spec: Mapping[str, Any]) -> SchedulePolicy:
-        where = "schedule spec"
-        params = parse(ScheduleParams, spec, where)
+    def build(self, params: ScheduleParams) -> SchedulePolicy:
+        """Checks across keys: the time zone exists, each rule's times and bounds."""
         rules, problems = _rules(params)
         zone = _zone(params.time_zone)
         if zone is None:
@@ -242,7 +255,7 @@ class ScheduleFactory:
                 ),
             )
         if problems or zone is None:
-            raise SpecError(where, problems)
+            raise SpecError(f"{self.name} spec", problems)
         return SchedulePolicy(params, zone, rules)
 
 

@@ -26,9 +26,8 @@ with `service_window_s` (600; a property of the model and hardware that changes 
 - `scale_down_delay_s` (120): it proposes the largest size of that many past seconds, so a
   scale-down waits until the smaller size has sufficed for the whole delay (no flapping on
   Poisson noise); 0 turns this off.
-Parameters: latency_target_s or wait_target_s (one is required), percentile (0.95),
-slots_per_replica (1), service_time_s (learned), service_cv (learned), arrival_cv (1.0),
-window_s (60).
+Parameters: `SloParams` (each key's unit, default and bounds); latency_target_s or
+wait_target_s is required.
 When no replica count can meet the target (the target is below E[S]), it proposes the count
 at which the waiting quantile is zero and says so. The search stops at 10,000 replicas (the
 most any spec allows, policies/spec.py): a load that needs more proposes that many at once,
@@ -46,9 +45,10 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from policies.observation import Observation
+from policies.params import ParamsFactory, ParamsPolicy
 from policies.policy import JSON, Proposal
 from policies.queueing import smallest_servers
-from policies.spec import MAX_COUNT, MAX_FACTOR, MAX_REPLICAS, MAX_WINDOW_S, StrictModel, parse
+from policies.spec import MAX_COUNT, MAX_FACTOR, MAX_REPLICAS, MAX_WINDOW_S, StrictModel
 
 Z95 = 1.6448536269514722  # standard normal 0.95 quantile, for the lognormal spread
 MAX_LOG1P_CV2 = math.log1p(MAX_FACTOR**2)  # cv^2 = expm1(sigma^2) <= MAX_FACTOR^2
@@ -56,17 +56,47 @@ MIN_SERVICE_S = 1e-6  # a shorter observed service time is noise, not an estimat
 
 
 class SloParams(StrictModel):
-    latency_target_s: float | None = Field(default=None, gt=0, le=MAX_WINDOW_S)
-    wait_target_s: float | None = Field(default=None, ge=0, le=MAX_WINDOW_S)
-    percentile: float = Field(default=0.95, ge=0.5, le=0.9999)
-    slots_per_replica: int = Field(default=1, ge=1, le=MAX_COUNT)
-    service_time_s: float | None = Field(default=None, gt=0, le=MAX_WINDOW_S)
-    service_cv: float | None = Field(default=None, ge=0, le=MAX_FACTOR)
-    arrival_cv: float = Field(default=1.0, ge=0, le=MAX_FACTOR)
-    window_s: float = Field(default=60.0, gt=0, le=MAX_WINDOW_S)
-    service_window_s: float = Field(default=600.0, gt=0, le=MAX_WINDOW_S)
-    backlog_drain_s: float = Field(default=60.0, gt=0, le=MAX_WINDOW_S)
-    scale_down_delay_s: float = Field(default=120.0, ge=0, le=MAX_WINDOW_S)
+    """`slo`'s spec keys (also the SLO part of `predictive` and `planner`)."""
+
+    latency_target_s: float | None = Field(
+        default=None, gt=0, le=MAX_WINDOW_S,
+        description="seconds: the percentile of end-to-end latency (wait + mean service)",
+    )  # fmt: skip
+    wait_target_s: float | None = Field(
+        default=None, ge=0, le=MAX_WINDOW_S,
+        description="seconds: the percentile of the queueing wait alone",
+    )  # fmt: skip
+    percentile: float = Field(
+        default=0.95, ge=0.5, le=0.9999, description="the share of requests the target is for"
+    )
+    slots_per_replica: int = Field(
+        default=1, ge=1, le=MAX_COUNT, description="requests one replica serves at once"
+    )
+    service_time_s: float | None = Field(
+        default=None, gt=0, le=MAX_WINDOW_S, description="seconds, mean (unset: learned)"
+    )
+    service_cv: float | None = Field(
+        default=None, ge=0, le=MAX_FACTOR,
+        description="service time's coefficient of variation (unset: learned)",
+    )  # fmt: skip
+    arrival_cv: float = Field(
+        default=1.0, ge=0, le=MAX_FACTOR,
+        description="inter-arrival coefficient of variation (1: Poisson)",
+    )  # fmt: skip
+    window_s: float = Field(
+        default=60.0, gt=0, le=MAX_WINDOW_S, description="seconds, the rate's time constant"
+    )
+    service_window_s: float = Field(
+        default=600.0, gt=0, le=MAX_WINDOW_S,
+        description="seconds, the service time's and its variability's time constant",
+    )  # fmt: skip
+    backlog_drain_s: float = Field(
+        default=60.0, gt=0, le=MAX_WINDOW_S, description="seconds to drain a queue within"
+    )
+    scale_down_delay_s: float = Field(
+        default=120.0, ge=0, le=MAX_WINDOW_S,
+        description="seconds a smaller size must suffice before it is proposed (0: off)",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _one_target(self) -> SloParams:
@@ -178,7 +208,7 @@ class Sizing:
 
 
 @dataclass(frozen=True)
-class SloPolicy:
+class SloPolicy(ParamsPolicy[SloParams]):
     params: SloParams
     name: str = "slo"
     pauses_at_zero = False
@@ -186,9 +216,6 @@ class SloPolicy:
     @property
     def required_signals(self) -> frozenset[str]:
         return frozenset({"request_rate_rps"})
-
-    def spec(self) -> dict[str, Any]:
-        return self.params.model_dump(exclude_none=True)
 
     def initial_state(self) -> Calibration:
         return Calibration()
@@ -310,14 +337,12 @@ def _observed_percentile(obs: Observation, q: float) -> float | None:
     return obs.latency_p50_s
 
 
-class SloFactory:
+class SloFactory(ParamsFactory[SloParams, SloPolicy]):
     name = "slo"
     summary = "fewest replicas whose Erlang-C (Allen-Cunneen) latency percentile meets the SLO"
     guard_defaults: Mapping[str, Any] = {"min_replicas": 1}
     example_spec: Mapping[str, Any] = {"latency_target_s": 2.0, "slots_per_replica": 8}
-
-    def from_spec(self, spec: Mapping[str, Any]) -> SloPolicy:
-        return SloPolicy(parse(SloParams, spec, "slo spec"))
+    params_model, policy_type = SloParams, SloPolicy
 
 
 FACTORY = SloFactory()
