@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
+from typing import Any
 
 from policies import explain
-from policies.registry import available, block_plugins
+from policies.registry import available, block_plugins, params_model, resolve
 from policies.spec import SpecError
 
 COMMAND_GROUP = "replicast.commands"
@@ -32,11 +33,49 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+BOUND_SIGNS = (("exclusiveMinimum", ">"), ("minimum", ">="), ("exclusiveMaximum", "<"))
+BOUND_SIGNS += (("maximum", "<="),)
+
+
+def _range(prop: Mapping[str, Any]) -> str:
+    """A JSON-schema property's bounds, e.g. "> 0, <= 86400" (the first numeric branch)."""
+    for branch in [prop, *prop.get("anyOf", ())]:
+        bounds = [f"{sign} {branch[key]:.10g}" for key, sign in BOUND_SIGNS if key in branch]
+        if bounds:
+            return ", ".join(bounds)
+    return "-"
+
+
+def params_table(name: str) -> list[tuple[str, str, str, str]]:
+    """(key, default, range, description) for each parameter of policy `name`."""
+    model = params_model(resolve(name))
+    if model is None:
+        raise SpecError("policy", [("", f"{name!r} does not describe its parameters")])
+    schema = model.model_json_schema()
+    rows = []
+    for key, prop in schema.get("properties", {}).items():
+        default = _fmt(prop["default"]) if "default" in prop else "required"
+        rows.append((key, default, _range(prop), str(prop.get("description", ""))))
+    return rows
+
+
 def cmd_policies(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="replicast policies", description="List every policy a spec can name."
     )
-    parser.parse_args(argv)
+    parser.add_argument(
+        "--params", metavar="NAME", help="list NAME's parameters: key, default, range, meaning"
+    )
+    args = parser.parse_args(argv)
+    if args.params:
+        rows = params_table(args.params)
+        widths = [
+            max(len(r[i]) for r in [("key", "default", "range", ""), *rows]) for i in (0, 1, 2)
+        ]
+        print(f"{'key':<{widths[0]}}  {'default':<{widths[1]}}  {'range':<{widths[2]}}  meaning")
+        for key, default, bounds, meaning in rows:
+            print(f"{key:<{widths[0]}}  {default:<{widths[1]}}  {bounds:<{widths[2]}}  {meaning}")
+        return 0
     listings = available()
     width = max(len(x.name) for x in listings)
     for x in listings:

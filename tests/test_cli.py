@@ -87,3 +87,15 @@ def test_unknown_command_lists_the_commands() -> None:
     result = run("frobnicate")
     assert result.returncode == 2
     assert "explain" in result.stderr and "policies" in result.stderr
+
+
+def test_policies_params_lists_each_key_with_default_range_and_meaning() -> None:
+    result = run("policies", "--params", "ray")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["key", "default", "range", "meaning"]
+    [delay] = [line for line in lines if line.startswith("downscale_delay_s ")]
+    assert delay.split()[1:5] == ["600", ">=", "0,", "<="]
+    assert "86400" in delay and "seconds" in delay
+    unknown = run("policies", "--params", "hpaa")
+    assert unknown.returncode == 2 and "unknown policy 'hpaa'" in unknown.stderr
