@@ -38,12 +38,7 @@ from simulator.profiles.arrivals import IntArray as IntArray
 from simulator.profiles.base import DEFAULT_BLOCK_S, DEFAULT_CHUNK_S, Profile
 from simulator.profiles.caps import oversize
 from simulator.profiles.checks import ProfileError
-from simulator.profiles.limits import (
-    MAX_DURATION_S,
-    MAX_REQUESTS,
-    MAX_REQUESTS_PER_HOUR,
-    Oversize,
-)
+from simulator.profiles.limits import MAX_DURATION_S, MAX_REQUESTS, MAX_REQUESTS_PER_HOUR, Oversize
 from simulator.profiles.rates import RateProfile, rate_steps
 from simulator.profiles.requests import RequestLog, request_log
 from simulator.profiles.synthetic import bursty, constant, diurnal, ramp, spike, step

@@ -216,7 +216,7 @@ def test_a_gzip_bomb_stops_at_the_inflation_cap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # 1 MiB floor for the test; the real one is 256 MiB (or 100x the compressed size).
-    monkeypatch.setattr("simulator.traces._MIN_INFLATE_BYTES", 1 << 20)
+    monkeypatch.setattr("simulator.traces.files._MIN_INFLATE_BYTES", 1 << 20)
     bomb = gzip.compress(b"timestamp,ContextTokens\n" + b"\n" * (20 << 20), compresslevel=9)
     assert len(bomb) < 100_000
     path = write(tmp_path, "bomb.csv.gz", bomb)
@@ -236,7 +236,7 @@ def test_a_truncated_gzip_stream_is_one_line(tmp_path: Path) -> None:
 def test_a_line_without_an_end_is_refused_before_it_fills_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("simulator.traces._MAX_HEADER_BYTES", 1000)
+    monkeypatch.setattr("simulator.traces.csvrows._MAX_HEADER_BYTES", 1000)
     path = write(tmp_path, "long.csv", "timestamp,ContextTokens\n0,1\n" + "9" * 5000)
     with pytest.raises(TraceError) as caught:
         read_request_log(path)

@@ -392,7 +392,7 @@ def test_reading_in_small_blocks_changes_nothing_and_keeps_line_numbers(
     path = write(tmp_path, "long.csv", "TIMESTAMP,ContextTokens,GeneratedTokens,Note\n")
     path.write_text(path.read_text() + "\n".join(rows) + "\n")
     whole = read_request_log(path)
-    monkeypatch.setattr("simulator.traces._BLOCK_BYTES", 64)
+    monkeypatch.setattr("simulator.traces.csvrows._BLOCK_BYTES", 64)
     pieces = read_request_log(path)
     np.testing.assert_array_equal(whole.time_s, pieces.time_s)
     np.testing.assert_array_equal(whole.output_tokens, pieces.output_tokens)
