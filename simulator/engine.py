@@ -31,6 +31,7 @@ from policies.policy import Policy, PolicyFactory
 from simulator import kernel
 from simulator.fold import fold_outcomes
 from simulator.intervals import ArrivalSlots
+from simulator.kernel_options import KernelOptions
 from simulator.model import ReplicaModel
 from simulator.observe import MetricsConfig, Observer
 from simulator.profiles import Profile
@@ -62,7 +63,13 @@ class Backend(Protocol):
         arrival_s: FloatArray,
         service_s: FloatArray,
         startup_delay_s: FloatArray,
-        **options: Any,
+        *,
+        slots_per_replica: int,
+        initial_ready: int,
+        max_replicas: int,
+        now_s: float,
+        timeout_s: float | None,
+        queue_limit: int | None,
     ) -> Any: ...
     def advance(self, state: Any, until_s: float) -> None: ...
     def snapshot(self, state: Any) -> kernel.Snapshot: ...
@@ -203,7 +210,7 @@ def run(
         startup_delay_s=delays,
         more_startup_delays=lambda n: replica_model.draw_startup_delay_s(n, startup_rng),
         scaler=scaler,
-        options=replica_model.kernel_options(),
+        options=replica_model.for_kernel(),
         interval_s=interval_s,
         metrics=metrics or MetricsConfig(scrape_interval_s=interval_s),
         start_epoch_s=start_epoch_s,
@@ -248,7 +255,7 @@ def simulate(  # noqa: PLR0915 - one loop, read top to bottom like the controlle
     duration_s: float,
     startup_delay_s: FloatArray,
     scaler: Autoscaler,
-    options: Mapping[str, Any],
+    options: KernelOptions | Mapping[str, Any],
     interval_s: float = 15.0,
     metrics: MetricsConfig | None = None,
     start_epoch_s: float = DEFAULT_EPOCH_S,
@@ -264,10 +271,13 @@ def simulate(  # noqa: PLR0915 - one loop, read top to bottom like the controlle
 ) -> Result:
     """The loop over pre-drawn request arrays (in time-ordered chunks); `run` draws them.
 
+    `options` are the replica model's queueing (`ReplicaModel.for_kernel()`; a mapping with
+    the same keys is read into `KernelOptions`), handed to the backend's `new_state` by name.
+
     `more_startup_delays(n)` draws n more startup delays when a scale-up would outrun the
     pre-drawn ones (a two-week trace under a flapping policy creates over 100,000 replicas);
     without it such a scale-up is a KernelError naming the fix."""
-    be: Backend = backend if backend is not None else KernelBackend()  # type: ignore[assignment]
+    be: Backend = backend if backend is not None else KernelBackend()
     metrics = metrics or MetricsConfig(scrape_interval_s=interval_s)
     guards = scaler.guards
     replicas = initial_replicas if initial_replicas is not None else max(1, guards.min_replicas)
@@ -278,10 +288,14 @@ def simulate(  # noqa: PLR0915 - one loop, read top to bottom like the controlle
     outcomes = _Outcomes(slo, keep_requests, LogHistogram())
     kept: list[tuple[FloatArray, FloatArray, FloatArray]] = []
 
+    queueing = KernelOptions.of(options)
     first = next(chunks, (np.empty(0), np.empty(0)))
     state = be.new_state(
-        first[0], first[1], startup_delay_s, initial_ready=replicas, max_replicas=alive,
-        now_s=0.0, **options,
+        first[0], first[1], startup_delay_s,
+        slots_per_replica=queueing.slots_per_replica,
+        timeout_s=queueing.timeout_s,
+        queue_limit=queueing.queue_limit,
+        initial_ready=replicas, max_replicas=alive, now_s=0.0,
     )  # fmt: skip
     pending = next(chunks, None)
 

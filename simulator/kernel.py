@@ -576,6 +576,8 @@ def new_state(
     not change while it runs; `state.start_s` is allocated here, one float per request.
     `startup_delay_s` is consumed one per created replica. `max_replicas` bounds the replicas
     alive at once, draining ones included (size it above the policy's maximum).
+    `slots_per_replica`, `timeout_s` and `queue_limit` are the replica model's
+    `simulator.kernel_options.KernelOptions`, which the engine passes field by field.
     """
     arrival, service = _requests(arrival_s, service_s)
     delays = _float_array("startup_delay_s", startup_delay_s)

@@ -5,7 +5,7 @@ errors) or a named preset. Out: a frozen `ReplicaModel` bundling concurrency slo
 time model (`simulator.service`), a cold-start model (`simulator.startup`), request timeout and
 queue limit, and the SKU/platform its replica-seconds are priced at (`simulator.cost`). The
 engine draws `service_s` per arrival chunk and `startup_delay_s` per replica from it and hands
-them, with `kernel_options()`, to `simulator.kernel.new_state`.
+them, with the `KernelOptions` of `for_kernel()`, to `simulator.kernel.new_state`.
 
     model = ReplicaModel.from_spec({
         "slots_per_replica": 8,
@@ -35,6 +35,7 @@ from pydantic import Field
 
 from policies.spec import SpecError, StrictModel, parse
 from simulator.cost import PriceError, PriceTable, cost_usd, default_prices
+from simulator.kernel_options import KernelOptions
 from simulator.profiles import Arrivals
 from simulator.service import (
     TOKEN_PERF,
@@ -98,13 +99,18 @@ class ReplicaModel:
         """One startup delay per replica, in creation order."""
         return self.startup.draw(n_replicas, rng)
 
+    def for_kernel(self) -> KernelOptions:
+        """What this model decides of the kernel's queue: slots, timeout and queue limit."""
+        return KernelOptions(
+            slots_per_replica=self.slots_per_replica,
+            timeout_s=self.timeout_s,
+            queue_limit=self.queue_limit,
+        )
+
     def kernel_options(self) -> dict[str, Any]:
-        """The keyword arguments of `simulator.kernel.new_state` this model decides."""
-        return {
-            "slots_per_replica": self.slots_per_replica,
-            "timeout_s": self.timeout_s,
-            "queue_limit": self.queue_limit,
-        }
+        """`for_kernel()` as keyword arguments of `simulator.kernel.new_state`, for code that
+        drives the kernel itself."""
+        return self.for_kernel().keywords()
 
     def usd_per_hour(self, *, table: PriceTable | None = None) -> float:
         """The price of one replica-hour (`sku` on `platform` in `table`)."""
