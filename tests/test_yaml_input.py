@@ -20,8 +20,9 @@ from controller.importer import _load as import_documents
 from policies import yaml_input
 from policies.explain import ScriptError
 from simulator.cost import PriceError, load_prices
-from simulator.emulator import EmulatorError, build_model
 from simulator.explain import load_script, load_spec
+from simulator.live.emulator import EmulatorError
+from simulator.live.emulator_cli import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""Stories about the emulated inference server (simulator/emulator.py), over real loopback HTTP.
+"""Stories about the emulated inference server (simulator/live), over real loopback HTTP.
 
 Each test serves one emulator on 127.0.0.1 (any free port) inside `serve`, which stops it when
 the test ends. Timings are real but short (a few tenths of a second); tolerances leave room for
@@ -18,15 +18,10 @@ import pytest
 import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
-from simulator.emulator import (
-    Emulator,
-    EmulatorError,
-    SlotQueue,
-    is_loopback_host,
-    main,
-    serve,
-    service_spec,
-)
+from simulator.live.base import is_loopback_host
+from simulator.live.emulator import Emulator, EmulatorError, serve
+from simulator.live.emulator_cli import main, service_spec
+from simulator.live.slots import SlotQueue
 from simulator.model import ReplicaModel
 from simulator.profiles import Arrivals
 from simulator.service import Fixed, TokenService

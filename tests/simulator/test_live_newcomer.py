@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.emulator import SlotQueue
+from simulator.live.slots import SlotQueue
 from tests.controller.processes import stop
 
 REPLICAST = [sys.executable, "-m", "controller.dispatch"]

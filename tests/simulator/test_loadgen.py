@@ -1,4 +1,4 @@
-"""Stories about the live load generator (simulator/loadgen.py), against loopback servers.
+"""Stories about the live load generator (simulator/live/loadgen.py), against loopback servers.
 
 A `Recorder` server notes when each request arrives (monotonic time) and how many are in
 flight, then answers after a delay of the test's choosing; it runs on 127.0.0.1 (a free port)
@@ -17,8 +17,8 @@ import pytest
 from aiohttp import web
 
 import controller.dispatch
-from simulator.emulator import Emulator, serve
-from simulator.loadgen import (
+from simulator.live.emulator import Emulator, serve
+from simulator.live.loadgen import (
     LoadgenError,
     LoadOptions,
     LoadSummary,

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from simulator.cli import load_profile as cli_load_profile
-from simulator.loadgen import _parser as loadgen_parser
-from simulator.loadgen import _profile as loadgen_profile
+from simulator.live.loadgen import _parser as loadgen_parser
+from simulator.live.loadgen import _profile as loadgen_profile
 from simulator.model import ReplicaModel
 from simulator.profile_args import (
     Columns,

@@ -1,7 +1,7 @@
 """Live load: replay a load profile against a real HTTP endpoint, open-loop, and summarize.
 
 In: a `Profile` (`simulator.profiles`, the same arrivals the simulator replays), a loopback URL
-(an emulator from `simulator.emulator`, or a local router in front of replicas), limits, and
+(an emulator from `simulator.live.emulator`, or a local router in front of replicas), limits, and
 injected collaborators (aiohttp session, clock, `numpy.random.Generator`). Out: a
 `LoadSummary` -- sent, completed, errors, timeouts, drops, latency p50/p95/p99, intended vs
 achieved rate, how late sends ran -- and, from `cmd_loadgen`, the same as text or JSON.
@@ -38,11 +38,11 @@ import aiohttp
 import numpy as np
 
 from simulator.cli import UsageError, parse_duration_s
-from simulator.emulator import Clock, MonotonicClock, is_loopback_host
+from simulator.live.base import Clock, MonotonicClock, is_loopback_host
 from simulator.profile_args import PROFILE_HELP, add_profile_arguments, profile_from_args
 from simulator.profiles import Profile
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("simulator.loadgen")  # its name before it moved to simulator.live
 
 CHUNK_S = 60.0  # seconds of (scaled) profile generated at a time
 
