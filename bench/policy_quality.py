@@ -11,7 +11,7 @@ target of 3..8 requests per replica (in service + queued) in steps of 0.5, the c
 that meets the SLO kept; the planner with its defaults; the clairvoyant bound (as a plan and
 simulated), the static plan and, with --reactive-bound, the reactive bound (simulator/oracle.py).
 One table per startup time (also written as JSON and markdown to `--out`) and a plot of day 1
-per startup time. Figures are printed, never asserted; the logic is simulator/quality.py.
+per startup time. Figures are printed, never asserted; the logic is simulator/quality/.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""simulator/quality.py without simulating: target choice, the planner's bar, report rows."""
+"""simulator/quality/ without simulating: target choice, the planner's bar, report rows."""
 
 from __future__ import annotations
 
