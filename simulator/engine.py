@@ -21,88 +21,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from policies import Autoscaler, DecisionRecord, autoscaler
 from policies.policy import Policy, PolicyFactory
 from simulator import kernel
-from simulator.fold import fold_outcomes
-from simulator.intervals import ArrivalSlots
+from simulator.backend import Backend, KernelBackend
+from simulator.figures import Moves, Outcomes, summarize
 from simulator.kernel_options import KernelOptions
 from simulator.model import ReplicaModel
 from simulator.observe import MetricsConfig, Observer
 from simulator.profiles import Profile
 from simulator.provision import Platform, Provisioner, control_step
-from simulator.result import (
-    FloatArray,
-    LogHistogram,
-    Result,
-    Slo,
-    SloTarget,
-    Summary,
-    Timeline,
-    cap_warning,
-    slo_label,
-    slo_targets,
-    why,
-)
+from simulator.result import FloatArray, LogHistogram, Result, Slo, Summary, Timeline
 
 DEFAULT_EPOCH_S = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 STARTUP_DELAYS = 100_000  # pre-drawn per block; a run that creates more draws another
 DRAIN_LIMIT_S = 7 * 86_400.0
-
-
-class Backend(Protocol):
-    """The queueing model behind the loop: `simulator.kernel`, or the test oracle."""
-
-    def new_state(
-        self,
-        arrival_s: FloatArray,
-        service_s: FloatArray,
-        startup_delay_s: FloatArray,
-        *,
-        slots_per_replica: int,
-        initial_ready: int,
-        max_replicas: int,
-        now_s: float,
-        timeout_s: float | None,
-        queue_limit: int | None,
-    ) -> Any: ...
-    def advance(self, state: Any, until_s: float) -> None: ...
-    def snapshot(self, state: Any) -> kernel.Snapshot: ...
-    def set_replicas(self, state: Any, desired: int) -> None: ...
-    def startup_delays_left(self, state: Any) -> int: ...
-    def add_startup_delays(self, state: Any, more: FloatArray) -> Any: ...
-    def carry_over(
-        self, state: Any, arrival_s: FloatArray, service_s: FloatArray, *, check: bool = True
-    ) -> Any: ...
-    def settled(self, state: Any) -> int: ...
-    def latency_histogram(self, state: Any) -> Any: ...
-    def start_s(self, state: Any) -> FloatArray: ...
-
-
-class KernelBackend:
-    """`simulator.kernel` behind the Backend protocol."""
-
-    new_state = staticmethod(kernel.new_state)
-    advance = staticmethod(kernel.advance)
-    snapshot = staticmethod(kernel.snapshot)
-    set_replicas = staticmethod(kernel.set_replicas)
-    startup_delays_left = staticmethod(kernel.startup_delays_left)
-    add_startup_delays = staticmethod(kernel.add_startup_delays)
-    carry_over = staticmethod(kernel.carry_over)
-    settled = staticmethod(kernel.settled)
-
-    @staticmethod
-    def latency_histogram(state: kernel.KernelState) -> Any:
-        return state.latency_hist
-
-    @staticmethod
-    def start_s(state: kernel.KernelState) -> FloatArray:
-        return state.start_s
 
 
 class _OnePolicy:
@@ -143,36 +80,6 @@ def as_model(given: ReplicaModel | Mapping[str, Any] | str) -> ReplicaModel:
     if isinstance(given, str):
         return ReplicaModel.preset(given)
     return ReplicaModel.from_spec(given)
-
-
-@dataclass
-class _Outcomes:
-    """Per-request results folded as they settle: fixed memory. `met` counts the first SLO
-    target; `slots` every target, and the per-interval columns (`simulator.intervals`)."""
-
-    slo: Slo | None
-    keep: bool
-    wait: LogHistogram
-    requests: int = 0
-    dropped: int = 0
-    met: int = 0
-    slots: ArrivalSlots = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.slots = ArrivalSlots(slo_targets(self.slo))
-
-    def fold(self, arrival_s: FloatArray, service_s: FloatArray, start_s: FloatArray) -> None:
-        first = next(iter(slo_targets(self.slo)), None)
-        threshold = math.inf if first is None else first.threshold_s
-        on_wait = first is not None and first.on == "wait"
-        self.slots.fold(arrival_s, service_s, start_s)
-        dropped, within = fold_outcomes(
-            arrival_s, service_s, start_s, threshold, on_wait,
-            self.wait.counts, self.wait.low, self.wait.per_log,
-        )  # fmt: skip
-        self.requests += arrival_s.size
-        self.dropped += dropped
-        self.met += within
 
 
 def run(
@@ -285,7 +192,7 @@ def simulate(  # noqa: PLR0915 - one loop, read top to bottom like the controlle
     # The kernel holds at most `alive` replicas: beyond it the platform caps (a quota).
     platform = platform if platform is not None else Platform(quota_replicas=alive)
     chunks = iter(requests)
-    outcomes = _Outcomes(slo, keep_requests, LogHistogram())
+    outcomes = Outcomes(slo, keep_requests, LogHistogram())
     kept: list[tuple[FloatArray, FloatArray, FloatArray]] = []
 
     queueing = KernelOptions.of(options)
@@ -314,7 +221,7 @@ def simulate(  # noqa: PLR0915 - one loop, read top to bottom like the controlle
     timeline = Timeline.empty(n_ticks)
     records: list[DecisionRecord] = []
     last_arrivals, k = 0, 0
-    moves = _Moves()
+    moves = Moves()
     for t, is_scrape, is_tick in _schedule(duration_s, interval_s, metrics.scrape_interval_s):
         bind_until(t)
         be.advance(state, t)
@@ -345,7 +252,7 @@ def simulate(  # noqa: PLR0915 - one loop, read top to bottom like the controlle
     latency_hist = be.latency_histogram(state)
     if progress is not None:
         progress(1.0)
-    summary = _summarize(scaler, duration_s, outcomes, end, timeline.trim(k), moves, latency_hist)
+    summary = summarize(scaler, duration_s, outcomes, end, timeline.trim(k), moves, latency_hist)
     result = Result(summary, timeline.trim(k), records)
     if keep_requests and kept:
         result.arrival_s, result.service_s, result.start_s = (
@@ -354,30 +261,7 @@ def simulate(  # noqa: PLR0915 - one loop, read top to bottom like the controlle
     return result
 
 
-@dataclass
-class _Moves:
-    """Scale events and direction changes, counted as the loop applies decisions."""
-
-    events: int = 0
-    direction_changes: int = 0
-    last_direction: int = 0
-
-    def note(self, current: int, desired: int) -> bool:
-        if desired == current:
-            return False
-        direction = 1 if desired > current else -1
-        self.events += 1
-        self.direction_changes += self.last_direction not in (0, direction)
-        self.last_direction = direction
-        return True
-
-
-def _quantile(hist: Any, q: float) -> float | None:
-    """From the kernel's completion histogram (within 0.05 % of the exact order statistic)."""
-    return kernel.histogram_quantile_s(hist, q) if int(np.sum(hist)) else None
-
-
-def _drain(be: Backend, state: Any, end_s: float, outcomes: _Outcomes, kept: list[Any]) -> None:
+def _drain(be: Backend, state: Any, end_s: float, outcomes: Outcomes, kept: list[Any]) -> None:
     """No more decisions: the rest of the load (bound already) is served by the last count
     until every request has completed or been dropped (at most DRAIN_LIMIT_S), so the latency
     histogram holds them all; then fold the outcomes."""
@@ -397,7 +281,7 @@ def _drain(be: Backend, state: Any, end_s: float, outcomes: _Outcomes, kept: lis
     outcomes.dropped += never
 
 
-def _fold_settled(be: Backend, state: Any, outcomes: _Outcomes, kept: list[Any]) -> None:
+def _fold_settled(be: Backend, state: Any, outcomes: Outcomes, kept: list[Any]) -> None:
     """Fold the requests of `state` whose outcome is final (started or dropped); each state
     is folded once, right before it is carried over or at the end."""
     k = be.settled(state)
@@ -431,110 +315,3 @@ def _row(
     timeline.proposal[k] = math.nan if record.proposal is None else record.proposal
     applied = record.applied_replicas
     timeline.applied_replicas[k] = record.replicas if applied is None else applied
-
-
-def _summarize(
-    scaler: Autoscaler, duration_s: float, outcomes: _Outcomes, end: kernel.Snapshot,
-    timeline: Timeline, moves: _Moves, latency_hist: Any,
-) -> Summary:  # fmt: skip
-    """The run's figures; completes the timeline's per-interval outcome columns first (the
-    arrays `timeline` views are the result's)."""
-    for name, column in outcomes.slots.per_interval(timeline.t_s).items():
-        if name in Timeline.__dataclass_fields__:
-            getattr(timeline, name)[:] = column
-        else:
-            timeline.extra[name] = column
-    targets = slo_targets(outcomes.slo)
-    requests = outcomes.requests
-    each = [_target_figures(t, i, outcomes, latency_hist) for i, t in enumerate(targets)]
-    missed = int(outcomes.slots.counts[:, 2].sum())
-    attainment = 1.0 - missed / requests if targets and requests else None
-    replica_hours = end.replica_seconds / 3600.0
-    summary = Summary(
-        policy=scaler.name,
-        duration_s=duration_s,
-        requests=requests,
-        dropped=outcomes.dropped,
-        slo=slo_label(outcomes.slo),
-        slo_attainment=attainment,
-        slo_met=None if attainment is None else all(met for _, _, met in each),
-        latency_p50_s=_quantile(latency_hist, 0.5),
-        latency_p95_s=_quantile(latency_hist, 0.95),
-        latency_p99_s=_quantile(latency_hist, 0.99),
-        wait_p50_s=outcomes.wait.quantile(0.5),
-        wait_p95_s=outcomes.wait.quantile(0.95),
-        wait_p99_s=outcomes.wait.quantile(0.99),
-        replica_hours=replica_hours,
-        mean_replicas=replica_hours * 3600.0 / duration_s if duration_s > 0 else 0.0,
-        max_replicas=int(np.nanmax(timeline.replicas)) if timeline.replicas.size else 0,
-        cost_usd=None,
-        scale_events=moves.events,
-        direction_changes=moves.direction_changes,
-        slo_targets=tuple(t.label for t in targets),
-        slo_attainments=tuple(a for a, _, _ in each),
-        slo_quantiles_s=tuple(q for _, q, _ in each),
-        slo_met_each=tuple(met for _, _, met in each),
-        missed=missed if targets else 0,
-        **_reasons(timeline, scaler.guards.max_replicas, missed if targets else 0),
-    )
-    return replace(summary, why=why(summary), warning=cap_warning(summary))
-
-
-def _target_figures(
-    target: SloTarget, i: int, outcomes: _Outcomes, latency_hist: Any
-) -> tuple[float, float, bool]:
-    """(share within, its metric at its share, held) for one target; dropped requests count
-    as outside it and as an infinite wait or latency."""
-    requests = outcomes.requests
-    if not requests:
-        return math.nan, math.nan, False
-    within = int(outcomes.slots.met[i]) / requests
-    if target.on == "wait":
-        served = outcomes.wait.total
-        q = target.share * requests / served if served else math.inf
-        value = (outcomes.wait.quantile(q) if q <= 1.0 else None) if served else None
-    else:
-        served = int(np.sum(latency_hist))
-        q = target.share * requests / served if served else math.inf
-        value = _quantile(latency_hist, q) if q <= 1.0 else None
-    quantile = math.inf if value is None else value
-    return within, quantile, within >= target.share
-
-
-def _reasons(timeline: Timeline, cap: int, missed: int) -> dict[str, Any]:
-    """`Summary`'s why-fields from the timeline (see `Summary`): each row's missed requests
-    (those that arrived in its interval) go to the first of: the warm-up (started cold: until
-    what the first tick asked for, at most the cap, is ready), max_replicas in force (the
-    previous tick's decision), replicas starting (fewer ready than the decision in force), or
-    too few asked for. Misses after the last tick (a partial interval) go with the last row."""
-    n = timeline.t_s.size
-    if n == 0:
-        return {"replica_cap": cap}
-    desired, ready, proposal = timeline.replicas, timeline.ready_replicas, timeline.proposal
-    first_asked = int(desired[0] if np.isnan(proposal[0]) else max(proposal[0], desired[0]))
-    started_cold = first_asked > ready[0]
-    warm = np.flatnonzero(ready >= min(first_asked, cap))
-    warm_rows = (int(warm[0]) + 1 if warm.size else n) if started_cold else 0
-    in_force = np.concatenate(([ready[0]], desired[:-1]))
-    rows_missed = np.nan_to_num(timeline.missed)
-    rows_missed[-1] += max(0.0, missed - rows_missed.sum())
-    cold = np.arange(n) < warm_rows
-    at_max = ~cold & (in_force >= cap)
-    starting = ~cold & ~at_max & ((ready < in_force) | (timeline.starting_replicas > 0))
-    other = ~cold & ~at_max & ~starting
-    asked = proposal[~np.isnan(proposal)]
-    return {
-        "replica_cap": cap,
-        "at_max_share": float(np.mean(desired >= cap)),
-        "above_max_share": float(np.mean(np.nan_to_num(proposal) > cap)),
-        "proposal_max": int(asked.max()) if asked.size else 0,
-        "initial_replicas": int(ready[0]),
-        "first_asked": first_asked,
-        "started_cold": started_cold,
-        "warmup_s": float(timeline.t_s[warm_rows - 1]) if warm_rows else 0.0,
-        "queue_max": int(np.nanmax(timeline.queue_depth)),
-        "missed_cold_start": int(rows_missed[cold].sum()),
-        "missed_at_max": int(rows_missed[at_max].sum()),
-        "missed_starting": int(rows_missed[starting].sum()),
-        "missed_other": int(rows_missed[other].sum()),
-    }

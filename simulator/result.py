@@ -285,7 +285,7 @@ class Timeline:
 
     def trim(self, n: int) -> Timeline:
         """The first n rows: views of the same arrays (and the same `extra`), so columns the
-        engine completes after the loop (`simulator.engine._summarize`) show in every view."""
+        engine completes after the loop (`simulator.figures.summarize`) show in every view."""
         return Timeline(*(getattr(self, name)[:n] for name in self.columns()), extra=self.extra)
 
     @staticmethod
