@@ -11,7 +11,7 @@ sentence for the header). A fixed default (100 replicas, 1 ready) sat at the cap
 
 Twice the peak (and 4 more, for the relatively larger bursts of a small fleet) leaves room for
 a policy's headroom and for queues to drain; 75 % of the slots is where the built-in policies
-aim (`simulator.cli.default_spec`). The mean service time is drawn (a fixed seed, apart from
+aim (`simulator.cli.specs.default_spec`). The mean service time is drawn (a fixed seed, apart from
 the run's streams) for the 5 minutes from the busiest minute, so token-based models see the
 trace's own token counts. E.g. servegen-14d on gpu-llm: a peak of 583 req/s x 2 s / 8 slots =
 146 busy replicas, max 295; the first 5 minutes at 213 req/s: 71 ready.

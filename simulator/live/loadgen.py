@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 import aiohttp
 import numpy as np
 
-from simulator.cli import UsageError, parse_duration_s
+from simulator.cli.args import UsageError, parse_duration_s
 from simulator.live.base import Clock, MonotonicClock, is_loopback_host
 from simulator.profile_args import PROFILE_HELP, add_profile_arguments, profile_from_args
 from simulator.profiles import Profile

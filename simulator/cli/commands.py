@@ -1,0 +1,207 @@
+"""`replicast simulate`, `compare` and `demo`: each command's parser and its run, top to bottom.
+
+In: argv. Out: exit code 0 with the report (`simulator.cli.reporting`); a bad argument raises a
+`UsageError`. `compare --scenario` runs a benchmark scenario with its plans as extra rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from simulator import profiles, scenarios
+from simulator.cli.args import (
+    UsageError,
+    _common,
+    _model,
+    _Parser,
+    _prepared,
+    bounds_for,
+    check_numbers,
+    metrics_for,
+    slo_from,
+)
+from simulator.cli.reporting import _slo_json, add_plan_rows, report, summary_table
+from simulator.cli.specs import SCENARIO_TARGET, _specs, scenario_specs
+from simulator.engine import run
+from simulator.model import ReplicaModel
+from simulator.progress import RunProgress, for_stderr
+from simulator.result import Result, slo_label
+
+DEMO_POLICIES = ("hpa", "keda", "knative", "ray", "slo", "predictive")
+SCENARIO_POLICIES = ("planner", "hpa")  # `compare --scenario` without --policy
+
+
+def run_all(
+    profile: profiles.Profile, specs: Sequence[dict[str, Any]], model: ReplicaModel, *,
+    seed: int, options: dict[str, Any], progress: RunProgress | None = None,
+) -> list[Result]:  # fmt: skip
+    """Each spec in turn; `options` are `simulator.run`'s keywords (interval, slo, ...);
+    `progress` (default: a bar on a terminal, else a line every few seconds) on stderr."""
+    results = []
+    with progress if progress is not None else for_stderr() as shown:
+        for i, spec in enumerate(specs, start=1):
+            shown.start(str(spec["policy"]), i, len(specs), profile.duration_s)
+            result = run(
+                profile, spec, model, seed=seed, keep_records=False, progress=shown.update,
+                **options,
+            )  # fmt: skip
+            results.append(result)
+    return results
+
+
+def cmd_simulate(argv: Sequence[str]) -> int:
+    """simulate one policy on a load profile: a summary table and PNG plots"""
+    parser = _Parser(prog="replicast simulate", description=cmd_simulate.__doc__)
+    _common(parser, profile_default=None)
+    parser.set_defaults(command="simulate")
+    parser.add_argument(
+        "--policy", required=True, help="a built-in name, inline YAML or a spec file"
+    )
+    return _compare(parser.parse_args(argv), [parser.parse_args(argv).policy])
+
+
+def cmd_compare(argv: Sequence[str]) -> int:
+    """run several policies on one profile or scenario: one row per policy, and plots"""
+    parser = _Parser(prog="replicast compare", description=cmd_compare.__doc__)
+    _common(parser, profile_default=None, profile_required=False)
+    parser.set_defaults(command="compare")
+    parser.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        help=f"repeatable; default: {', '.join(DEMO_POLICIES)} (with --scenario: "
+        f"{', '.join(SCENARIO_POLICIES)})",
+    )
+    parser.add_argument(
+        "--scenario",
+        default=None,
+        help=f"a benchmark scenario ({', '.join(scenarios.SCENARIOS)}) instead of "
+        "--profile: it fixes the load, model, SLO and metrics",
+    )
+    parser.add_argument(
+        "--days", type=float, default=None, help="with --scenario: days of its series (default 1)"
+    )
+    parser.add_argument(
+        "--startup", type=float, default=None, help="with --scenario: replica startup, s (120)"
+    )
+    args = parser.parse_args(argv)
+    if args.scenario is not None:
+        return _compare_scenario(args, args.policy or list(SCENARIO_POLICIES))
+    if args.profile is None:
+        raise UsageError("give --profile (a load) or --scenario (a benchmark scenario)")
+    if args.days is not None or args.startup is not None:
+        raise UsageError("--days and --startup go with --scenario")
+    return _compare(args, args.policy or list(DEMO_POLICIES))
+
+
+def cmd_demo(argv: Sequence[str]) -> int:
+    """the built-in policies on the embedded Azure LLM trace with GPU cold starts: table + plots"""
+    parser = _Parser(prog="replicast demo", description=cmd_demo.__doc__)
+    _common(parser, profile_default="azure-conv")
+    # a warm start: the service was already running when the hour of trace begins
+    parser.set_defaults(
+        model="llama2-70b-a100", out=Path("replicast-demo"), max_replicas=40, initial_replicas=4,
+        command="demo",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    return _compare(args, list(DEMO_POLICIES))
+
+
+def _compare(args: argparse.Namespace, policy_args: Sequence[str]) -> int:
+    check_numbers(args)
+    try:
+        model = _model(args.model)
+        slo = slo_from(args)
+        profile, notes = _prepared(args)
+    except (ValueError, KeyError) as error:
+        raise UsageError(str(error).splitlines()[0]) from None
+    if args.interval > profile.duration_s:
+        raise UsageError(
+            f"--interval {args.interval:g}: longer than the profile ({profile.duration_s:g} s)"
+        )
+    max_replicas, initial, bounds = bounds_for(args, profile, model)
+    specs = _specs(policy_args, model, slo, max_replicas)
+    began = time.perf_counter()
+    options = {"interval_s": args.interval, "slo": slo, "initial_replicas": initial,
+               "metrics": metrics_for(args.interval)}  # fmt: skip
+    results = run_all(profile, specs, model, seed=args.seed, options=options)
+    elapsed = time.perf_counter() - began
+    hours, requests = profile.duration_s / 3600, results[0].summary.requests
+    title = (
+        f"{args.profile} x{args.rate_scale:g}, model {args.model}, SLO {slo_label(slo)}, "
+        f"{hours:.1f} h, {requests:,} requests per run"
+    )
+    header = {
+        "command": args.command, "title": title, "profile": args.profile,
+        "rate_scale": args.rate_scale, "model": args.model, "seed": args.seed,
+        "interval_s": args.interval, "slo": _slo_json(slo), "max_replicas": max_replicas,
+        "initial_replicas": initial, "bounds": bounds, "notes": notes,
+        "elapsed_s": round(elapsed, 3),
+    }  # fmt: skip
+    table = summary_table(results, slo)
+    runs = f"{len(results)} run(s) in {elapsed:.1f} s"
+    footer = f"{runs}; costs are examples: verify against your agreement"
+    return report(args, results, slo, header, table, [title, bounds, *notes], footer)
+
+
+# --- compare --scenario ----------------------------------------------------------------------
+
+
+def _scenario_conflicts(args: argparse.Namespace) -> list[str]:
+    """Flags a scenario fixes itself (the load, model, SLO, interval, replica bounds)."""
+    given = {
+        "--profile": args.profile is not None,
+        "--slice": args.slice is not None,
+        "--rate-scale": args.rate_scale != 1.0,
+        "--model": args.model != "gpu-llm",
+        "--interval": args.interval != 15.0,
+        "--max-replicas": args.max_replicas is not None,
+        "--initial-replicas": args.initial_replicas is not None,
+        "--slo-wait": args.slo_wait is not None,
+        "--slo-share": args.slo_share is not None,
+        **{
+            f"--slo-{q}": getattr(args, f"slo_{q}") is not None
+            for q in ("p50", "p90", "p95", "p99")
+        },
+    }
+    return [flag for flag, is_set in given.items() if is_set]
+
+
+def _compare_scenario(args: argparse.Namespace, policy_args: Sequence[str]) -> int:
+    check_numbers(args)
+    conflicts = _scenario_conflicts(args)
+    if conflicts:
+        raise UsageError(
+            f"--scenario {args.scenario} fixes the load, model, SLO and interval; "
+            f"drop {', '.join(conflicts)}"
+        )
+    if args.scenario not in scenarios.SCENARIOS:
+        known = ", ".join(scenarios.SCENARIOS)
+        raise UsageError(f"--scenario {args.scenario}: unknown; known: {known}")
+    knobs = {"days": args.days or 1.0, "startup_s": 120.0 if args.startup is None else args.startup}
+    try:
+        sc = scenarios.scenario(args.scenario, **knobs)
+    except ValueError as error:
+        raise UsageError(f"--scenario {args.scenario}: {error}") from None
+    specs = scenario_specs(policy_args, sc)
+    began = time.perf_counter()
+    results = run_all(sc.profile, specs, sc.model, seed=args.seed, options=sc.run_options())
+    elapsed = time.perf_counter() - began
+    requests = results[0].summary.requests
+    title = f"{sc.name}, SLO {sc.slo.label}, {requests:,} requests per run"
+    header = {
+        "command": args.command, "title": title, "scenario": sc.name, "seed": args.seed,
+        "slo": _slo_json(sc.slo), "elapsed_s": round(elapsed, 3),
+    }  # fmt: skip
+    table = summary_table(results, sc.slo)
+    add_plan_rows(table, sc)
+    footer = (
+        f"{len(results)} run(s) in {elapsed:.1f} s; hpa, knative and ray by name target "
+        f"{SCENARIO_TARGET:g} requests per replica (in service + queued); the plans are not "
+        "simulated (the clairvoyant one is ready exactly when needed)"
+    )
+    return report(args, results, sc.slo, header, table, [title], footer)
