@@ -3,4 +3,13 @@
 Load profiles (synthetic and replayed traces) flow into a replica model; the same policy and
 guard code the live controller runs decides every control interval. See ../DESIGN (shared) and
 the module docstrings of `simulator.profiles`, `simulator.traces` and `simulator.kernel`.
+
+Where things are: `profiles/` (when requests arrive) and `traces/` (real load read from files);
+`model`, `service`, `startup`, `cost` (what one replica is, with `kernel_options` the queueing
+the kernel takes); `kernel` (the compiled queue), `backend`, `engine` (the loop), `observe`,
+`provision`, `figures`, `intervals`, `fold`, `result` (what a run shows); `scenarios`, `sizing`,
+`erlang`, `oracle`, `quality/` (benchmarks and bounds); `cli/`, `explain`, `profile_args`,
+`profile_formats`, `outputs`, `plots`, `progress` (the commands). `live/` holds the tools that
+use real time and real sockets (the emulated inference server and the load generator), apart
+from all of the above; `emulator` only keeps `python -m simulator.emulator` working.
 """

@@ -9,6 +9,13 @@ histogram (`histogram_quantile_s`), and cumulative counters in each `Snapshot`. 
 `simulator/engine.py` turns snapshots into `policies.Observation`s and feeds each decision back
 through `set_replicas`; `tests/simulator/oracle.py` is the plain event-by-event reference.
 
+Why this is the one simulator module over 500 lines: its heart is a single compiled loop
+(`_advance`) on purpose -- numba reference-counts every array passed to a helper, and in this
+loop that cost 5x the simulation itself -- and everything else here (the state's index layout
+C_*/F_*/R_*, the winner tree over slots, scaling, the histogram, the checks at the boundary)
+exists to feed or read that loop. Cut into modules, a reader would chase one loop's indices
+across files.
+
 The model (exact, event by event; the Kiefer-Wolfowitz recursion with a varying server set):
 - A replica has `slots_per_replica` slots. A request starts on the eligible slot that has been
   free the longest (ties: lowest replica index, then lowest slot), where "free since" is
