@@ -140,6 +140,12 @@ class HPAParams(StrictModel):
             raise ValueError("use either metrics: [...] or metric + target_per_replica, not both")
         if self.metrics is None and self.metric is None:
             raise ValueError("needs metrics: [...] or metric + target_per_replica")
+        if self.metric is not None and (self.target_per_replica is None) == (
+            self.target_value is None
+        ):  # the shorthand's one metric, checked here so it is a SpecError, not at build
+            raise ValueError(
+                "set exactly one of target_per_replica (AverageValue) or target_value (Value)"
+            )
         return self
 
     def long_form(self) -> HPAParams:

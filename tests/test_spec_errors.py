@@ -102,3 +102,17 @@ def test_behavior_is_accepted_verbatim_with_kubernetes_defaulting() -> None:
         {"type": "Pods", "value": 4, "periodSeconds": 15},
         {"type": "Percent", "value": 100, "periodSeconds": 15},
     ]
+
+
+def test_the_hpa_shorthand_without_a_target_is_one_spec_error_line() -> None:
+    """It escaped as a bare pydantic ValidationError (a traceback in `replicast simulate`)."""
+    for spec in (
+        {"policy": "hpa", "metric": "in_flight", "max_replicas": 4},
+        {"policy": "hpa", "metric": "in_flight", "target_per_replica": 1, "target_value": 2,
+         "max_replicas": 4},
+    ):  # fmt: skip
+        with pytest.raises(SpecError) as raised:
+            autoscaler(spec)
+        assert str(raised.value) == (
+            "hpa spec: set exactly one of target_per_replica (AverageValue) or target_value (Value)"
+        )
