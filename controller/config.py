@@ -19,16 +19,11 @@ source (`controller.prometheus`) reads `prometheus` and `TargetConfig.signal_que
 
 from __future__ import annotations
 
-import re
-import types
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any
 
-import yaml
 from pydantic import (
-    BaseModel,
     ValidationError,
 )
 
@@ -77,7 +72,7 @@ from controller.config_models import (
     with_defaults,
 )
 from policies import Autoscaler, SpecError, autoscaler, yaml_input
-from policies.spec import TYPE_MESSAGES
+from policies.problems import Positions, Problem, locate, parse_path, problems, render_path
 from policies.text import one_line
 
 __all__ = [
@@ -131,22 +126,11 @@ __all__ = [
 ]
 
 
-# --- problems --------------------------------------------------------------------------------
+# --- problems: one line each, from `policies.problems` -------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing wrong with a config file, printed on one line."""
-
-    file: str
-    path: str
-    message: str
-    line: int | None = None
-    column: int | None = None
-
-    def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}:{self.column}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+# advice beside "unknown key" for a secret written into the file
+_SECRET_HINT = "keep secrets out of this file: use token_file or token_env"
+_HINTS = dict.fromkeys(("token", "password", "secret", "client_secret"), _SECRET_HINT)
 
 
 class ConfigError(ValueError):
@@ -155,191 +139,6 @@ class ConfigError(ValueError):
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
-
-
-_PLAIN_KEY = re.compile(r"[\w-]+")
-
-
-def render_path(loc: Loc) -> str:
-    """("targets", 0, "policy") -> targets[0].policy; an odd key is quoted: prometheus['a b']."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif not _PLAIN_KEY.fullmatch(str(part)):
-            out += f"[{str(part)!r}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _parse_path(text: str) -> Loc:
-    """`metrics[0].target_per_replica` -> ("metrics", 0, "target_per_replica")."""
-    out: list[str | int] = []
-    for token in re.findall(r"\[(\d+)\]|([^.\[\]]+)", text):
-        out.append(int(token[0]) if token[0] else token[1])
-    return tuple(out)
-
-
-@dataclass(frozen=True, slots=True)
-class _Marks:
-    """Line and column (1-based) of every value and every key in the YAML document."""
-
-    values: dict[Loc, tuple[int, int]]
-    keys: dict[Loc, tuple[int, int]]
-
-    def find(self, loc: Loc, at_key: bool = False) -> tuple[int, int] | None:
-        if at_key and loc in self.keys:
-            return self.keys[loc]
-        for end in range(len(loc), -1, -1):
-            if loc[:end] in self.values:
-                return self.values[loc[:end]]
-        return None
-
-
-def _mark(node: yaml.Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
-
-
-def _walk_nodes(node: yaml.Node, loc: Loc, marks: _Marks, dupes: list[tuple[Loc, str]]) -> None:
-    if len(loc) > 64:  # a recursive YAML alias; the loader reports what it can
-        return
-    marks.values[loc] = _mark(node)
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            name = str(key.value)
-            if name in seen:
-                dupes.append(((*loc, name), f"duplicate key (first on line {seen[name]})"))
-            seen.setdefault(name, _mark(key)[0])
-            marks.keys[(*loc, name)] = _mark(key)
-            _walk_nodes(value, (*loc, name), marks, dupes)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _walk_nodes(item, (*loc, i), marks, dupes)
-
-
-# --- pydantic errors -> problems -------------------------------------------------------------
-
-
-def _strip(annotation: Any) -> Any:
-    """Annotated[X, ...] -> X; X | None -> X (unions of several models stay unions)."""
-    for _ in range(5):
-        origin = get_origin(annotation)
-        if origin is Annotated:
-            annotation = get_args(annotation)[0]
-        elif origin in (Union, types.UnionType):
-            members = [a for a in get_args(annotation) if a is not type(None)]
-            if len(members) != 1:
-                return annotation
-            annotation = members[0]
-        else:
-            return annotation
-    return annotation
-
-
-def _is_model(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
-
-
-def _union_models(annotation: Any) -> list[type[BaseModel]]:
-    if get_origin(annotation) not in (Union, types.UnionType):
-        return []
-    return [a for a in get_args(annotation) if _is_model(a)]
-
-
-def _tags(model: type[BaseModel]) -> tuple[str, ...]:
-    for name in ("kind", "type"):
-        field = model.model_fields.get(name)
-        if field is not None and get_origin(field.annotation) is Literal:
-            return tuple(str(a) for a in get_args(field.annotation))
-    return ()
-
-
-def _field(model: type[BaseModel], key: str | int) -> Any:
-    for name, field in model.model_fields.items():
-        if key in (name, field.alias):
-            return field.annotation
-    return None
-
-
-def _walk_loc(loc: Sequence[str | int]) -> tuple[Loc, Any]:
-    """pydantic's loc -> (the path as the user wrote it, the type found there)."""
-    current: Any = Config
-    out: list[str | int] = []
-    for part in loc:
-        if isinstance(part, str) and (part.startswith("function-") or part == "[key]"):
-            continue
-        current = _strip(current)
-        chosen = [m for m in _union_models(current) if part in _tags(m)]
-        if chosen:  # the discriminator's tag, which pydantic adds to the loc
-            current = chosen[0]
-            continue
-        out.append(part)
-        if _is_model(current):
-            current = _field(current, part)
-        elif get_origin(current) is list:
-            current = get_args(current)[0]
-        elif get_origin(current) is dict:
-            current = get_args(current)[1]
-        else:
-            current = None
-    return tuple(out), _strip(current)
-
-
-def _allowed_keys(model: Any) -> str:
-    if not _is_model(model):
-        return ""
-    keys = sorted(f.alias or name for name, f in model.model_fields.items())
-    return f"; allowed: {', '.join(keys)}"
-
-
-def _got(value: Any) -> str:
-    text = repr(value)
-    return f" (got {text if len(text) <= 60 else text[:57] + '...'})"
-
-
-_MESSAGES = TYPE_MESSAGES
-
-
-def _message(err: Mapping[str, Any], holder: Any, here: Any) -> str:
-    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
-    if kind == "extra_forbidden":
-        secret = err["loc"][-1] in {"token", "password", "secret", "client_secret"}
-        hint = "; keep secrets out of this file: use token_file or token_env" if secret else ""
-        return f"unknown key{_allowed_keys(holder)}{hint}"
-    if kind == "missing":
-        return _MESSAGES[kind]
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        tags = ", ".join(repr(t) for m in _union_models(here) for t in _tags(m))
-        key = str(ctx.get("discriminator", "kind")).strip("'")
-        got = _got(ctx["tag"]) if "tag" in ctx else ""
-        return f"{key} must be one of {tags}{got}"
-    if kind == "literal_error":
-        return f"must be one of {ctx.get('expected')}{_got(value)}"
-    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<"}
-    bounds |= {"less_than_equal": "<="}
-    if kind in bounds:
-        limit = next(iter(ctx.values()))
-        return f"must be {bounds[kind]} {limit:g}{_got(value)}"
-    if kind in ("too_short", "too_long"):
-        word = "at least" if kind == "too_short" else "at most"
-        size = ctx.get("min_length", ctx.get("max_length"))
-        return f"must have {word} {size} item(s) or character(s){_got(value)}"
-    if kind in _MESSAGES:
-        return _MESSAGES[kind] + _got(value)
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    msg = msg[:1].lower() + msg[1:]
-    return msg if "(got " in msg else msg + _got(value)
-
-
-def _pydantic_problems(error: ValidationError) -> list[tuple[Loc, str, bool]]:
-    out = []
-    for err in error.errors():
-        loc, here = _walk_loc(err["loc"])
-        _, holder = _walk_loc(err["loc"][:-1])
-        out.append((loc, _message(err, holder, here), err["type"] == "extra_forbidden"))
-    return out
 
 
 # --- checks pydantic cannot make -------------------------------------------------------------
@@ -354,7 +153,7 @@ def _policy_problems(
     except SpecError as error:
         out = []
         for path, message in error.problems:
-            key = _parse_path(path) if path else (("policy",) if error.where == "policy" else ())
+            key = parse_path(path) if path else (("policy",) if error.where == "policy" else ())
             out.append(((*loc, *key), message))
         return out, None
     except Exception as error:  # a third-party policy's bug must not hide the other problems
@@ -475,51 +274,40 @@ def _semantic_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
 # --- loading ---------------------------------------------------------------------------------
 
 
-def _read_yaml(path: Path, source: str) -> tuple[Any, _Marks, list[Problem]]:
-    marks = _Marks({}, {})
+def _read_yaml(path: Path, source: str) -> tuple[Any, Positions, list[Problem]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or str(error)
-        return None, marks, [Problem(source, "", f"cannot read the file: {reason}")]
+        return None, Positions(), [Problem(source, "", f"cannot read the file: {reason}")]
     try:
         data, node = yaml_input.load(text)
     except yaml_input.YamlInputError as error:
-        return None, marks, [Problem(source, "", error.message, error.line, error.column)]
-    dupes: list[tuple[Loc, str]] = []
-    if node is not None:
-        _walk_nodes(node, (), marks, dupes)
-    problems = [_problem(source, marks, loc, msg, at_key=True) for loc, msg in dupes]
-    return data, marks, problems
-
-
-def _problem(source: str, marks: _Marks, loc: Loc, message: str, at_key: bool = False) -> Problem:
-    found = marks.find(loc, at_key)
-    line, column = found if found else (None, None)
-    return Problem(source, render_path(loc), message, line, column)
+        return None, Positions(), [Problem(source, "", error.message, error.line, error.column)]
+    marks, dupes = yaml_input.positions(node)
+    return data, marks, [locate(source, marks, loc, msg, at_key=True) for loc, msg in dupes]
 
 
 def check_config(path: str | Path) -> tuple[Config | None, list[Problem]]:
     """The config and every problem with it (the config is None when there are any)."""
     path = Path(path)
     source = str(path)
-    data, marks, problems = _read_yaml(path, source)
-    if problems and data is None:
-        return None, problems
+    data, marks, found = _read_yaml(path, source)
+    if found and data is None:
+        return None, found
     if not isinstance(data, Mapping):
         kind = "an empty file" if data is None else f"a {type(data).__name__}"
         message = f"expected a mapping with apiVersion: {API_VERSION} (got {kind})"
-        return None, [*problems, Problem(source, "", message, 1, 1)]
+        return None, [*found, Problem(source, "", message, 1, 1)]
     config: Config | None = None
     try:
         config = Config.model_validate(data)
     except ValidationError as error:
-        for loc, message, at_key in _pydantic_problems(error):
-            problems.append(_problem(source, marks, loc, message, at_key))
+        found += problems(error, Config, source, marks, hints=_HINTS)
     for loc, message in _semantic_problems(data):
-        problems.append(_problem(source, marks, loc, message, message.startswith("unknown key")))
-    if problems:
-        return None, sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
+        found.append(locate(source, marks, loc, message, message.startswith("unknown key")))
+    if found:
+        return None, sorted(found, key=lambda p: (p.line or 0, p.column or 0))
     return config, []
 
 

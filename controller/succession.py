@@ -4,7 +4,7 @@ In: a `Leadership` (the Lease elector of controller/leader.py, or `SoleInstance`
 store (controller/state_store.py), the targets' runtimes. Out, on every tick
 (`sync`): whether this replica leads; on taking over (or at the first start), every target's
 autoscalers resumed from the newer of their own history (a standby decides on the same inputs
-all along, without acting) and the saved one, joined (policies.engine.resume), with scale-down
+all along, without acting) and the saved one, joined (policies.protocol.resume), with scale-down
 held for one window where part of the last window is unknown (condition `HistoryGap`).
 `save` writes the changed state, only as the leader.
 """

@@ -10,10 +10,10 @@ holds no global random state.
 """
 
 from policies.autoscaler import Autoscaler, autoscaler
-from policies.engine import DecisionRecord, EngineState, Outcome, commit, tick
 from policies.guards import Guards, GuardStep
 from policies.observation import SIGNALS, Observation, ObservationError
 from policies.policy import Policy, PolicyFactory, Proposal, StatelessPolicy
+from policies.protocol import DecisionRecord, EngineState, Outcome, commit, tick
 from policies.registry import available, resolve
 from policies.spec import SpecError
 

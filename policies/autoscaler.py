@@ -24,11 +24,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from policies import engine
 from policies import guards as g
-from policies.engine import DecisionRecord
+from policies import protocol
 from policies.observation import Observation
 from policies.policy import Policy, PolicyFactory
+from policies.protocol import DecisionRecord
 from policies.registry import resolve
 from policies.spec import GUARD_KEYS, GuardSpec, SpecError, parse
 
@@ -41,7 +41,7 @@ class Autoscaler:
         factory: PolicyFactory,
         policy: Policy,
         guards: g.Guards,
-        state: engine.EngineState,
+        state: protocol.EngineState,
         *,
         applies: bool = True,
         policy_ref: str | PolicyFactory | None = None,
@@ -65,30 +65,30 @@ class Autoscaler:
 
     @property
     def state(self) -> dict[str, Any]:
-        return engine.dump_state(self.policy, self._state)
+        return protocol.dump_state(self.policy, self._state)
 
     @property
-    def engine_state(self) -> engine.EngineState:
+    def engine_state(self) -> protocol.EngineState:
         return self._state
 
     def tick(self, obs: Observation) -> DecisionRecord:
         """Propose: the decision for `obs`, with no scale event recorded until `commit`."""
-        self._last, self._state = engine.tick(
+        self._last, self._state = protocol.tick(
             obs, self._state, self.policy, self.guards, applies=self.applies
         )
         return self._last
 
     def commit(
         self,
-        outcome: engine.Outcome | str = engine.Outcome.APPLIED,
+        outcome: protocol.Outcome | str = protocol.Outcome.APPLIED,
         replicas: int | None = None,
         why: str = "",
     ) -> DecisionRecord:
         """Record what the shell did with the last tick's decision (applied, capped, refused,
-        failed) and return the completed record; see `policies.engine.commit`."""
+        failed) and return the completed record; see `policies.protocol.commit`."""
         if self._last is None:
             raise RuntimeError("commit() before tick(): there is no decision to commit")
-        self._last, self._state = engine.commit(
+        self._last, self._state = protocol.commit(
             self._last, self._state, self.guards, outcome, replicas, why
         )
         return self._last
@@ -104,10 +104,10 @@ class Autoscaler:
     ) -> str | None:
         """Continue from this autoscaler's own history joined with `saved` (another's
         `state`, e.g. the last leader's); returns why scale-down is held, or None. See
-        `policies.engine.resume`. A saved state that does not fit raises SpecError."""
-        other = None if saved is None else engine.load_state(self.policy, saved)
+        `policies.protocol.resume`. A saved state that does not fit raises SpecError."""
+        other = None if saved is None else protocol.load_state(self.policy, saved)
         own = self._state if self._state.last_now_s is not None else None
-        self._state, why = engine.resume(
+        self._state, why = protocol.resume(
             self.policy, self.guards, own, other, now_s=now_s, max_gap_s=max_gap_s
         )
         self._last = None
@@ -115,8 +115,8 @@ class Autoscaler:
 
     def rebase(self, *, jump_s: float, now_s: float) -> str:
         """The wall clock stepped by `jump_s`: move the history with it and hold scale-down
-        for one window (see `policies.engine.rebase`); returns why, for the log."""
-        self._state, why = engine.rebase(
+        for one window (see `policies.protocol.rebase`); returns why, for the log."""
+        self._state, why = protocol.rebase(
             self.policy, self.guards, self._state, jump_s=jump_s, now_s=now_s
         )
         self._last = None
@@ -174,5 +174,5 @@ def autoscaler(
     bind = getattr(policy, "with_guards", None)
     if callable(bind):  # optional hook: policies that read the behavior (HPA tolerances)
         policy = bind(guards)
-    saved = engine.initial_state(policy) if state is None else engine.load_state(policy, state)
+    saved = protocol.initial_state(policy) if state is None else protocol.load_state(policy, state)
     return Autoscaler(factory, policy, guards, saved, applies=applies, policy_ref=ref)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from policies.autoscaler import autoscaler
-from policies.engine import DecisionRecord
 from policies.observation import Observation, ObservationError
+from policies.protocol import DecisionRecord
 
 DEFAULT_START_S = 1_700_000_000.0
 FIELDS = {f.name for f in fields(Observation)}

@@ -11,7 +11,7 @@
 
 In: the proposal, the current replica count, the observation and `GuardState`. Out: the final
 count, one `GuardStep` per guard that changed the value, and the new `GuardState`. Scale events
-are recorded by `record_scale` when the shell commits what it applied (policies.engine.commit),
+are recorded by `record_scale` when the shell commits what it applied (policies.protocol.commit),
 at the tick's `now_s`, as HPA's `storeScaleEvent` does after a successful scale.
 The HPA arithmetic is reproduced including its quirks (strict `After`
 cutoffs, reuse of outdated slots); the worked examples live in tests/test_hpa_traces.py.

@@ -5,7 +5,8 @@ In: an Observation whose scaling signal is a total over the target: metric `conc
 queue-proxy and activator count: executing plus buffered), metric `rps` reads
 `request_rate_rps`; `signals` overrides the list (summed). Out: a Proposal. By default only the
 shared min/max guards apply: Knative's rate limits, panic mode, scale-down delay and
-scale-to-zero grace period are its own algorithm and live here. Next stage: `policies.engine.tick`.
+scale-to-zero grace period are its own algorithm and live here.
+Next stage: `policies.protocol.tick`.
 
 Anchor: knative/serving (read at 98e5ef90).
 - pkg/autoscaler/scaling/autoscaler.go `(*autoscaler).Scale` and `newAutoscaler`:

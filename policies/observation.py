@@ -1,7 +1,7 @@
 """One snapshot of one scaled target: what a policy sees each control interval.
 
 In: built by a shell (the controller from Prometheus and the workload status, the simulator
-from its replica model). Out: handed to `policies.engine.tick`, which passes it to a policy.
+from its replica model). Out: handed to `policies.protocol.tick`, which passes it to a policy.
 
 Signals describe the whole target: `request_rate_rps`, `in_flight` and `queue_depth` are totals
 over its replicas, latencies are percentiles over all of its requests, `error_rate` and

@@ -4,7 +4,7 @@ In: an Observation with `in_flight` and `queue_depth` (totals over the target; t
 Ray's "total ongoing requests": requests executing or queued at replicas plus those queued at
 handles waiting for one), `ready_replicas` (Ray's running replicas) and `replicas` (Ray's current
 target). `signals` overrides the summed list. Out: a Proposal; only the shared min/max guards
-apply by default (Ray's min_replicas/max_replicas). Next stage: `policies.engine.tick`.
+apply by default (Ray's min_replicas/max_replicas). Next stage: `policies.protocol.tick`.
 
 Anchor: ray-project/ray python/ray/serve/autoscaling_policy.py
 `replica_queue_length_autoscaling_policy` and `_calculate_desired_num_replicas` (Ray 2.x; newer

@@ -28,9 +28,8 @@ stable window 6..3600 s, percentiles 0.5..0.9999).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -40,6 +39,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+
+from policies import problems
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -71,115 +72,12 @@ class StrictModel(BaseModel):
     )
 
 
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _path(loc: Iterable[int | str]) -> str:
-    """`metrics[0].target_per_replica`; a key that is not a plain word is quoted (`['a b']`),
-    so a key with a newline or a dot in it keeps the message on one line and unambiguous."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part.startswith("function-") or part in {"tagged-union", "union"}:
-            continue
-        elif not _PLAIN_KEY.fullmatch(part):
-            out += f"[{part!r}]"
-        else:
-            out += f".{part}" if out else part
-    return out
-
-
-def _model_at(root: type[BaseModel], loc: Sequence[int | str]) -> type[BaseModel] | None:
-    """The model class that holds the key at `loc` (for listing its allowed keys)."""
-    current: Any = root
-    for part in loc:
-        current = _unwrap(current)
-        if isinstance(part, int):
-            continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
-        field = current.model_fields.get(part)
-        if field is None:
-            return None
-        current = field.annotation
-    current = _unwrap(current)
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _unwrap(annotation: Any) -> Any:
-    """Optional[X], list[X], Annotated[X, ...] -> X (the first model among union members)."""
-    for _ in range(5):
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        if not args:
-            return annotation
-        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-        annotation = models[0] if models else args[0]
-    return annotation
-
-
-# pydantic error types -> what is allowed, in the words every replicast error uses
-TYPE_MESSAGES: dict[str, str] = {
-    "missing": "required key is missing",
-    "int_type": "must be a whole number",
-    "int_parsing": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "int_parsing_size": "must be a whole number of at most 19 digits",
-    "float_type": "must be a number",
-    "float_parsing": "must be a number",
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
-    "string_type": "must be a string",
-    "list_type": "must be a list",
-    "dict_type": "must be a mapping",
-    "model_type": "must be a mapping",
-    "model_attributes_type": "must be a mapping",
-    "finite_number": "must be a finite number",
-}
-
-
-def _num(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _describe(err: Any, root: type[BaseModel] | None = None) -> str:
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        holder = _model_at(root, err["loc"][:-1]) if root is not None else None
-        allowed = f"; allowed keys: {', '.join(sorted(holder.model_fields))}" if holder else ""
-        return f"unknown key{allowed}"
-    ctx = err.get("ctx") or {}
-    value = err.get("input")
-    # a whole mapping (a model-level check) is not worth echoing back
-    got = f" (got {value!r})" if kind != "missing" and not isinstance(value, dict) else ""
-    messages = {
-        **TYPE_MESSAGES,
-        "greater_than": f"must be > {_num(ctx.get('gt'))}",
-        "greater_than_equal": f"must be >= {_num(ctx.get('ge'))}",
-        "less_than": f"must be < {_num(ctx.get('lt'))}",
-        "less_than_equal": f"must be <= {_num(ctx.get('le'))}",
-        "too_short": f"must have at least {ctx.get('min_length')} item(s)",
-    }
-    if kind == "literal_error":
-        return f"must be one of {ctx.get('expected')}{got}"
-    if kind in messages:
-        return messages[kind] + got
-    msg = str(err["msg"])
-    msg = msg.removeprefix("Value error, ")
-    return msg[:1].lower() + msg[1:] + ("" if "(got " in msg else got)
-
-
 def problems_of(
     error: ValidationError, root: type[BaseModel] | None = None, prefix: str = ""
 ) -> list[tuple[str, str]]:
-    """Turn pydantic's errors into `(key path, message)` pairs."""
-    out = []
-    for err in error.errors():
-        path = _path(err["loc"])
-        if prefix:
-            path = f"{prefix}.{path}" if path else prefix
-        out.append((path, _describe(err, root)))
-    return out
+    """pydantic's errors as `(key path, message)` pairs (`policies.problems` words them)."""
+    found = problems.translate(error, root, problems.parse_path(prefix) if prefix else ())
+    return [(problems.render_path(loc), message) for loc, message, _ in found]
 
 
 def parse(model: type[M], data: Any, where: str, prefix: str = "") -> M:

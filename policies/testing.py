@@ -22,9 +22,9 @@ from contextlib import ExitStack
 from typing import Any
 
 from policies.autoscaler import Autoscaler, autoscaler
-from policies.engine import DecisionRecord
 from policies.observation import SIGNALS, Observation
 from policies.policy import PolicyFactory
+from policies.protocol import DecisionRecord
 
 _CLOCKS = ("time.time", "time.time_ns", "time.monotonic", "time.monotonic_ns", "time.perf_counter")
 START_S = 1_700_000_000.0  # a fixed epoch: 2023-11-14T22:13:20Z

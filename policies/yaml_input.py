@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from policies.problems import Loc, Position, Positions
 from policies.text import one_line
 
 MAX_BYTES = 4 * 1024 * 1024
@@ -187,3 +188,33 @@ def load_all(text: str) -> list[Any]:
 def safe_load(text: str) -> Any:
     """`yaml.safe_load` within the limits."""
     return load(text)[0]
+
+
+def positions(node: yaml.Node | None) -> tuple[Positions, list[tuple[Loc, str]]]:
+    """Where every value and key of a composed document is (for `policies.problems`), and its
+    duplicate keys as (path, "duplicate key (first on line N)"): YAML keeps the last silently."""
+    values: dict[Loc, Position] = {}
+    keys: dict[Loc, Position] = {}
+    duplicates: list[tuple[Loc, str]] = []
+    stack: list[tuple[yaml.Node, Loc]] = [] if node is None else [(node, ())]
+    while stack:  # depth-first, in document order
+        item, loc = stack.pop()
+        values[loc] = _mark(item)
+        children: list[tuple[yaml.Node, Loc]] = []
+        if isinstance(item, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in item.value:
+                name = str(key.value)
+                if name in seen:
+                    duplicates.append(((*loc, name), f"duplicate key (first on line {seen[name]})"))
+                seen.setdefault(name, _mark(key)[0])
+                keys[(*loc, name)] = _mark(key)
+                children.append((value, (*loc, name)))
+        elif isinstance(item, yaml.SequenceNode):
+            children = [(child, (*loc, i)) for i, child in enumerate(item.value)]
+        stack.extend(reversed(children))
+    return Positions(values, keys), duplicates
+
+
+def _mark(node: yaml.Node) -> Position:
+    return node.start_mark.line + 1, node.start_mark.column + 1

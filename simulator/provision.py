@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from policies import Autoscaler, DecisionRecord, Observation
-from policies.engine import Outcome
+from policies.protocol import Outcome
 
 
 @dataclass(frozen=True, slots=True)

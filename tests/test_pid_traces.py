@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from policies import Observation, SpecError, autoscaler
-from policies.engine import DecisionRecord
 from policies.pid import FACTORY
+from policies.protocol import DecisionRecord
 from policies.testing import check_policy
 
 T0 = 1_700_000_000.0

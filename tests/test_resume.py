@@ -1,6 +1,6 @@
 """Resuming a history (a takeover, a restart) and rebasing it (a wall-clock step), in the core.
 
-`policies.engine.resume` joins this process's own history with a saved one and holds
+`policies.protocol.resume` joins this process's own history with a saved one and holds
 scale-down for one window when part of the last window is unknown; `rebase` moves the history
 by a clock step and holds too. The controller's stories with real processes' worth of state
 are in tests/controller/test_takeover.py and test_clock.py.
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from policies import Observation, autoscaler
-from policies.engine import hold_window_s
+from policies.protocol import hold_window_s
 
 T0 = 1_700_000_000.0
 HPA = {

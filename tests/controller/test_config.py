@@ -134,13 +134,13 @@ def test_every_problem_is_reported_at_once_with_line_path_value_and_fix(write: W
         "3:8: prometheus.url: must be an http:// or https:// base URL such as "
         "http://prometheus.monitoring:9090 (got 'prometheus:9090')",
         "4:14: prometheus.timeout_s: must be > 0 (got -1)",
-        "5:24: prometheus.auth.token: unknown key; allowed: token_env, token_file, type; "
+        "5:24: prometheus.auth.token: unknown key; allowed keys: token_env, token_file, type; "
         "keep secrets out of this file: use token_file or token_env",
         "6:24: defaults.interval_s: must be >= 0.1 (got 0)",
         "9:49: targets[0].scale_target.namespace: must be a Kubernetes namespace: at most 63 "
         "lowercase letters, digits and '-', starting and ending with a letter or digit "
         "(got 'LLM')",
-        "9:67: targets[0].scale_target.replicas: unknown key; allowed: kind, name, namespace",
+        "9:67: targets[0].scale_target.replicas: unknown key; allowed keys: kind, name, namespace",
         "11:15: targets[0].signals.preset: must be one of 'vllm', 'triton' or 'http' (got 'vlm')",
         "12:66: targets[0].policy.target_per_replica: must be > 0 (got -1)",
         "12:84: targets[0].policy.max_replicas: must be >= 1 (got 0)",
@@ -148,7 +148,7 @@ def test_every_problem_is_reported_at_once_with_line_path_value_and_fix(write: W
         "16:19: targets[1].scale_target: kind must be one of 'Deployment', 'StatefulSet', "
         "'aci', 'local' (got 'Pod')",
         "17:80: targets[1].policy.colldown_s: unknown key; allowed keys: ",
-        "18:5: targets[1].surprise: unknown key; allowed: activation, dry_run, interval_s, "
+        "18:5: targets[1].surprise: unknown key; allowed keys: activation, dry_run, interval_s, "
         "labels, name, policy, scale_target, shadow, signals, staleness_s",
     ]
     assert len(got) == len(expected), "\n".join(got)
@@ -221,9 +221,9 @@ def test_unknown_keys_everywhere_list_the_allowed_ones(write: Write) -> None:
     )
     got = [line.split(": ", 1)[1] for line in lines(write(text))]
     assert got == [
-        "kind: unknown key; allowed: apiVersion, defaults, prometheus, targets",
-        "targets[0].scale_target.replica: unknown key; allowed: kind, name, namespace",
-        "targets[0].signals.queries.in_flight.step: unknown key; allowed: freshness, query",
+        "kind: unknown key; allowed keys: apiVersion, defaults, prometheus, targets",
+        "targets[0].scale_target.replica: unknown key; allowed keys: kind, name, namespace",
+        "targets[0].signals.queries.in_flight.step: unknown key; allowed keys: freshness, query",
     ]
 
 
