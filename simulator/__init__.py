@@ -13,3 +13,21 @@ the kernel takes); `kernel` (the compiled queue), `backend`, `engine` (the loop)
 use real time and real sockets (the emulated inference server and the load generator), apart
 from all of the above; `emulator` only keeps `python -m simulator.emulator` working.
 """
+
+from typing import Any
+
+__all__ = ["run", "sweep"]
+
+
+def __getattr__(name: str) -> Any:
+    """`simulator.run` and `simulator.sweep`, imported when first used (they bring numba and
+    pandas, which `import simulator.profiles` alone should not)."""
+    if name == "run":
+        from simulator.engine import run  # noqa: PLC0415 - lazily
+
+        return run
+    if name == "sweep":
+        from simulator.sweeps import sweep  # noqa: PLC0415 - lazily
+
+        return sweep
+    raise AttributeError(f"module 'simulator' has no attribute {name!r}")

@@ -60,6 +60,14 @@ class MetricsConfig:
             raise ValueError("buckets_s: must be increasing upper bounds, e.g. (0.5, 1, 2, 5)")
 
 
+def metrics_for(interval_s: float) -> MetricsConfig | None:
+    """The run's metrics: the default (a scrape per tick, a 60 s rate window), with the rate
+    window widened to two ticks when a tick is longer than 60 s (rate() needs two scrapes)."""
+    if interval_s <= 60.0:
+        return None
+    return MetricsConfig(scrape_interval_s=interval_s, rate_window_s=2 * interval_s)
+
+
 @dataclass(frozen=True, slots=True)
 class Scrape:
     at_s: float

@@ -19,7 +19,6 @@ from simulator.cli.args import (
     UsageError,
     bounds_for,
     check_numbers,
-    metrics_for,
     parse_duration_s,
     slo_from,
 )
@@ -46,6 +45,7 @@ from simulator.cli.specs import (
     is_policy_name,
     scenario_specs,
 )
+from simulator.observe import metrics_for
 from simulator.profile_args import load_profile
 
 __all__ = [

@@ -18,7 +18,6 @@ from policies.explain import ScriptError
 from simulator import profiles, sizing
 from simulator.explain import load_spec
 from simulator.model import ReplicaModel
-from simulator.observe import MetricsConfig
 from simulator.profile_args import PROFILE_HELP, add_profile_arguments, profile_from_args
 from simulator.result import Slo, SloTarget
 
@@ -160,14 +159,6 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise UsageError(f"--max-replicas {args.max_replicas}: must be >= 1")
     if args.initial_replicas is not None and args.initial_replicas < 0:
         raise UsageError(f"--initial-replicas {args.initial_replicas}: must be >= 0")
-
-
-def metrics_for(interval_s: float) -> MetricsConfig | None:
-    """The run's metrics: the default (a scrape per tick, a 60 s rate window), with the rate
-    window widened to two ticks when a tick is longer than 60 s (rate() needs two scrapes)."""
-    if interval_s <= 60.0:
-        return None
-    return MetricsConfig(scrape_interval_s=interval_s, rate_window_s=2 * interval_s)
 
 
 def _prepared(args: argparse.Namespace) -> tuple[profiles.Profile, list[str]]:

@@ -21,13 +21,13 @@ from simulator.cli.args import (
     _prepared,
     bounds_for,
     check_numbers,
-    metrics_for,
     slo_from,
 )
 from simulator.cli.reporting import _slo_json, add_plan_rows, report, summary_table
 from simulator.cli.specs import SCENARIO_TARGET, _specs, scenario_specs
 from simulator.engine import run
 from simulator.model import ReplicaModel
+from simulator.observe import metrics_for
 from simulator.progress import RunProgress, for_stderr
 from simulator.result import Result, slo_label
 
