@@ -9,7 +9,8 @@ Where things are: `profiles/` (when requests arrive) and `traces/` (real load re
 the kernel takes); `kernel` (the compiled queue), `backend`, `engine` (the loop), `observe`,
 `provision`, `figures`, `intervals`, `fold`, `result` (what a run shows); `scenarios`, `sizing`,
 `erlang`, `oracle`, `quality/` (benchmarks and bounds); `cli/`, `explain`, `profile_args`,
-`profile_formats`, `outputs`, `plots`, `progress` (the commands). `live/` holds the tools that
+`profile_formats`, `outputs`, `plots`, `progress` (the commands); `sweeps/` (many runs on a
+process pool or a Dask cluster: grids, the table, the Pareto front). `live/` holds the tools that
 use real time and real sockets (the emulated inference server and the load generator), apart
 from all of the above; `emulator` only keeps `python -m simulator.emulator` working.
 """

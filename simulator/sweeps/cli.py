@@ -13,7 +13,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-cells", type=int, default=None, help="run only the first N cells (a quick look)"
     )
+    parser.add_argument(
+        "--slice", default=None, metavar="START:END", help="seconds of each profile (replaces "
+        "the grid's slice; a quick look at a long trace)",
+    )  # fmt: skip
     return parser
 
 
-def read_grid(path: Path) -> tuple[Any, list[Cell]]:
-    """The grid file parsed and checked; GridError with every problem, one line each."""
+def read_grid(path: Path, slice_: str | None = None) -> tuple[Any, list[Cell]]:
+    """The grid file parsed and checked (`slice_` replacing its slice); GridError with every
+    problem, one line each."""
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -69,7 +73,10 @@ def read_grid(path: Path) -> tuple[Any, list[Cell]]:
     positions, duplicates = yaml_input.positions(node)
     if duplicates:
         raise GridError([locate(source, positions, loc, m, True) for loc, m in duplicates])
-    spec, cells = parse_grid(_beside(data, path.parent), source, positions)
+    data = _beside(data, path.parent)
+    if slice_ is not None and isinstance(data, dict):
+        data["slice"] = slice_
+    spec, cells = parse_grid(data, source, positions)
     _check_profiles(cells, source, positions)
     return spec, cells
 
@@ -125,7 +132,7 @@ def cmd_sweep(argv: Sequence[str]) -> int:
     """run every cell of a grid (policies x parameters x profiles x seeds ...): CSV, Pareto plot"""
     args = _parser().parse_args(argv)
     try:
-        _, cells = read_grid(args.grid)
+        _, cells = read_grid(args.grid, args.slice)
     except GridError as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
@@ -134,7 +141,7 @@ def cmd_sweep(argv: Sequence[str]) -> int:
         if args.max_cells < 1:
             print(f"replicast sweep: --max-cells {args.max_cells}: must be >= 1", file=sys.stderr)
             return 2
-        cells = [replace(c) for c in cells[: args.max_cells]]
+        cells = cells[: args.max_cells]
     out: Path = args.out
     csv_path = out / "sweep.csv"
     workers = args.workers

@@ -288,8 +288,9 @@ def _block_problems(
             autoscaler(trial)
         except SpecError as error:
             for path, message in error.problems:
-                loc = (*where, *parse_path(path)) if path else where
-                text = f"{message} (policy {name})"
+                key = parse_path(path) if path else (("policy",) if error.where == "policy" else ())
+                loc = (*where, *key)
+                text = message if key == ("policy",) else f"{message} (policy {name})"
                 at_key = message.startswith("unknown key")
                 seen.setdefault((loc, message), locate(source, positions, loc, text, at_key))
         except Exception as error:  # a third-party policy's bug: one line, not a traceback

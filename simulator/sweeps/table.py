@@ -173,18 +173,22 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     for name in frame.columns:
         if name in _TEXT:
-            frame[name] = frame[name].fillna("").astype(str)
+            frame[name] = _text(frame[name])
         elif name in _NUMERIC or name.startswith("param_"):
             converted = pd.to_numeric(frame[name], errors="coerce")
             given = frame[name].notna() & (frame[name].astype(str) != "")
             if converted[given].notna().all():
                 frame[name] = converted
             else:
-                frame[name] = frame[name].fillna("").astype(str)
+                frame[name] = _text(frame[name])
     for name in ("slo_met", "started_cold"):
         if name in frame.columns:
             frame[name] = frame[name].map(_bool)
     return frame
+
+
+def _text(column: pd.Series) -> pd.Series:
+    return column.astype(object).where(column.notna(), "").astype(str)
 
 
 def _bool(value: Any) -> Any:
