@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from concurrent.futures import Executor
 from pathlib import Path
 
 from rich.console import Console
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from simulator import quality  # noqa: E402 (the repository root on sys.path)
+from simulator import quality, sweeps  # noqa: E402 (the repository root on sys.path)
 from simulator.scenarios import STARTUP_TIMES_S  # noqa: E402
 
 
@@ -44,6 +45,9 @@ def parse_args() -> argparse.Namespace:
         help="replica startup times, s (default: 60 120 300)",
     )
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument(
+        "--executor", default="process", help="process | local-dask | dask://HOST:PORT (sweeps)"
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -68,6 +72,14 @@ def parse_args() -> argparse.Namespace:
 
 
 def run_all(jobs: list[quality.Job], args: argparse.Namespace) -> list[quality.Outcome]:
+    """On the sweeps' executor (`--executor`, `--workers`)."""
+    with sweeps.executor_for(args.executor, args.workers) as executor:
+        return _run_all(jobs, args, executor)
+
+
+def _run_all(
+    jobs: list[quality.Job], args: argparse.Namespace, executor: Executor | None
+) -> list[quality.Outcome]:
     """A transient bar on a terminal; with --full (or no terminal) one line per finished run."""
     err = Console(stderr=True)
     if args.full or not err.is_terminal:
@@ -79,7 +91,7 @@ def run_all(jobs: list[quality.Job], args: argparse.Namespace) -> list[quality.O
                 f"{o.job.policy}{target}: {o.wall_s:.1f} s"
             )
 
-        return quality.run_jobs(jobs, workers=args.workers, on_done=line)
+        return quality.run_jobs(jobs, workers=args.workers, executor=executor, on_done=line)
     with Progress(
         TextColumn("runs"),
         BarColumn(),
@@ -92,6 +104,7 @@ def run_all(jobs: list[quality.Job], args: argparse.Namespace) -> list[quality.O
         return quality.run_jobs(
             jobs,
             workers=args.workers,
+            executor=executor,
             on_done=lambda done, _t, _o: bar.update(task, completed=done),
         )
 

@@ -7,8 +7,11 @@ In: argv. Out: exit code 0 with the report (`simulator.cli.reporting`); a bad ar
 from __future__ import annotations
 
 import argparse
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ from simulator.model import ReplicaModel
 from simulator.observe import metrics_for
 from simulator.progress import RunProgress, for_stderr
 from simulator.result import Result, slo_label
+from simulator.sweeps.pool import EXECUTORS, ExecutorError, executor_for, map_ordered
 
 DEMO_POLICIES = ("hpa", "keda", "knative", "ray", "slo", "predictive")
 SCENARIO_POLICIES = ("planner", "hpa")  # `compare --scenario` without --policy
@@ -38,9 +42,14 @@ SCENARIO_POLICIES = ("planner", "hpa")  # `compare --scenario` without --policy
 def run_all(
     profile: profiles.Profile, specs: Sequence[dict[str, Any]], model: ReplicaModel, *,
     seed: int, options: dict[str, Any], progress: RunProgress | None = None,
+    executor: Executor | None = None,
 ) -> list[Result]:  # fmt: skip
-    """Each spec in turn; `options` are `simulator.run`'s keywords (interval, slo, ...);
-    `progress` (default: a bar on a terminal, else a line every few seconds) on stderr."""
+    """Each spec; `options` are `simulator.run`'s keywords (interval, slo, ...). In turn in this
+    process, `progress` (default: a bar on a terminal, else a line every few seconds) on
+    stderr; or on `executor` (the sweeps' pool, a Dask cluster), a line as each run ends."""
+    if executor is not None:
+        jobs = [(profile, spec, model, seed, options) for spec in specs]
+        return map_ordered(run_one, jobs, executor, on_done=_ended)
     results = []
     with progress if progress is not None else for_stderr() as shown:
         for i, spec in enumerate(specs, start=1):
@@ -51,6 +60,33 @@ def run_all(
             )  # fmt: skip
             results.append(result)
     return results
+
+
+def run_one(
+    job: tuple[profiles.Profile, dict[str, Any], ReplicaModel, int, dict[str, Any]],
+) -> Result:
+    """One of `run_all`'s runs (top level: a worker process runs it)."""
+    profile, spec, model, seed, options = job
+    return run(profile, spec, model, seed=seed, keep_records=False, **options)
+
+
+def _ended(done: int, total: int, result: Any) -> None:
+    name = result.summary.policy if isinstance(result, Result) else type(result).__name__
+    print(f"[{done}/{total}] {name} done", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _executor(args: argparse.Namespace) -> Iterator[Executor | None]:
+    """`--executor`/`--workers` (compare only; 1 worker: in this process)."""
+    if not hasattr(args, "workers"):
+        yield None
+        return
+    with ExitStack() as stack:
+        try:
+            executor = stack.enter_context(executor_for(args.executor, args.workers))
+        except ExecutorError as error:
+            raise UsageError(str(error)) from None
+        yield executor
 
 
 def cmd_simulate(argv: Sequence[str]) -> int:
@@ -87,6 +123,13 @@ def cmd_compare(argv: Sequence[str]) -> int:
     )
     parser.add_argument(
         "--startup", type=float, default=None, help="with --scenario: replica startup, s (120)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1,
+        help="run the policies in parallel on N worker processes (default 1: in this process)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--executor", default="process", help=f"with --workers: {EXECUTORS} (default process)"
     )
     args = parser.parse_args(argv)
     if args.scenario is not None:
@@ -128,7 +171,8 @@ def _compare(args: argparse.Namespace, policy_args: Sequence[str]) -> int:
     began = time.perf_counter()
     options = {"interval_s": args.interval, "slo": slo, "initial_replicas": initial,
                "metrics": metrics_for(args.interval)}  # fmt: skip
-    results = run_all(profile, specs, model, seed=args.seed, options=options)
+    with _executor(args) as executor:
+        results = run_all(profile, specs, model, seed=args.seed, options=options, executor=executor)
     elapsed = time.perf_counter() - began
     hours, requests = profile.duration_s / 3600, results[0].summary.requests
     title = (
@@ -189,7 +233,11 @@ def _compare_scenario(args: argparse.Namespace, policy_args: Sequence[str]) -> i
         raise UsageError(f"--scenario {args.scenario}: {error}") from None
     specs = scenario_specs(policy_args, sc)
     began = time.perf_counter()
-    results = run_all(sc.profile, specs, sc.model, seed=args.seed, options=sc.run_options())
+    with _executor(args) as executor:
+        options = sc.run_options()
+        results = run_all(
+            sc.profile, specs, sc.model, seed=args.seed, options=options, executor=executor
+        )
     elapsed = time.perf_counter() - began
     requests = results[0].summary.requests
     title = f"{sc.name}, SLO {sc.slo.label}, {requests:,} requests per run"

@@ -2,15 +2,15 @@
 
 In: a `Setting` (days, startup time, seed) and the targets to sweep per baseline. Out: one
 `Outcome` per job (its `Measured` figures and the first `Day` of its timeline), from this
-process or from spawned workers (`run_jobs`). Next: `simulator.quality.report`.
+process or from workers of the sweeps' pool (`run_jobs`: `simulator.sweeps.pool`).
+Next: `simulator.quality.report`.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from simulator.engine import run
 from simulator.scenarios import DAY_S, Scenario, gpu_llm
+from simulator.sweeps.pool import executor_for, map_ordered
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -176,22 +177,12 @@ def run_jobs(
     *,
     workers: int = 2,
     on_done: Callable[[int, int, Outcome], None] | None = None,
+    executor: Executor | None = None,
 ) -> list[Outcome]:
-    """Every job, in `workers` spawned processes (1: in this one); outcomes in job order."""
-    outcomes: list[Outcome | None] = [None] * len(jobs)
-
-    def done(i: int, outcome: Outcome) -> None:
-        outcomes[i] = outcome
-        if on_done is not None:
-            on_done(sum(o is not None for o in outcomes), len(jobs), outcome)
-
-    if workers <= 1:
-        for i, job in enumerate(jobs):
-            done(i, measure(job))
-    else:
-        spawn = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
-            futures = {pool.submit(measure, job): i for i, job in enumerate(jobs)}
-            for future in as_completed(futures):
-                done(futures[future], future.result())
-    return [o for o in outcomes if o is not None]
+    """Every job, outcomes in job order: on `executor` (any concurrent.futures one, a Dask
+    cluster's included), else on the sweeps' local pool of `workers` spawned processes (1: in
+    this one)."""
+    if executor is not None:
+        return map_ordered(measure, jobs, executor, on_done=on_done)
+    with executor_for("process", workers) as pool:
+        return map_ordered(measure, jobs, pool, on_done=on_done)

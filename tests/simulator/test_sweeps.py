@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from simulator import sweeps
+from simulator.cli import cmd_compare
 from simulator.sweeps.cli import cmd_sweep, read_grid
 from simulator.sweeps.grid import expand_spec
 
@@ -261,3 +262,18 @@ def test_an_executor_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines()[-1] == (
         "replicast sweep: --executor threads: use process | local-dask | dask://HOST:PORT"
     )
+
+
+def test_compare_on_the_pool_prints_the_same_table_as_in_turn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    argv = ["--profile", "azure-conv", "--slice", "0:300", "--policy", "hpa", "--policy",
+            "planner", "--out", str(tmp_path / "x")]  # fmt: skip
+    tables = []
+    for workers in ("1", "2"):
+        assert cmd_compare([*argv, "--workers", workers]) == 0
+        out = capsys.readouterr().out
+        tables.append([line for line in out.splitlines() if " run(s) in " not in line])
+    assert tables[0] == tables[1]
+    assert any(line.startswith("│ planner") for line in tables[1])
