@@ -83,7 +83,7 @@ def _dask(kind: str, workers: int) -> Iterator[Executor]:
     address = "tcp://" + kind.removeprefix("dask://")
     try:
         client = Client(address, timeout="10s")
-    except (OSError, TimeoutError) as error:
+    except (OSError, TimeoutError, ValueError) as error:
         raise ExecutorError(f"--executor {kind}: cannot reach the scheduler: {error}") from None
     try:
         client.run(warm)

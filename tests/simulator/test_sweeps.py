@@ -73,15 +73,27 @@ def test_a_small_grid_gives_the_same_table_on_a_process_pool_and_on_dask(tmp_pat
         on_pool = sweeps.sweep(cells, executor=pool, out=tmp_path / "pool.csv")
     with (
         distributed.LocalCluster(
-            n_workers=2, processes=False, threads_per_worker=1, dashboard_address=None
+            n_workers=2,
+            processes=False,
+            threads_per_worker=1,
+            dashboard_address=None,
+            protocol="tcp",
+            host="127.0.0.1",
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
         on_dask = sweeps.sweep(cells, executor=client.get_executor(), out=tmp_path / "dask.csv")
+        address = "dask://" + cluster.scheduler_address.removeprefix("tcp://")
+        with sweeps.executor_for(address) as by_address:  # what --executor dask://HOST:PORT does
+            on_address = sweeps.sweep(cells[:2], executor=by_address)
     in_process = sweeps.sweep(cells)
     assert len(on_pool) == 6 and (on_pool["error"] == "").all()
     pd.testing.assert_frame_equal(_comparable(on_pool), _comparable(on_dask))
     pd.testing.assert_frame_equal(_comparable(on_pool), _comparable(in_process))
+    first_two = _comparable(on_pool.iloc[:2])  # hpa cells: the planner's param_ columns aside
+    pd.testing.assert_frame_equal(
+        first_two[on_address.columns.drop("wall_s")], _comparable(on_address), check_dtype=False
+    )
     assert list(on_pool["cell"]) == list(range(6))
     assert on_pool["param_target_per_replica"].tolist()[:4] == [5, 5, 6, 6]
     assert (on_pool["requests"] > 0).all() and on_pool["replica_hours"].gt(0).all()
