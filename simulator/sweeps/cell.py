@@ -23,6 +23,7 @@ from simulator.explain import load_spec
 from simulator.model import ReplicaModel
 from simulator.observe import metrics_for
 from simulator.profile_args import profile_from_args
+from simulator.profiles import Profile
 from simulator.result import Summary
 from simulator.startup import FixedStartup
 from simulator.sweeps.grid import Cell
@@ -48,7 +49,7 @@ def cell_columns(cell: Cell) -> dict[str, Any]:
     """The cell's own columns (before it runs)."""
     out: dict[str, Any] = {
         "cell": cell.index, "key": cell.key, "label": cell.label, "policy": cell.policy,
-        "block": cell.block, "profile": cell.profile, "model": cell.model_label,
+        "block": cell.block, "profile": cell.profile_label, "model": cell.model_label,
         "slo": cell.slo.label, "slo_share": cell.slo.share, "seed": cell.seed,
         "startup_s": cell.startup_s, "interval_s": cell.interval_s,
         "rate_scale": cell.rate_scale, "slice": cell.slice,
@@ -115,17 +116,40 @@ def _model_of(model_key: str) -> Any:
 
 def model_for(cell: Cell) -> Any:
     """The cell's replica model, its startup replaced by `startup_s` (fixed) when given."""
-    model = _model_of(json.dumps(cell.model, sort_keys=True))
+    if isinstance(cell.model, ReplicaModel):
+        model = cell.model
+    else:
+        model = _model_of(json.dumps(cell.model, sort_keys=True))
     if cell.startup_s is None:
         return model
     return replace(model, startup=FixedStartup(cell.startup_s))
 
 
+def profile_for(cell: Cell, model: ReplicaModel) -> Profile:
+    """The cell's profile: read by name (cached per process), or the object given, sliced and
+    scaled as the cell says."""
+    if isinstance(cell.profile, str):
+        key = json.dumps(
+            cell.model if not isinstance(cell.model, ReplicaModel) else "", sort_keys=True
+        )
+        if isinstance(cell.model, ReplicaModel):  # tokens as the model needs them
+            return _profile_with(cell.profile, cell.slice, cell.rate_scale, model)
+        return _profile(cell.profile, cell.slice, cell.rate_scale, key)
+    profile = cell.profile
+    if cell.slice:
+        start, _, end = cell.slice.partition(":")
+        profile = profile.slice(float(start), float(end) if end.strip() else None)
+    return profile.rate_scale(cell.rate_scale) if cell.rate_scale != 1.0 else profile
+
+
+def _profile_with(name: str, slice_: str | None, rate_scale: float, model: ReplicaModel) -> Any:
+    args = argparse.Namespace(profile=name, slice=slice_, rate_scale=rate_scale)
+    return profile_from_args(args, model)[0]
+
+
 def simulate_cell(cell: Cell) -> Summary:
     model = model_for(cell)
-    profile = _profile(
-        cell.profile, cell.slice, cell.rate_scale, json.dumps(cell.model, sort_keys=True)
-    )
+    profile = profile_for(cell, model)
     sized = sizing.size(profile, model)
     spec = dict(cell.spec)
     spec.setdefault("max_replicas", sized.max_replicas)

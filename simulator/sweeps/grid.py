@@ -27,6 +27,7 @@ import hashlib
 import itertools
 import json
 import math
+import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,6 +37,8 @@ from pydantic import Field, ValidationError, field_validator
 from policies import SpecError, autoscaler
 from policies.problems import Loc, Positions, Problem, locate, parse_path, problems
 from policies.spec import MAX_REPLICAS, StrictModel
+from simulator.model import ReplicaModel
+from simulator.profiles import Profile
 from simulator.result import SloTarget
 
 MAX_CELLS = 100_000
@@ -121,8 +124,8 @@ class Cell:
     the fixed ones), `key` a digest of everything that decides the run (for `--resume`)."""
 
     index: int
-    profile: str
-    model: str | dict[str, Any]
+    profile: str | Profile  # a name the simulator reads, or a profile object (the Python API)
+    model: str | dict[str, Any] | ReplicaModel  # a preset, a file, a spec, or a model object
     slo: SloSpec
     seed: int
     startup_s: float | None
@@ -133,6 +136,7 @@ class Cell:
     swept: tuple[str, ...] = ()  # the policy keys that vary in this policy's block
     block: int = 0  # which entry of `policies`
     key: str = field(default="", compare=False)
+    names: tuple[str, str] = ("", "")  # labels for a profile and a model given as objects
 
     @property
     def policy(self) -> str:
@@ -145,15 +149,21 @@ class Cell:
         return " ".join([self.policy, *parts])
 
     @property
+    def profile_label(self) -> str:
+        return self.profile if isinstance(self.profile, str) else self.names[0] or "profile"
+
+    @property
     def model_label(self) -> str:
         if isinstance(self.model, str):
             return self.model
-        return str(self.model.get("preset", "custom"))
+        if isinstance(self.model, dict):
+            return str(self.model.get("preset", "custom"))
+        return self.names[1] or "model"
 
     def identity(self) -> dict[str, Any]:
         return {
-            "profile": self.profile,
-            "model": self.model,
+            "profile": _identity(self.profile),
+            "model": _identity(self.model),
             "slo": self.slo.model_dump(),
             "seed": self.seed,
             "startup_s": self.startup_s,
@@ -162,6 +172,13 @@ class Cell:
             "slice": self.slice,
             "spec": self.spec,
         }
+
+
+def _identity(value: Any) -> Any:
+    """A value as JSON can hold it: an object (a profile, a model) by a digest of its pickle."""
+    if isinstance(value, str | dict):
+        return value
+    return "pickle:" + hashlib.sha256(pickle.dumps(value)).hexdigest()[:16]
 
 
 def _short(value: Any) -> str:

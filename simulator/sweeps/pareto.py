@@ -74,7 +74,7 @@ def plot_front(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     conditions = list(points.groupby([c for c in CONDITION if c in points], sort=False))
     if not conditions:
         raise ValueError("no run succeeded: nothing to plot")
-    columns = min(3, len(conditions))
+    columns = 2 if len(conditions) == 4 else min(3, len(conditions))
     rows = (len(conditions) + columns - 1) // columns
     fig = Figure(figsize=(5.2 * columns, 4.2 * rows), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False)
