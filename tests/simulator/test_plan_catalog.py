@@ -12,8 +12,18 @@ from pathlib import Path
 import pytest
 
 from simulator.cost import default_prices
-from simulator.plan import PRICINGS, CatalogError, default_catalog, load_catalog, parse_catalog
+from simulator.engine import run
+from simulator.plan import (
+    PRICINGS,
+    Candidate,
+    CatalogError,
+    candidates,
+    default_catalog,
+    load_catalog,
+    parse_catalog,
+)
 from simulator.service import TOKEN_PERF
+from simulator.traces import azure_conv
 
 # --------------------------------------------------------------------------- the shipped file
 
@@ -183,3 +193,178 @@ def test_every_problem_of_a_catalog_is_listed_in_file_order() -> None:
 def test_a_missing_file_is_one_line() -> None:
     with pytest.raises(CatalogError, match=r"^nowhere.yaml: cannot read the file: No such file"):
         load_catalog("nowhere.yaml")
+
+
+# --------------------------------------------------------------------------- candidates
+
+HPA = {"policy": "hpa", "metric": "in_flight", "target_per_replica": 8, "max_replicas": 20}
+SHARED_CSV = Path("/work/shared/data/splitwise_perf_model/perf_model.csv")
+
+
+def by_label(found: list[Candidate]) -> dict[str, Candidate]:
+    return {c.label: c for c in found}
+
+
+def test_llama2_70b_packs_floor_gpus_over_tensor_parallel_replicas_per_vm() -> None:
+    found = by_label(candidates(default_catalog(), "llama2-70b"))
+    # 140 GB of weights in at most 90% of a replica's GPU memory: tp 2 on 80 GB GPUs (144 GB)
+    # and up; the shipped table measured tp 2, 4 and 8 on a100 and h100.
+    assert {label: c.replicas_per_vm for label, c in found.items()} == {
+        "Standard_NC48ads_A100_v4 tp2": 1,
+        "Standard_NC96ads_A100_v4 tp2": 2,
+        "Standard_NC96ads_A100_v4 tp4": 1,
+        "Standard_ND96amsr_A100_v4 tp2": 4,
+        "Standard_ND96amsr_A100_v4 tp4": 2,
+        "Standard_ND96amsr_A100_v4 tp8": 1,
+        "Standard_NC80adis_H100_v5 tp2": 1,  # H100 NVL: the h100 rows stand in
+        "Standard_ND96isr_H100_v5 tp2": 4,
+        "Standard_ND96isr_H100_v5 tp4": 2,
+        "Standard_ND96isr_H100_v5 tp8": 1,
+    }
+    # one GPU (80 or 94 GB) holds no tp 2 replica, and the table has no tp 1
+    assert not any(label.startswith(("Standard_NC24ads", "Standard_NC40ads")) for label in found)
+    nc96 = found["Standard_NC96ads_A100_v4 tp4"]
+    assert (nc96.perf_name, nc96.perf, nc96.slots_per_replica) == (
+        "a100-tp4-llama2-70b", TOKEN_PERF["a100-tp4-llama2-70b"], 16
+    )  # fmt: skip
+
+
+def test_a_replica_costs_its_share_of_the_vm_under_every_pricing() -> None:
+    for c in candidates(default_catalog(), "llama2-70b"):
+        vm = c.sku.usd_per_hour.as_dict()
+        assert list(c.usd_per_replica_hour) == list(vm) == list(PRICINGS)
+        for pricing, usd in c.usd_per_replica_hour.items():
+            assert usd == pytest.approx(vm[pricing] / c.replicas_per_vm), (c.label, pricing)
+    nd = by_label(candidates(default_catalog(), "llama2-70b"))["Standard_ND96amsr_A100_v4 tp2"]
+    assert nd.usd_per_replica_hour["on_demand"] == pytest.approx(32.77 / 4)
+
+
+def test_slots_per_replica_stop_at_the_largest_batch_measured() -> None:
+    found = by_label(candidates(default_catalog(), "llama2-70b", slots_per_replica=64))
+    assert found["Standard_NC96ads_A100_v4 tp2"].slots_per_replica == 32  # tp 2: batch <= 32
+    assert found["Standard_NC96ads_A100_v4 tp4"].slots_per_replica == 64
+
+
+def test_weights_above_90_percent_of_a_replicas_gpu_memory_rule_that_degree_out() -> None:
+    # 150 GB: over 144 GB (90% of 2 x 80 GB), under 169.2 GB (90% of 2 x 94 GB).
+    catalog = parse_catalog(
+        default_text().replace("weights_gb: 140", "weights_gb: 150"), "cat.yaml"
+    )
+    labels = set(by_label(candidates(catalog, "llama2-70b")))
+    assert "Standard_NC96ads_A100_v4 tp2" not in labels
+    assert {"Standard_NC96ads_A100_v4 tp4", "Standard_NC80adis_H100_v5 tp2"} <= labels
+
+
+def test_a_candidates_start_is_the_vms_provisioning_plus_the_models_load() -> None:
+    catalog = default_catalog()
+    c = by_label(candidates(catalog, "llama2-70b"))["Standard_ND96isr_H100_v5 tp8"]
+    load = catalog.models["llama2-70b"].model_load_s
+    assert c.startup.platform == "aks-new-gpu-node"
+    assert (c.startup.provisioning.median_s, c.startup.provisioning.p95_s) == (150, 300)
+    assert (c.startup.model_load.median_s, c.startup.model_load.p95_s) == (load.median_s, 80)
+    assert c.warm_startup.platform == "aks-warm-node"  # a node already up: pod start, no node
+    assert c.warm_startup.model_load == c.startup.model_load
+    assert c.warm_startup.mean_s < c.startup.mean_s
+
+
+def test_a_candidates_replica_model_runs_a_few_minutes_of_the_azure_conversation_trace() -> None:
+    c = by_label(candidates(default_catalog(), "llama2-70b"))["Standard_NC96ads_A100_v4 tp4"]
+    model = c.replica_model()
+    assert model.needs_tokens and model.slots_per_replica == 16
+    assert model.usd_per_hour() == pytest.approx(14.692)
+    result = run(azure_conv().slice(0, 300), HPA, model, seed=1, initial_replicas=2)
+    summary = result.summary
+    assert summary.requests > 1000 and summary.latency_p50_s is not None
+    assert summary.latency_p50_s > 1.0  # an LLM request: seconds of decode
+    assert summary.cost_usd == pytest.approx(summary.replica_hours * 14.692)
+    # the same replica bought spot costs the spot share; warm starts are shorter
+    assert c.replica_model(pricing="spot").usd_per_hour() == pytest.approx(3.673)
+    assert c.replica_model(warm=True).startup == c.warm_startup
+
+
+def test_a_pricing_the_catalog_does_not_give_is_one_line() -> None:
+    catalog = parse_catalog(GOOD, "cat.yaml")
+    (c, *_) = candidates(catalog, "llama2-70b")
+    with pytest.raises(CatalogError) as error:
+        c.replica_model(pricing="reserved_3y")
+    assert str(error.value) == (
+        "pricing: no 'reserved_3y' price for Standard_NC96ads_A100_v4 in the catalog (it has: "
+        "on_demand, reserved_1y, spot); add usd_per_hour.reserved_3y or use one of those"
+    )
+
+
+def test_a_model_the_catalog_does_not_list_is_one_line_naming_those_it_does() -> None:
+    with pytest.raises(CatalogError) as error:
+        candidates(default_catalog(), "mixtral")
+    assert str(error.value) == (
+        "simulator/data/sku_catalog.yaml: model 'mixtral' is not in the catalog; known: "
+        "llama2-70b, bloom-176b"
+    )
+
+
+def test_a_model_that_fits_no_sku_names_the_largest_replica() -> None:
+    # the shipped 140 GB in 20% of 640 GB (128 GB): nothing holds it
+    with pytest.raises(CatalogError) as error:
+        candidates(default_catalog(), "llama2-70b", weights_share=0.2)
+    assert str(error.value).startswith(
+        "simulator/data/sku_catalog.yaml:137:17: models.llama2-70b.weights_gb: llama2-70b "
+        "(140 GB) fits no SKU: the largest replica is 640 GB (Standard_ND96amsr_A100_v4, "
+        "8 x 80 GB), of which 20% (128 GB) may hold weights"
+    )
+
+
+def test_a_table_without_the_models_rows_names_the_field_and_what_it_has() -> None:
+    with pytest.raises(CatalogError) as error:
+        candidates(default_catalog(), "bloom-176b")
+    assert str(error.value).startswith(
+        "simulator/data/sku_catalog.yaml:142:17: models.bloom-176b.perf_model: 'bloom-176b' "
+        "has no rows in simulator/data/splitwise_perf.csv (it has: llama2-70b)"
+    )
+
+
+def test_no_rows_for_any_skus_gpu_is_one_line_naming_both_sides() -> None:
+    text = GOOD.replace("gpu: a100-80gb", "gpu: mi300x-192gb").replace(
+        "gpu_memory_gb: 80", "gpu_memory_gb: 192"
+    )
+    with pytest.raises(CatalogError) as error:
+        candidates(parse_catalog(text, "cat.yaml"), "llama2-70b")
+    assert str(error.value) == (
+        "cat.yaml:4:3: skus: simulator/data/splitwise_perf.csv has no llama2-70b rows for any "
+        "SKU's GPU (the SKUs': mi300x; the table's: a100, h100); add such a SKU, or set a "
+        "SKU's perf_gpu to a GPU the table measured"
+    )
+
+
+def test_no_measured_degree_that_fits_the_vms_is_one_line() -> None:
+    # a 2-GPU VM and a table with tp 4 and 8 only
+    text = GOOD.replace("gpus: 4", "gpus: 2")
+    table = {k: v for k, v in TOKEN_PERF.items() if "tp2" not in k}
+    with pytest.raises(CatalogError) as error:
+        candidates(parse_catalog(text, "cat.yaml"), "llama2-70b", table)
+    assert str(error.value).startswith(
+        "cat.yaml:13:15: models.llama2-70b: llama2-70b (140 GB): no SKU holds it at a degree "
+        "the performance table measured (a100 tp 4, 8; h100 tp 4, 8)"
+    )
+
+
+def test_a_table_given_as_a_mapping_serves_another_model() -> None:
+    # bloom-176b (352 GB) on a table that has it at tp 8 only: the two 8-GPU VMs
+    table = {"a100-tp8-bloom-176b": TOKEN_PERF["a100-tp8-llama2-70b"],
+             "h100-tp8-bloom-176b": TOKEN_PERF["h100-tp8-llama2-70b"]}  # fmt: skip
+    found = candidates(default_catalog(), "bloom-176b", table)
+    assert [c.label for c in found] == [
+        "Standard_ND96amsr_A100_v4 tp8", "Standard_ND96isr_H100_v5 tp8",
+    ]  # fmt: skip
+
+
+@pytest.mark.skipif(not SHARED_CSV.exists(), reason="replicast's shared data is not here")
+def test_the_full_splitwise_csv_fits_and_plans_bloom_176b() -> None:
+    found = candidates(default_catalog(), "bloom-176b", SHARED_CSV)
+    assert [c.label for c in found] == [
+        "Standard_ND96amsr_A100_v4 tp8", "Standard_ND96isr_H100_v5 tp8",
+    ]  # fmt: skip
+    assert found[0].perf_name == "a100-tp8-bloom-176b"
+
+
+def default_text() -> str:
+    return resources.files("simulator").joinpath("data", "sku_catalog.yaml").read_text()
