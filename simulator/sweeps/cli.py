@@ -22,12 +22,13 @@ from rich.table import Table
 
 from policies import yaml_input
 from policies.problems import Problem, locate
-from simulator.profile_args import ProfileError, TraceError
+from simulator.profiles import ProfileError
 from simulator.sweeps.cell import _profile, model_for
 from simulator.sweeps.grid import Cell, GridError, parse_grid
 from simulator.sweeps.pareto import front, plot_front
 from simulator.sweeps.pool import EXECUTORS, ExecutorError, default_workers, executor_for
 from simulator.sweeps.table import progress_printer, sweep
+from simulator.traces import TraceError
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,198 @@
+"""`replicast plan`: how many GPUs of which SKU to reserve and to burst, at what cost and SLO.
+
+With no arguments it plans the embedded 14-day production series for llama2-70b on the example
+SKU catalog (simulator/data/sku_catalog.yaml) at wait <= 1 s for 99 % of requests, and writes
+plan.html, plan.md, plan.json, controller.yaml and the plots to ./replicast-plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from simulator.plan.build import DEFAULT_POLICIES, PlanInput, build
+from simulator.plan.candidates import candidates
+from simulator.plan.catalog import CatalogError, default_catalog, load_catalog
+from simulator.plan.growth import GrowthError, growth
+from simulator.plan.report import write
+from simulator.profile_args import profile_from_args
+from simulator.profiles import ProfileError
+from simulator.result import SloTarget
+from simulator.sweeps.pool import EXECUTORS, ExecutorError, executor_for
+from simulator.sweeps.table import progress_printer
+from simulator.traces import TraceError
+
+DEFAULT_PROFILE = "servegen-14d"
+DEFAULT_MODEL = "llama2-70b"
+
+
+class PlanUsageError(ValueError):
+    """A flag the plan cannot use: one line naming it."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        raise PlanUsageError(f"{message} (see --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="replicast plan", description=(__doc__ or "").splitlines()[0])
+    p.add_argument(
+        "--profile", default=DEFAULT_PROFILE, help="the load (any profile the simulator reads)"
+    )
+    p.add_argument("--days", type=float, default=None, help="plan on the profile's first N days")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="a model of the catalog (llama2-70b)")
+    p.add_argument(
+        "--catalog", type=Path, default=None, help="a SKU catalog YAML (default: the example)"
+    )
+    p.add_argument(
+        "--perf", type=Path, default=None, help="a performance table in the splitwise format"
+    )
+    p.add_argument("--slo-wait", type=float, default=None, help="wait threshold, s (default 1)")
+    p.add_argument("--slo-latency", type=float, default=None, help="end-to-end threshold, s")
+    p.add_argument("--slo-share", type=float, default=0.99, help="share of requests (0.99)")
+    p.add_argument("--growth", default=None, help="e.g. 30%%/quarter")
+    p.add_argument("--horizon", default=None, help="e.g. 4q, 12m (default 4 growth periods)")
+    p.add_argument("--quota-gpus", type=int, default=None, help="a regional GPU quota to check")
+    p.add_argument("--policies", default=",".join(DEFAULT_POLICIES), help="comma-separated")
+    p.add_argument("--slots", type=int, default=16, help="requests a replica serves at once (16)")
+    p.add_argument("--out", type=Path, default=Path("replicast-plan"), help="output folder")
+    p.add_argument("--workers", type=int, default=None, help="simulation workers (one per core)")
+    p.add_argument("--executor", default="process", help=EXECUTORS)
+    p.add_argument("--seed", type=int, default=1)
+    return p
+
+
+def _slo(args: argparse.Namespace) -> SloTarget:
+    if args.slo_wait is not None and args.slo_latency is not None:
+        raise PlanUsageError("give --slo-wait or --slo-latency, not both")
+    if not 0 < args.slo_share <= 1:
+        raise PlanUsageError(f"--slo-share {args.slo_share:g}: must be in (0, 1], e.g. 0.99")
+    for flag, value in (("--slo-wait", args.slo_wait), ("--slo-latency", args.slo_latency)):
+        if value is not None and not 0 < value <= 86_400:
+            raise PlanUsageError(f"{flag} {value:g}: must be > 0 seconds, e.g. 1")
+    if args.slo_latency is not None:
+        return SloTarget(args.slo_latency, "latency", args.slo_share)
+    return SloTarget(1.0 if args.slo_wait is None else args.slo_wait, "wait", args.slo_share)
+
+
+def _inputs(args: argparse.Namespace) -> PlanInput:
+    catalog = load_catalog(args.catalog) if args.catalog is not None else default_catalog()
+    cands = candidates(catalog, args.model, perf_table=args.perf, slots_per_replica=args.slots)
+    slo = _slo(args)
+    grown = growth(args.growth, args.horizon)
+    if args.days is not None and not 0 < args.days <= 366:
+        raise PlanUsageError(f"--days {args.days:g}: must be > 0 and at most 366")
+    if args.quota_gpus is not None and args.quota_gpus < 1:
+        raise PlanUsageError(f"--quota-gpus {args.quota_gpus}: must be >= 1")
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    unknown = [p for p in policies if p not in DEFAULT_POLICIES]
+    if unknown or not policies:
+        raise PlanUsageError(
+            f"--policies {args.policies}: choose from {', '.join(DEFAULT_POLICIES)}"
+        )
+    window = f"0:{args.days * 86400:g}" if args.days is not None else None
+    ns = argparse.Namespace(profile=args.profile, slice=window, rate_scale=1.0)
+    profile, notes = profile_from_args(ns, cands[0].replica_model())
+    name = args.profile + (f", first {args.days:g} day(s)" if args.days else "")
+    notes = [*notes, f"catalog: {catalog.region}, prices as of {catalog.as_of} (examples)"]
+    return PlanInput(
+        profile,
+        name,
+        args.model,
+        slo,
+        cands,
+        policies,
+        grown,
+        args.quota_gpus,
+        args.seed,
+        notes=notes,
+    )
+
+
+def cmd_plan(argv: Sequence[str]) -> int:
+    """capacity plan: which GPU SKU, how many to reserve and burst, monthly cost, SLO, config"""
+    console = Console(stderr=True)
+    try:
+        args = _parser().parse_args(argv)
+        plan_in = _inputs(args)
+    except (
+        PlanUsageError,
+        CatalogError,
+        GrowthError,
+        ProfileError,
+        TraceError,
+        ValueError,
+    ) as error:
+        for line in str(error).splitlines() or [type(error).__name__]:
+            print(f"replicast plan: {line}", file=sys.stderr)
+        return 2
+    began = time.perf_counter()
+    on_row, stop = progress_printer()
+    console.print(
+        f"planning {plan_in.profile_name} for {plan_in.model_name} on "
+        f"{len(plan_in.candidates)} SKU x tensor-parallel candidates ..."
+    )
+    try:
+        with executor_for(args.executor, args.workers) as executor:
+            plan = build(plan_in, executor, on_done=lambda d, t, _r: on_row(d, t, {}))
+    except ExecutorError as error:
+        print(f"replicast plan: {error}", file=sys.stderr)
+        return 2
+    finally:
+        stop()
+    paths = write(plan, args.out)
+    _summary(plan, paths, time.perf_counter() - began)
+    return 0 if plan.chosen is not None else 1
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 86400:.1f} days" if seconds >= 86400 else f"{seconds / 3600:.1f} hours"
+
+
+def _summary(plan: Any, paths: dict[str, Path], wall_s: float) -> None:
+    console = Console()
+    c = plan.chosen
+    if c is None:
+        console.print("[bold red]no simulated configuration met the SLO[/]; see the report")
+    else:
+        b = c.best
+        nodes = -(-plan.max_replicas // c.candidate.replicas_per_vm)
+        console.print(f"[bold]recommended[/]: {c.label}  ({plan.input.slo.label})")
+        console.print(
+            f"  SLO attainment {100 * c.summary['slo_attainment']:.2f} %, latency p95 "
+            f"{c.summary['latency_p95_s']:.2f} s, {c.summary['replica_hours']:,.0f} "
+            f"replica-h, {c.gpu_hours:,.0f} GPU-h over {_span(plan.input.profile.duration_s)}"
+        )
+        console.print(
+            f"  reserve {b.reserved} VM(s) ({b.term.replace('_', ' ')}), burst to {nodes} "
+            f"on demand: USD {b.usd_per_month:,.0f} a month (all on demand: "
+            f"USD {c.splits[0].usd_per_month:,.0f})"
+        )
+        held = [f"seed {x['seed']}: {100 * x['slo_attainment']:.2f} %" for x in plan.checks]
+        if held:
+            console.print(f"  on other seeds: {', '.join(held)}")
+        failing = next(
+            (g for g in plan.growth if not g.within_max or g.within_quota is False), None
+        )
+        if plan.growth and len(plan.growth) > 1:
+            console.print(
+                "  growth: "
+                + (
+                    f"stops meeting the SLO at month {failing.months}"
+                    if failing
+                    else "holds over the horizon"
+                )
+            )
+    simulated = len(plan.simulated)
+    console.print(
+        f"{len(plan.screened)} candidates screened, {simulated} simulated, in {wall_s:.0f} s"
+    )
+    for kind, path in paths.items():
+        console.print(f"wrote {path}" + ("  (open in a browser)" if kind == "html" else ""))
