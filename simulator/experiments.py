@@ -16,9 +16,11 @@ SLO) and the environment variable REPLICAST_FAST. Out:
   can run the jobs on a process pool;
 - `summary_table(jobs, results)`: one row a run, with the columns `simulator.sweeps.front` and
   `plot_front` read;
-- `grid(data)` and `thin(cells)`: `simulator.sweeps.parse_grid`, cut when fast;
-- `seeds_figure(table)` and `png(figure)`: a sweep's attainment seed by seed, and a figure as
-  PNG bytes for `IPython.display.Image`.
+- `grid(data)` and `thin(cells)`: `simulator.sweeps.parse_grid`, cut when fast; `pick(table)`:
+  the configuration to choose, the cheapest that meets the SLO on every seed;
+- `compare_figure(results)` (`simulator.plots.compare_figure` with every row's replicas in
+  view), `seeds_figure(table)` (a sweep's attainment seed by seed) and `png(figure)` (PNG
+  bytes for `IPython.display.Image`).
 The notebooks (notebooks/) hold no logic of their own; they call these and the simulator.
 """
 
@@ -280,6 +282,29 @@ def thin(
     return [replace(cell, index=i) for i, cell in enumerate(kept)]
 
 
+def pick(table: Any) -> Any:
+    """The configuration to choose from a sweep's table: the cheapest that meets the SLO on
+    every seed (`meets_slo` of `simulator.sweeps.front`), or, when none does, the one whose
+    worst seed attains most; its front row (a pandas Series) with `spec` (the policy spec, a
+    dict) and `met` (whether it meets the SLO) added. One condition (profile, model, SLO, ...)
+    only: pick within each part of a table that has several."""
+    from simulator.sweeps import front  # noqa: PLC0415 - pandas
+
+    points = front(table)
+    if points.empty:
+        raise ValueError("no run succeeded: nothing to pick from")
+    meets = points[points["meets_slo"]]
+    if len(meets):
+        best = meets.sort_values(["cost", "slo_attainment"], ascending=[True, False]).iloc[0]
+    else:
+        best = points.sort_values(["slo_attainment_min", "cost"], ascending=[False, True]).iloc[0]
+    runs = table[(table["label"] == best["label"]) & (table["block"] == best["block"])]
+    best = best.copy()
+    best["spec"] = json.loads(runs["spec"].iloc[0])
+    best["met"] = bool(best["meets_slo"])
+    return best
+
+
 # --- figures ---------------------------------------------------------------------------------
 
 
@@ -304,7 +329,7 @@ def seeds_figure(table: Any, title: str = "") -> Any:
     ax.axvline(100 * share, color="C3", ls="--", lw=1, label=f"SLO {100 * share:g} %")
     unit = "USD" if cost == "cost_usd" else "replica-h"
     ax.set_yticks(
-        range(len(order)), [f"{name}  ({order[name]:.3g} {unit})" for name in order.index]
+        range(len(order)), [f"{name}  ({_amount(order[name])} {unit})" for name in order.index]
     )
     ax.tick_params(axis="y", labelsize=8)
     ax.set_xlabel("SLO attainment (% of requests within the target), each seed")
@@ -312,6 +337,40 @@ def seeds_figure(table: Any, title: str = "") -> Any:
     ax.legend(fontsize=8, loc="lower left")
     ax.set_title(title or "SLO attainment seed by seed (mean cost per configuration)", fontsize=10)
     return fig
+
+
+def compare_figure(
+    results: Sequence[Result], *, title: str = "", slo: Slo | None = None,
+    window: tuple[float, float] | None = None,
+) -> Any:  # fmt: skip
+    """`simulator.plots.compare_figure`, its replicas axis (shared by every row) fit to the
+    row that asks for the most, and its title above the top panel rather than on it.
+
+    `plots.compare_figure` sets each row's limits on the shared axis, so the last row's win and
+    a row that asks for more is cut off at the top; this refits them the way each row does
+    (the cap included when within 1.5 x the most asked for) until plots.py does it itself."""
+    from simulator import plots  # noqa: PLC0415 - matplotlib, only when drawing
+
+    fig = plots.compare_figure(results, title=title, slo=slo, window=window)
+    tops = []
+    for result in results:
+        t_s, desired = result.timeline.t_s, result.timeline.column("replicas")
+        if window is not None:
+            desired = desired[(t_s > window[0]) & (t_s <= window[1])]
+        top = max(float(np.nanmax(desired)) if desired.size else 0.0, 1.0)
+        cap = result.summary.replica_cap
+        tops.append(max(top, cap) if cap and cap <= 1.5 * top else top)
+    replicas = [ax for ax in fig.axes if ax.get_ylabel() == "replicas"]
+    if replicas:
+        replicas[0].set_ylim(0, max(tops) * 1.25 + 0.5)  # one call: the axis is shared
+    if title:
+        fig.suptitle(title, fontsize=10, y=1.0, va="bottom")
+    return fig
+
+
+def _amount(value: float) -> str:
+    """`12,480` or `2.6`: whole numbers once they are large."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def png(figure: Any, dpi: int = 90) -> bytes:

@@ -193,3 +193,51 @@ def test_figures_become_png_bytes() -> None:
     figure = experiments.seeds_figure(table)
     assert figure.axes[0].get_xlabel().startswith("SLO attainment (%")
     assert experiments.png(figure).startswith(b"\x89PNG")
+
+
+def test_compare_shows_every_row_whole_when_the_last_row_asks_for_least() -> None:
+    fixed = {"policy": "schedule", "default": {"min_replicas": 2, "max_replicas": 2}}
+    jobs = experiments.jobs("constant:20:900", "gpu-llm", ["hpa", {**fixed, "max_replicas": 2}])
+    results = [experiments.run_job(j) for j in jobs]
+    most = max(results[0].timeline.column("replicas"))
+    assert most > 2 * 1.25 + 0.5  # the last row alone would cut the first off
+    figure = experiments.compare_figure(results, title="two rows", slo=experiments.DEFAULT_SLO)
+    rows = [ax for ax in figure.axes if ax.get_ylabel() == "replicas"]
+    assert len(rows) == 2
+    assert all(ax.get_ylim()[1] >= most for ax in rows)
+    experiments.png(figure)
+
+
+def sweep_table(rows: list[tuple[str, int, float, float]]) -> object:
+    """A sweep's table from (label, seed, attainment, replica-hours) rows, one condition."""
+    import pandas as pd  # noqa: PLC0415
+
+    return pd.DataFrame(
+        [
+            {"profile": "p", "model": "m", "slo": "wait <= 1 s for 99.0%", "label": label,
+             "block": 0, "seed": seed, "slo_share": 0.99, "slo_attainment": attained,
+             "replica_hours": hours, "cost_usd": None, "error": "",
+             "spec": f'{{"policy": "ray", "target_per_replica": {label[-1]}}}'}
+            for label, seed, attained, hours in rows
+        ]
+    )  # fmt: skip
+
+
+def test_pick_takes_the_cheapest_that_meets_the_slo_on_every_seed() -> None:
+    table = sweep_table([
+        ("ray t=4", 1, 0.999, 30.0), ("ray t=4", 2, 0.998, 31.0),  # meets, dear
+        ("ray t=6", 1, 0.993, 20.0), ("ray t=6", 2, 0.991, 21.0),  # meets, cheapest that does
+        ("ray t=7", 1, 0.995, 18.0), ("ray t=7", 2, 0.985, 18.5),  # mean 99 %, one seed misses
+    ])  # fmt: skip
+    best = experiments.pick(table)
+    assert (best["label"], best["met"]) == ("ray t=6", True)
+    assert best["spec"] == {"policy": "ray", "target_per_replica": 6}
+
+
+def test_when_none_meets_the_slo_pick_takes_the_best_worst_seed() -> None:
+    table = sweep_table([
+        ("ray t=4", 1, 0.98, 30.0), ("ray t=4", 2, 0.97, 31.0),
+        ("ray t=6", 1, 0.99, 20.0), ("ray t=6", 2, 0.95, 21.0),
+    ])  # fmt: skip
+    best = experiments.pick(table)
+    assert (best["label"], best["met"]) == ("ray t=4", False)
