@@ -145,7 +145,7 @@ class Cell:
     @property
     def label(self) -> str:
         """`hpa target_per_replica=6` (the policy and the values swept in its block)."""
-        parts = [f"{k}={_short(self.spec[k])}" for k in self.swept if k in self.spec]
+        parts = [f"{k}={_short(_at(self.spec, k))}" for k in self.swept if _has(self.spec, k)]
         return " ".join([self.policy, *parts])
 
     @property
@@ -172,6 +172,22 @@ class Cell:
             "slice": self.slice,
             "spec": self.spec,
         }
+
+
+def _has(spec: Mapping[str, Any], path: str) -> bool:
+    try:
+        _at(spec, path)
+    except (KeyError, TypeError):
+        return False
+    return True
+
+
+def _at(spec: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path (`behavior.scaleDown.stabilizationWindowSeconds`)."""
+    value: Any = spec
+    for part in path.split("."):
+        value = value[part]
+    return value
 
 
 def _identity(value: Any) -> Any:

@@ -64,6 +64,10 @@ def test_a_list_anywhere_in_a_spec_is_an_axis_but_a_policys_own_lists_are_not() 
     assert len(expanded) == 4
     assert all(isinstance(e["metrics"], list) for e in expanded)
     assert {e["behavior"]["scaleDown"]["stabilizationWindowSeconds"] for e in expanded} == {60, 300}
+    grid = {"profile": "azure-conv", "policies": [{**spec, "max_replicas": 9}]}
+    labels = {c.label for c in sweeps.parse_grid(grid)[1]}
+    assert len(labels) == 4, labels  # each configuration its own label: front() groups by it
+    assert "hpa behavior.scaleDown.stabilizationWindowSeconds=60 tolerance=0.1" in labels
 
 
 def test_a_small_grid_gives_the_same_table_on_a_process_pool_and_on_dask(tmp_path: Path) -> None:
