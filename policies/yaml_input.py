@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from policies.problems import Loc, Position, Positions
+from policies.problems import Loc, Position, Positions, Problem, locate
 from policies.text import one_line
 
 MAX_BYTES = 4 * 1024 * 1024
@@ -218,3 +218,26 @@ def positions(node: yaml.Node | None) -> tuple[Positions, list[tuple[Loc, str]]]
 
 def _mark(node: yaml.Node) -> Position:
     return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class DocumentError(ValueError):
+    """A document that is not YAML or repeats a key: `problems`, one line each."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def load_located(text: str, source: str) -> tuple[Any, Positions]:
+    """One document's value and where each key and value is, or DocumentError naming `source`
+    with the line and column of a syntax error, a limit or every duplicate key."""
+    try:
+        data, node = load(text)
+    except YamlInputError as error:
+        raise DocumentError(
+            [Problem(source, "", error.message, error.line, error.column)]
+        ) from None
+    found, duplicates = positions(node)
+    if duplicates:
+        raise DocumentError([locate(source, found, loc, why, True) for loc, why in duplicates])
+    return data, found

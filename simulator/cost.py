@@ -88,6 +88,18 @@ def cost_usd(
 # --------------------------------------------------------------------------- loading
 
 
+def iso_date(value: Any) -> Any:
+    """A YAML date (or its text) as a date; the shared `as_of` validator of price files."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"must be a date, YYYY-MM-DD (got {value!r})") from None
+
+
 class _Row(StrictModel):
     sku: str = Field(min_length=1)
     platform: str = Field(min_length=1)
@@ -102,15 +114,7 @@ class _Row(StrictModel):
     usd_per_memory_gb_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     usd_per_gpu_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
-    @field_validator("as_of", mode="before")
-    @classmethod
-    def _iso_date(cls, value: Any) -> Any:
-        if isinstance(value, dt.date):
-            return value
-        try:
-            return dt.date.fromisoformat(str(value))
-        except ValueError:
-            raise ValueError(f"must be a date, YYYY-MM-DD (got {value!r})") from None
+    _as_of = field_validator("as_of", mode="before")(iso_date)
 
     @model_validator(mode="after")
     def _one_price_form(self) -> _Row:

@@ -18,9 +18,9 @@ SLO) and the environment variable REPLICAST_FAST. Out:
   `plot_front` read;
 - `grid(data)` and `thin(cells)`: `simulator.sweeps.parse_grid`, cut when fast; `pick(table)`:
   the configuration to choose, the cheapest that meets the SLO on every seed;
-- `compare_figure(results)` (`simulator.plots.compare_figure` with every row's replicas in
-  view), `seeds_figure(table)` (a sweep's attainment seed by seed) and `png(figure)` (PNG
-  bytes for `IPython.display.Image`).
+- `compare_figure(results)` (`simulator.plots.compare_figure`, the title above the panels),
+  `seeds_figure(table)` (a sweep's attainment seed by seed) and `png(figure)` (PNG bytes for
+  `IPython.display.Image`).
 The notebooks (notebooks/) hold no logic of their own; they call these and the simulator.
 """
 
@@ -343,26 +343,10 @@ def compare_figure(
     results: Sequence[Result], *, title: str = "", slo: Slo | None = None,
     window: tuple[float, float] | None = None,
 ) -> Any:  # fmt: skip
-    """`simulator.plots.compare_figure`, its replicas axis (shared by every row) fit to the
-    row that asks for the most, and its title above the top panel rather than on it.
-
-    `plots.compare_figure` sets each row's limits on the shared axis, so the last row's win and
-    a row that asks for more is cut off at the top; this refits them the way each row does
-    (the cap included when within 1.5 x the most asked for) until plots.py does it itself."""
+    """`simulator.plots.compare_figure` with its title above the top panel rather than on it."""
     from simulator import plots  # noqa: PLC0415 - matplotlib, only when drawing
 
     fig = plots.compare_figure(results, title=title, slo=slo, window=window)
-    tops = []
-    for result in results:
-        t_s, desired = result.timeline.t_s, result.timeline.column("replicas")
-        if window is not None:
-            desired = desired[(t_s > window[0]) & (t_s <= window[1])]
-        top = max(float(np.nanmax(desired)) if desired.size else 0.0, 1.0)
-        cap = result.summary.replica_cap
-        tops.append(max(top, cap) if cap and cap <= 1.5 * top else top)
-    replicas = [ax for ax in fig.axes if ax.get_ylabel() == "replicas"]
-    if replicas:
-        replicas[0].set_ylim(0, max(tops) * 1.25 + 0.5)  # one call: the axis is shared
     if title:
         fig.suptitle(title, fontsize=10, y=1.0, va="bottom")
     return fig

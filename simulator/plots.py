@@ -156,7 +156,8 @@ def _draw_metric(ax: Axes, view: _View, target: SloTarget, interval_s: float) ->
     ax.legend(loc="upper right", fontsize=7)
 
 
-def _draw_replicas(ax: Axes, view: _View, *, ready: bool = True) -> None:
+def _draw_replicas(ax: Axes, view: _View, *, ready: bool = True) -> float:
+    """Draw the replicas; the top of the axis they need (a shared axis takes the largest)."""
     s = view.result.summary
     desired = view.column("replicas")
     _line(ax, view, desired, label="desired", step=True, lw=1.0, color="tab:blue")
@@ -177,6 +178,7 @@ def _draw_replicas(ax: Axes, view: _View, *, ready: bool = True) -> None:
     ax.set_ylim(0, top * 1.25 + 0.5)
     ax.set_ylabel("replicas")
     ax.legend(loc="upper right", fontsize=7)
+    return top * 1.25 + 0.5
 
 
 def outcome(s: Summary) -> str:
@@ -244,6 +246,7 @@ def compare_figure(
     load.legend(loc="upper right", fontsize=7)
     load.set_xlabel(f"{first.unit} from the start", fontsize=8)
     below: list[list[Axes]] = []
+    tops: list[float] = []
     for i, r in enumerate(results):
         view = _view(r, window)
         row: list[Axes] = []
@@ -251,11 +254,13 @@ def compare_figure(
             share = below[0][j] if below else None
             ax = fig.add_subplot(grid[i + 1, j], sharex=share if share else load, sharey=share)
             row.append(ax)
-        _draw_replicas(row[0], view, ready=False)
+        tops.append(_draw_replicas(row[0], view, ready=False))
         for ax, target in zip(row[1:], targets, strict=True):
             _draw_metric(ax, view, target, _interval_s(r))
         row[0].set_title(f"{r.summary.policy}: {outcome(r.summary)}", loc="left", fontsize=8)
         below.append(row)
+    if below:  # the replicas axis is shared: fit it to the row that asks for the most
+        below[0][0].set_ylim(0, max(tops))
     for ax in below[-1]:
         ax.set_xlabel(f"{first.unit} from the start")
     fig.suptitle(title, fontsize=9)

@@ -32,6 +32,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator
 from policies import yaml_input
 from policies.problems import Loc, Positions, Problem, locate, problems
 from policies.spec import MAX_WINDOW_S, StrictModel
+from simulator.cost import iso_date
 from simulator.service import TokenPerf
 from simulator.startup import LognormalPart
 
@@ -170,17 +171,6 @@ class ModelInfo(StrictModel):
     note: Text = ""
 
 
-def _iso_date(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise ValueError(f"must be a date, YYYY-MM-DD (got {value!r})") from None
-
-
 class Catalog(StrictModel):
     """The catalog file: when and where its prices were taken, the SKUs, the models."""
 
@@ -193,7 +183,7 @@ class Catalog(StrictModel):
     _source: str = PrivateAttr(default="")
     _positions: Positions | None = PrivateAttr(default=None)
 
-    _as_of = field_validator("as_of", mode="before")(_iso_date)
+    _as_of = field_validator("as_of", mode="before")(iso_date)
 
     @property
     def source(self) -> str:
@@ -282,12 +272,9 @@ def parse_catalog(
 ) -> Catalog:
     """`load_catalog` on text already read; `source` names it in every problem."""
     try:
-        data, node = yaml_input.load(text)
-    except yaml_input.YamlInputError as error:
-        raise CatalogError([Problem(source, "", error.message, error.line, error.column)]) from None
-    positions, duplicates = yaml_input.positions(node)
-    if duplicates:
-        raise CatalogError([locate(source, positions, loc, m, True) for loc, m in duplicates])
+        data, positions = yaml_input.load_located(text, source)
+    except yaml_input.DocumentError as error:
+        raise CatalogError(list(error.problems)) from None
     if not isinstance(data, Mapping):
         kind = "an empty file" if data is None else f"a {type(data).__name__}"
         message = f"expected a mapping with as_of, region, skus and models (got {kind})"

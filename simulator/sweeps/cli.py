@@ -68,12 +68,9 @@ def read_grid(path: Path, slice_: str | None = None) -> tuple[Any, list[Cell]]:
         reason = getattr(error, "strerror", None) or str(error)
         raise GridError([Problem(source, "", f"cannot read the file: {reason}")]) from None
     try:
-        data, node = yaml_input.load(text)
-    except yaml_input.YamlInputError as error:
-        raise GridError([Problem(source, "", error.message, error.line, error.column)]) from None
-    positions, duplicates = yaml_input.positions(node)
-    if duplicates:
-        raise GridError([locate(source, positions, loc, m, True) for loc, m in duplicates])
+        data, positions = yaml_input.load_located(text, source)
+    except yaml_input.DocumentError as error:
+        raise GridError(list(error.problems)) from None
     data = _beside(data, path.parent)
     if slice_ is not None and isinstance(data, dict):
         data["slice"] = slice_
