@@ -201,7 +201,7 @@ def _print_front(table: pd.DataFrame) -> None:
             grid.add_column(name, justify="left" if name == "configuration" else "right")
         for _, row in part[part["on_front"]].sort_values("cost").iterrows():
             grid.add_row(
-                str(row["label"]), str(row["seeds"]), f"{row['cost']:.2f}",
+                str(row["label"]), str(row["seeds"]), f"{row['cost']:,.2f}",
                 f"{100 * row['slo_attainment']:.2f} %", f"{100 * row['slo_attainment_min']:.2f} %",
                 "yes" if row["meets_slo"] else "no",
             )  # fmt: skip
