@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 CONDITION = ["profile", "model", "slo", "startup_s", "interval_s", "rate_scale"]
 CHOICE = ["label", "block"]
@@ -106,6 +107,8 @@ def plot_front(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
         )
         ax.set_title(_condition_title(values), fontsize=9)
         ax.set_xlabel(f"cost ({unit}, mean over seeds)")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:,.6g}"))
         ax.set_ylabel("SLO attainment (% of requests)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
