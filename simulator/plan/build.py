@@ -9,9 +9,10 @@ the policies, growth, an optional GPU quota, an executor). Steps:
    needed count) is screened the same way: feasible when the windows where it holds at least the
    needed count carry the SLO's share of requests.
 2. **Simulate** the finalists through the sweeps' pool (any executor): the three cheapest
-   feasible configurations of every SKU whose lower bound is within `prune` of the best SKU's
-   (the others cannot win by the screen's own bound; listed with it), on the whole profile with
-   cold starts (node provisioning + model load: new nodes for every scale-up).
+   feasible configurations of every SKU (one a policy, each family's cheapest among them)
+   whose lower bound is within `prune` of the best SKU's (the others cannot win by the
+   screen's own bound; listed with it), on the whole profile with cold starts (node
+   provisioning + model load: new nodes for every scale-up).
 3. **Choose**: the cheapest simulated configuration that meets the SLO, at its best reserved /
    burst split (simulator.plan.split); replayed on other seeds to check it.
 4. **Grow**: each step of the growth horizon by the queueing model: the replicas and VMs the
@@ -233,10 +234,31 @@ def finalists(
         if s.lower_usd_month > best * (1.0 + prune):
             continue
         ok = sorted((c for c in s.configs if c[2]), key=lambda c: c[1])
-        chosen = ok[:FINALISTS_PER_SKU] or sorted(s.configs, key=lambda c: c[1])[:1]
+        chosen = _spread(ok) or sorted(s.configs, key=lambda c: c[1])[:1]
         s.simulated = True
         out += [(s, spec, cost) for spec, cost, _ in chosen]
     return out
+
+
+def _spread(
+    ok: list[tuple[dict[str, Any], float, bool]],
+) -> list[tuple[dict[str, Any], float, bool]]:
+    """The FINALISTS_PER_SKU cheapest feasible configurations, at most one a policy, the
+    cheapest of each family first (queueing-based, target-based): the queueing policies tie
+    the lower bound in the screen, so without this the target-based ones would never run."""
+    order = {name: i for i, name in enumerate(DEFAULT_POLICIES[::-1])}  # ties: planner first
+    ok = sorted(ok, key=lambda c: (c[1], order.get(c[0]["policy"], 99)))
+    out: list[tuple[dict[str, Any], float, bool]] = []
+    for family in (QUEUEING_POLICIES, TARGET_POLICIES):
+        first = next((c for c in ok if c[0]["policy"] in family), None)
+        if first is not None:
+            out.append(first)
+    for c in ok:
+        if len(out) >= FINALISTS_PER_SKU:
+            break
+        if all(c[0]["policy"] != o[0]["policy"] for o in out):
+            out.append(c)
+    return sorted(out[:FINALISTS_PER_SKU], key=lambda c: c[1])
 
 
 # --- 2. simulation ---------------------------------------------------------------------------
