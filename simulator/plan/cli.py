@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
+from simulator.cli.args import UsageError, _Parser
 from simulator.plan.build import DEFAULT_POLICIES, PlanInput, build
 from simulator.plan.candidates import candidates
 from simulator.plan.catalog import CatalogError, default_catalog, load_catalog
@@ -30,15 +31,6 @@ from simulator.traces import TraceError
 
 DEFAULT_PROFILE = "servegen-14d"
 DEFAULT_MODEL = "llama2-70b"
-
-
-class PlanUsageError(ValueError):
-    """A flag the plan cannot use: one line naming it."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        raise PlanUsageError(f"{message} (see --help)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,12 +63,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _slo(args: argparse.Namespace) -> SloTarget:
     if args.slo_wait is not None and args.slo_latency is not None:
-        raise PlanUsageError("give --slo-wait or --slo-latency, not both")
+        raise UsageError("give --slo-wait or --slo-latency, not both")
     if not 0 < args.slo_share <= 1:
-        raise PlanUsageError(f"--slo-share {args.slo_share:g}: must be in (0, 1], e.g. 0.99")
+        raise UsageError(f"--slo-share {args.slo_share:g}: must be in (0, 1], e.g. 0.99")
     for flag, value in (("--slo-wait", args.slo_wait), ("--slo-latency", args.slo_latency)):
         if value is not None and not 0 < value <= 86_400:
-            raise PlanUsageError(f"{flag} {value:g}: must be > 0 seconds, e.g. 1")
+            raise UsageError(f"{flag} {value:g}: must be > 0 seconds, e.g. 1")
     if args.slo_latency is not None:
         return SloTarget(args.slo_latency, "latency", args.slo_share)
     return SloTarget(1.0 if args.slo_wait is None else args.slo_wait, "wait", args.slo_share)
@@ -88,15 +80,13 @@ def _inputs(args: argparse.Namespace) -> PlanInput:
     slo = _slo(args)
     grown = growth(args.growth, args.horizon)
     if args.days is not None and not 0 < args.days <= 366:
-        raise PlanUsageError(f"--days {args.days:g}: must be > 0 and at most 366")
+        raise UsageError(f"--days {args.days:g}: must be > 0 and at most 366")
     if args.quota_gpus is not None and args.quota_gpus < 1:
-        raise PlanUsageError(f"--quota-gpus {args.quota_gpus}: must be >= 1")
+        raise UsageError(f"--quota-gpus {args.quota_gpus}: must be >= 1")
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     unknown = [p for p in policies if p not in DEFAULT_POLICIES]
     if unknown or not policies:
-        raise PlanUsageError(
-            f"--policies {args.policies}: choose from {', '.join(DEFAULT_POLICIES)}"
-        )
+        raise UsageError(f"--policies {args.policies}: choose from {', '.join(DEFAULT_POLICIES)}")
     window = f"0:{args.days * 86400:g}" if args.days is not None else None
     ns = argparse.Namespace(profile=args.profile, slice=window, rate_scale=1.0)
     profile, notes = profile_from_args(ns, cands[0].replica_model())
@@ -123,7 +113,7 @@ def cmd_plan(argv: Sequence[str]) -> int:
         args = _parser().parse_args(argv)
         plan_in = _inputs(args)
     except (
-        PlanUsageError,
+        UsageError,
         CatalogError,
         GrowthError,
         ProfileError,

@@ -23,6 +23,7 @@ from policies.queueing import smallest_servers
 from simulator.model import ReplicaModel
 from simulator.profiles import Profile
 from simulator.result import SloTarget
+from simulator.sizing import window_rates_rps
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -59,11 +60,8 @@ def service_stats(
 
 def window_rates(profile: Profile, window_s: float = WINDOW_S) -> tuple[FloatArray, FloatArray]:
     """(window starts, expected mean rate in each) over the whole profile."""
-    width = min(window_s, profile.duration_s)
-    starts = np.arange(0.0, profile.duration_s, width)
-    ends = np.minimum(starts + width, profile.duration_s)
-    counts = [profile.expected_requests(a, b) for a, b in zip(starts, ends, strict=True)]
-    return starts, np.asarray(counts, dtype=np.float64) / (ends - starts)
+    starts = np.arange(0.0, profile.duration_s, min(window_s, profile.duration_s))
+    return starts, window_rates_rps(profile, window_s)
 
 
 def arrival_scv(profile: Profile, starts: FloatArray) -> FloatArray:

@@ -97,13 +97,6 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     return row
 
 
-@functools.lru_cache(maxsize=8)
-def _profile(name: str, slice_: str | None, rate_scale: float, model_key: str) -> Any:
-    args = argparse.Namespace(profile=name, slice=slice_, rate_scale=rate_scale)
-    profile, _ = profile_from_args(args, _model_of(model_key))
-    return profile
-
-
 @functools.lru_cache(maxsize=32)
 def _model_of(model_key: str) -> Any:
     """A preset name, a model file, or a model spec mapping (as JSON text, to be cached)."""
@@ -126,15 +119,16 @@ def model_for(cell: Cell) -> Any:
 
 
 def profile_for(cell: Cell, model: ReplicaModel) -> Profile:
-    """The cell's profile: read by name (cached per process), or the object given, sliced and
-    scaled as the cell says."""
+    """The cell's profile: read by name (once per process for each slice, scale and whether
+    the model needs token counts), or the object given, sliced and scaled as the cell says."""
     if isinstance(cell.profile, str):
-        key = json.dumps(
-            cell.model if not isinstance(cell.model, ReplicaModel) else "", sort_keys=True
-        )
-        if isinstance(cell.model, ReplicaModel):  # tokens as the model needs them
-            return _profile_with(cell.profile, cell.slice, cell.rate_scale, model)
-        return _profile(cell.profile, cell.slice, cell.rate_scale, key)
+        key = (cell.profile, cell.slice, cell.rate_scale, model.needs_tokens)
+        if key not in _PROFILES:
+            if len(_PROFILES) >= 8:
+                _PROFILES.pop(next(iter(_PROFILES)))
+            args = argparse.Namespace(profile=key[0], slice=key[1], rate_scale=key[2])
+            _PROFILES[key] = profile_from_args(args, model)[0]
+        return _PROFILES[key]
     profile = cell.profile
     if cell.slice:
         start, _, end = cell.slice.partition(":")
@@ -142,9 +136,8 @@ def profile_for(cell: Cell, model: ReplicaModel) -> Profile:
     return profile.rate_scale(cell.rate_scale) if cell.rate_scale != 1.0 else profile
 
 
-def _profile_with(name: str, slice_: str | None, rate_scale: float, model: ReplicaModel) -> Any:
-    args = argparse.Namespace(profile=name, slice=slice_, rate_scale=rate_scale)
-    return profile_from_args(args, model)[0]
+# profiles read by name in this process: (name, slice, rate scale, model needs tokens) -> it
+_PROFILES: dict[tuple[str, str | None, float, bool], Profile] = {}
 
 
 def simulate_cell(cell: Cell) -> Summary:

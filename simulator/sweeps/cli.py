@@ -22,19 +22,14 @@ from rich.table import Table
 
 from policies import yaml_input
 from policies.problems import Problem, locate
+from simulator.cli.args import _Parser
 from simulator.profiles import ProfileError
-from simulator.sweeps.cell import _profile, model_for
+from simulator.sweeps.cell import model_for, profile_for
 from simulator.sweeps.grid import Cell, GridError, parse_grid
 from simulator.sweeps.pareto import front, plot_front
 from simulator.sweeps.pool import EXECUTORS, ExecutorError, default_workers, executor_for
 from simulator.sweeps.table import progress_printer, sweep
 from simulator.traces import TraceError
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        print(f"replicast sweep: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(2)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,17 +99,17 @@ def _check_profiles(cells: Sequence[Cell], source: str, positions: Any) -> None:
     found: list[Problem] = []
     seen: set[tuple[str, str]] = set()
     for cell in cells:
-        model_key = json.dumps(cell.model, sort_keys=True)
-        if (cell.profile, model_key) in seen:
+        key = (str(cell.profile), json.dumps(cell.model, sort_keys=True, default=str))
+        if key in seen:
             continue
-        seen.add((cell.profile, model_key))
+        seen.add(key)
         try:
-            model_for(cell)
+            model = model_for(cell)
         except ValueError as error:
             found.append(locate(source, positions, ("model",), _plain(error)))
             continue
         try:
-            _profile(cell.profile, cell.slice, cell.rate_scale, model_key)
+            profile_for(cell, model)
         except (ProfileError, TraceError, ValueError) as error:
             found.append(locate(source, positions, ("profile",), _plain(error)))
     if found:
