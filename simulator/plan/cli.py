@@ -39,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
         "--profile", default=DEFAULT_PROFILE, help="the load (any profile the simulator reads)"
     )
     p.add_argument("--days", type=float, default=None, help="plan on the profile's first N days")
+    p.add_argument(
+        "--holdout-days",
+        type=float,
+        default=None,
+        help="keep the last N days out of the plan and check the recommendation on them",
+    )
+    p.add_argument("--rate-scale", type=float, default=1.0, help="scale the load (what-ifs)")
     p.add_argument("--model", default=DEFAULT_MODEL, help="a model of the catalog (llama2-70b)")
     p.add_argument(
         "--catalog", type=Path, default=None, help="a SKU catalog YAML (default: the example)"
@@ -87,10 +94,27 @@ def _inputs(args: argparse.Namespace) -> PlanInput:
     unknown = [p for p in policies if p not in DEFAULT_POLICIES]
     if unknown or not policies:
         raise UsageError(f"--policies {args.policies}: choose from {', '.join(DEFAULT_POLICIES)}")
+    if not 0 < args.rate_scale <= 1000:
+        raise UsageError(f"--rate-scale {args.rate_scale:g}: must be > 0, e.g. 0.5")
     window = f"0:{args.days * 86400:g}" if args.days is not None else None
-    ns = argparse.Namespace(profile=args.profile, slice=window, rate_scale=1.0)
+    ns = argparse.Namespace(profile=args.profile, slice=window, rate_scale=args.rate_scale)
     profile, notes = profile_from_args(ns, cands[0].replica_model())
     name = args.profile + (f", first {args.days:g} day(s)" if args.days else "")
+    if args.rate_scale != 1.0:
+        name += f", load x{args.rate_scale:g}"
+    holdout, holdout_name = None, ""
+    if args.holdout_days is not None:
+        keep = args.holdout_days * 86400.0
+        if not 0 < keep < profile.duration_s:
+            raise UsageError(
+                f"--holdout-days {args.holdout_days:g}: must be > 0 and shorter than the "
+                f"profile ({profile.duration_s / 86400:.2f} days)"
+            )
+        end = profile.duration_s - keep
+        holdout = profile.slice(end, profile.duration_s)
+        holdout_name = f"days {end / 86400:g}-{profile.duration_s / 86400:g}"
+        profile = profile.slice(0, end)
+        name += f", first {end / 86400:g} day(s) (the last {args.holdout_days:g} held out)"
     notes = [*notes, f"catalog: {catalog.region}, prices as of {catalog.as_of} (examples)"]
     return PlanInput(
         profile,
@@ -103,7 +127,29 @@ def _inputs(args: argparse.Namespace) -> PlanInput:
         args.quota_gpus,
         args.seed,
         notes=notes,
+        holdout=holdout,
+        holdout_name=holdout_name,
     )
+
+
+def plan_input(**options: Any) -> PlanInput:
+    """The plan's input from the command's options by name, each checked as `replicast plan`
+    checks it: profile, days, holdout_days, rate_scale, model, catalog, perf, slo_wait,
+    slo_latency, slo_share, growth, horizon, quota_gpus, policies (a list or "a,b"), slots, seed.
+    E.g. `plan_input(growth="30%/quarter", horizon="4q", quota_gpus=2000)`."""
+    args = _parser().parse_args([])
+    allowed = sorted(set(vars(args)) - {"out", "workers", "executor"})
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise UsageError(f"plan_input: unknown option {unknown[0]}; allowed: {', '.join(allowed)}")
+    for key, value in options.items():
+        setattr(args, key, value)
+    if isinstance(args.policies, (list, tuple)):
+        args.policies = ",".join(args.policies)
+    for key in ("catalog", "perf"):
+        if getattr(args, key) is not None:
+            setattr(args, key, Path(getattr(args, key)))
+    return _inputs(args)
 
 
 def cmd_plan(argv: Sequence[str]) -> int:
@@ -124,22 +170,34 @@ def cmd_plan(argv: Sequence[str]) -> int:
             print(f"replicast plan: {line}", file=sys.stderr)
         return 2
     began = time.perf_counter()
-    on_row, stop = progress_printer()
+    stages = _Stages()
     console.print(
         f"planning {plan_in.profile_name} for {plan_in.model_name} on "
         f"{len(plan_in.candidates)} SKU x tensor-parallel candidates ..."
     )
     try:
         with executor_for(args.executor, args.workers) as executor:
-            plan = build(plan_in, executor, on_done=lambda d, t, _r: on_row(d, t, {}))
+            plan = build(plan_in, executor, stage=stages)
     except ExecutorError as error:
         print(f"replicast plan: {error}", file=sys.stderr)
         return 2
     finally:
-        stop()
+        stages.stop()
     paths = write(plan, args.out)
     _summary(plan, paths, time.perf_counter() - began)
     return 0 if plan.chosen is not None else 1
+
+
+class _Stages:
+    """One progress printer per simulation stage of the plan, each ended as the next starts."""
+
+    def __init__(self) -> None:
+        self.stop: Any = lambda: None
+
+    def __call__(self, name: str) -> Any:
+        self.stop()
+        on_row, self.stop = progress_printer(label=name, unit="runs")
+        return lambda done, total, _result: on_row(done, total, {})
 
 
 def _span(seconds: float) -> str:
@@ -150,7 +208,9 @@ def _summary(plan: Any, paths: dict[str, Path], wall_s: float) -> None:
     console = Console()
     c = plan.chosen
     if c is None:
-        console.print("[bold red]no simulated configuration met the SLO[/]; see the report")
+        console.print(
+            "[bold red]no simulated configuration met the SLO on every replay[/]; see the report"
+        )
     else:
         b = c.best
         nodes = -(-plan.max_replicas // c.candidate.replicas_per_vm)
@@ -165,9 +225,15 @@ def _summary(plan: Any, paths: dict[str, Path], wall_s: float) -> None:
             f"on demand: USD {b.usd_per_month:,.0f} a month (all on demand: "
             f"USD {c.splits[0].usd_per_month:,.0f})"
         )
-        held = [f"seed {x['seed']}: {100 * x['slo_attainment']:.2f} %" for x in plan.checks]
+        held = [
+            f"{x['replay']}, seed {x['seed']}: {100 * x['slo_attainment']:.2f} %"
+            for x in plan.checks
+        ]
         if held:
-            console.print(f"  on other seeds: {', '.join(held)}")
+            console.print(f"  replayed: {'; '.join(held)}")
+        passed_over = [t["label"] for t in plan.tried if not t["held"]]
+        if passed_over:
+            console.print(f"  cheaper but failed a replay: {', '.join(passed_over)}")
         failing = next(
             (g for g in plan.growth if not g.within_max or g.within_quota is False), None
         )

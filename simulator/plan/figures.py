@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from simulator.plan.build import Plan, Simulated
 
@@ -70,11 +71,12 @@ def pareto_figure(plan: Plan) -> Figure:
         xs, ys = zip(*[(c, a) for c, a, _ in front], strict=True)
         ax.plot(xs, ys, "k-", lw=1, zorder=0)
         ax.scatter(xs, ys, s=110, facecolors="none", edgecolors="k", label="Pareto front")
-    if plan.chosen is not None:
-        c = plan.chosen
+    c = plan.chosen
+    mark = None if c is None else _as_finalist(plan, c)
+    if c is not None and mark is not None:
         ax.scatter(
-            c.best.usd_per_month,
-            100 * c.summary["slo_attainment"],
+            mark.best.usd_per_month,
+            100 * mark.summary["slo_attainment"],
             marker="*",
             s=260,
             color="gold",
@@ -92,11 +94,19 @@ def pareto_figure(plan: Plan) -> Figure:
     for sku, color in colors.items():
         ax.scatter([], [], color=color, label=sku)
     ax.set_xlabel("USD per month (best reserved floor + on-demand burst)")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:,.0f}"))
     ax.set_ylabel("SLO attainment (% of requests)")
-    ax.set_title("Every simulated SKU x policy: cost against SLO attainment")
+    where = "" if plan.rank_window == "whole profile" else f", on the {plan.rank_window}"
+    ax.set_title(f"Every simulated SKU x policy: cost against SLO attainment{where}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     return fig
+
+
+def _as_finalist(plan: Plan, chosen: Simulated) -> Simulated | None:
+    """The recommendation's own point among the finalists (the same window, so the same axes)."""
+    same = (s for s in plan.simulated if s.candidate is chosen.candidate and s.spec == chosen.spec)
+    return next(same, None)
 
 
 def _front(points: list[tuple[float, float, Simulated]]) -> list[tuple[float, float, Simulated]]:

@@ -9,13 +9,15 @@ import html
 import io
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from simulator.plan.build import Plan, Simulated
+from simulator.plan.build import Plan, Simulated, mix_attainment
 from simulator.plan.figures import FIGURES
+from simulator.plan.mix import PAYS
 
 ASSUMPTIONS = (
     "Prices are the catalog's examples (its as_of date and region): verify against your agreement.",
@@ -25,10 +27,44 @@ ASSUMPTIONS = (
     "Service times: the performance table's prefill and decode fits, each request's own tokens, "
     "a full batch of slots_per_replica decoding together.",
     "The queueing screen: Erlang-C with the Allen-Cunneen correction per 10-minute window; the "
-    "finalists are simulated request by request with the policy in the loop.",
+    "finalists are simulated request by request with the policy in the loop (a profile longer "
+    "than 9 hours: on its busiest 6 hours, then the cheapest that meet the SLO on the whole "
+    "profile, in turn).",
+    "Each run starts as a running service would: with the most replicas its policy asks for "
+    "over the first 20 minutes (at least the screen's count), not from cold.",
+    "Other seeds (other arrival and cold-start draws) are replayed on the whole profile up to "
+    "36 hours long, else on its busiest day.",
     "Reserved: the floor is the VM count busy at least the break-even share of hours "
     "(reserved / on-demand price); the rest bursts on demand. A month is 730 hours.",
 )
+
+
+def _target(plan: Plan, cand: Any, spec: dict[str, Any], reserved_vms: int) -> dict[str, Any]:
+    name = f"{plan.input.model_name}-{cand.sku.name.lower().replace('_', '-')}"
+    name = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in name)[:63].strip("-")
+    spec = dict(spec)
+    spec.setdefault("min_replicas", max(0, reserved_vms * cand.replicas_per_vm))
+    spec["min_replicas"] = min(int(spec["min_replicas"]), int(spec["max_replicas"]))
+    return {
+        "name": name,
+        "scale_target": {"kind": "Deployment", "namespace": "inference", "name": name},
+        "signals": {"preset": "vllm"},
+        "policy": spec,
+    }
+
+
+def _config(targets: list[dict[str, Any]], head: str) -> str:
+    config = {
+        "apiVersion": "replicast/v1",
+        "prometheus": {"url": "http://prometheus.monitoring:9090"},
+        "targets": targets,
+    }
+    return head + yaml.safe_dump(config, sort_keys=False)
+
+
+def _pool(cand: Any, spec: dict[str, Any], reserved: int) -> str:
+    nodes = math.ceil(int(spec["max_replicas"]) / cand.replicas_per_vm)
+    return f"# AKS node pool {cand.sku.name}: min {reserved} (reserved), max {nodes} nodes\n"
 
 
 def controller_config(plan: Plan) -> str:
@@ -36,30 +72,31 @@ def controller_config(plan: Plan) -> str:
     c = plan.chosen
     if c is None:
         return ""
-    name = f"{plan.input.model_name}-{c.candidate.sku.name.lower().replace('_', '-')}"
-    name = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in name)[:63].strip("-")
-    spec = {k: v for k, v in c.spec.items()}
-    spec.setdefault("min_replicas", max(0, c.best.reserved * c.candidate.replicas_per_vm))
-    spec["min_replicas"] = min(int(spec["min_replicas"]), int(spec["max_replicas"]))
-    config = {
-        "apiVersion": "replicast/v1",
-        "prometheus": {"url": "http://prometheus.monitoring:9090"},
-        "targets": [
-            {
-                "name": name,
-                "scale_target": {"kind": "Deployment", "namespace": "inference", "name": name},
-                "signals": {"preset": "vllm"},
-                "policy": spec,
-            }
-        ],
-    }
     head = (
         f"# replicast plan: {c.label}, {plan.input.slo.label}\n"
-        f"# AKS node pool {c.candidate.sku.name}: min {c.best.reserved} (reserved), max "
-        f"{math.ceil(int(spec['max_replicas']) / c.candidate.replicas_per_vm)} nodes; "
-        "edit the namespace, names and Prometheus URL to yours.\n"
+        + _pool(c.candidate, c.spec, c.best.reserved)
+        + "# edit the namespace, names and Prometheus URL to yours.\n"
     )
-    return head + yaml.safe_dump(config, sort_keys=False)
+    return _config([_target(plan, c.candidate, c.spec, c.best.reserved)], head)
+
+
+def mix_config(plan: Plan) -> str:
+    """A paying mix as one target per SKU's Deployment (YAML text; "" without one)."""
+    if not plan.mix_runs:
+        return ""
+    weights = ", ".join(
+        f"{r.part.screened.candidate.sku.name} {100 * r.part.share:.0f} %" for r in plan.mix_runs
+    )
+    head = (
+        f"# replicast plan, the SKU mix: {plan.input.slo.label}\n"
+        + "".join(_pool(r.part.screened.candidate, r.spec, r.part.reserved) for r in plan.mix_runs)
+        + f"# route the traffic by these weights (e.g. HTTPRoute backendRefs): {weights}\n"
+        + "# edit the namespace, names and Prometheus URL to yours.\n"
+    )
+    targets = [
+        _target(plan, r.part.screened.candidate, r.spec, r.part.reserved) for r in plan.mix_runs
+    ]
+    return _config(targets, head)
 
 
 def _num(x: Any, digits: int = 2) -> str:
@@ -116,10 +153,114 @@ def as_json(plan: Plan) -> dict[str, Any]:
         "recommended": None
         if c is None
         else {**sim(c), "best_split": vars(c.best), "max_replicas": plan.max_replicas},
+        "ranked_on": plan.rank_window,
         "checks": plan.checks,
+        "tried": plan.tried,
         "growth": [vars(g) for g in plan.growth],
+        "mix": _mix_json(plan),
         "wall_s": plan.wall_s,
     }
+
+
+def _mix_json(plan: Plan) -> dict[str, Any] | None:
+    m = plan.mix
+    if m is None:
+        return None
+    return {
+        "usd_per_month": m.usd_per_month,
+        "single_sku_usd_per_month": m.single_usd_per_month,
+        "saving_on_best_single": m.saving,
+        "pays": m.pays,
+        "parts": [
+            {
+                "sku": p.screened.candidate.sku.name,
+                "tensor_parallel": p.screened.candidate.tensor_parallel,
+                "reserved_vms": p.reserved,
+                "reserved_term": p.reserved_term,
+                "burst_peak_vms": p.burst_peak,
+                "share_of_load": p.share,
+            }
+            for p in m.parts
+        ],
+        "simulated": [
+            {
+                "label": r.label,
+                "spec": r.spec,
+                "share_of_load": r.part.share,
+                "slo_attainment": r.summary["slo_attainment"],
+                "replica_hours": r.summary["replica_hours"],
+                "usd_per_month": r.usd_per_month,
+            }
+            for r in plan.mix_runs
+        ],
+        "slo_attainment": mix_attainment(plan.mix_runs) if plan.mix_runs else None,
+        "usd_per_month_simulated": sum(r.usd_per_month for r in plan.mix_runs)
+        if plan.mix_runs
+        else None,
+    }
+
+
+def _mix_section(plan: Plan) -> tuple[str, str] | None:
+    m = plan.mix
+    if m is None:
+        return None
+    label, single = m.best_single
+    saved = f"a saving of {100 * m.saving:.1f} %" if m.saving > 0 else "no saving"
+    verdict = (
+        f"The cheapest mix by the program costs USD {m.usd_per_month:,.0f} a month against USD "
+        f"{single:,.0f} for the best single SKU by the same program ({label}): "
+        + (
+            f"it saves {100 * m.saving:.1f} %, more than {100 * PAYS:g} %, so it is simulated "
+            "below."
+            if m.pays
+            else f"{saved}, not more than {100 * PAYS:g} %: one SKU it is."
+        )
+    )
+    how = (
+        "The program (simulator/plan/mix.py): minimize the month's reserved VMs at each SKU's "
+        "cheapest reserved price plus its burst VM-hours on demand, such that in every 10-minute "
+        "window the VMs carry the load, a VM of SKU j carrying k_j / n_jw of window w's load "
+        "(k_j replicas a VM, n_jw the replicas j alone needs for w at the SLO); reserved counts "
+        "integer, burst continuous then rounded up; scipy's milp (HiGHS). A mix is simulated as "
+        "one target per SKU with the load split in proportion to the capacity the program gives "
+        "each (an approximation of a weighted router)."
+    )
+    rows = [
+        [
+            p.screened.candidate.label,
+            str(p.reserved),
+            p.reserved_term.replace("_", " "),
+            str(p.burst_peak),
+            f"{100 * p.share:.1f} %",
+        ]
+        for p in m.parts
+    ]
+    h, md = _table(["SKU x tensor parallel", "reserved VMs", "term", "burst peak VMs",
+                    "share of load"], rows) if m.pays else ("", "")  # fmt: skip
+    body_h, body_m = f"<p>{html.escape(verdict)}</p>" + h, verdict + "\n\n" + md
+    if plan.mix_runs:
+        rows = [
+            [
+                r.label,
+                f"{100 * r.part.share:.1f} %",
+                f"{100 * r.summary['slo_attainment']:.2f} %",
+                _num(r.summary["replica_hours"], 1),
+                _num(r.usd_per_month, 0),
+            ]
+            for r in plan.mix_runs
+        ]
+        total = sum(r.usd_per_month for r in plan.mix_runs)
+        att = mix_attainment(plan.mix_runs)
+        rows.append(["the mix", "100 %", f"{100 * att:.2f} %", "", _num(total, 0)])
+        h2, md2 = _table(["target", "share of load", "SLO attainment", "replica-h",
+                          "USD / month"], rows)  # fmt: skip
+        met = "meets" if att >= plan.input.slo.share else "does NOT meet"
+        said = f"Simulated, the mix {met} the SLO; its config is controller-mix.yaml."
+        body_h += h2 + f"<p>{html.escape(said)}</p><pre>{html.escape(mix_config(plan))}</pre>"
+        body_m += "\n" + md2 + "\n" + said + "\n\n```yaml\n" + mix_config(plan) + "```\n"
+    body_h += f"<p class='note'>{html.escape(how)}</p>"
+    body_m += "\n" + how + "\n"
+    return body_h, body_m
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> tuple[str, str]:
@@ -138,7 +279,10 @@ def _sections(plan: Plan) -> list[tuple[str, str, str]]:
     c = plan.chosen
     out = []
     if c is None:
-        summary = "No simulated configuration met the SLO: see the screen and the finalists."
+        summary = (
+            "No simulated configuration met the SLO on every replay: see the screen, the "
+            "finalists and the replays."
+        )
     else:
         b = c.best
         summary = (
@@ -222,11 +366,17 @@ def _sections(plan: Plan) -> list[tuple[str, str, str]]:
         ],
         rows,
     )
+    ranked = (
+        f"Simulated on the profile's {plan.rank_window} (its costs are that window's, a month "
+        "long), ranked by cost; the recommendation's own figures come from the whole profile."
+        if plan.rank_window != "whole profile"
+        else "Simulated on the whole profile."
+    )
     out.append(
         (
             "The finalists, simulated with cold starts",
-            h + "{fig:pareto.png}",
-            m + "{fig:pareto.png}",
+            f"<p>{html.escape(ranked)}</p>" + h + "{fig:pareto.png}",
+            ranked + "\n\n" + m + "{fig:pareto.png}",
         )
     )
     if c is not None:
@@ -253,17 +403,28 @@ def _sections(plan: Plan) -> list[tuple[str, str, str]]:
             rows,
         )
         out.append(("Reserved floor and burst", h + "{fig:week.png}", m + "{fig:week.png}"))
+    if plan.tried:
         rows = [
             [
+                t["label"],
+                x["replay"],
                 str(x["seed"]),
                 f"{100 * x['slo_attainment']:.2f} %",
-                "yes" if x["slo_met"] else "no",
+                "yes" if x["slo_met"] else "NO",
                 _num(x["replica_hours"], 1),
             ]
-            for x in plan.checks
+            for t in plan.tried
+            for x in t["replays"]
         ]
-        h, m = _table(["seed", "SLO attainment", "meets", "replica-h"], rows)
-        out.append(("The recommendation on other seeds", h, m))
+        h, m = _table(["configuration", "replay", "seed", "SLO attainment", "meets", "replica-h"],
+                      rows)  # fmt: skip
+        why = (
+            "The cheapest finalists that met the SLO, in turn, replayed on the whole profile, "
+            "on other seeds and on the held-out part (each run starting from the screen's "
+            "replicas in its first window); the recommendation is the first that met it on "
+            "every replay."
+        )
+        out.append(("Replays", f"<p>{why}</p>" + h, why + "\n\n" + m))
     if plan.growth:
         rows = [
             [
@@ -304,6 +465,11 @@ def _sections(plan: Plan) -> list[tuple[str, str, str]]:
             if failing
             else "<p>The plan holds over the horizon.</p>"
         )
+        if len(plan.growth) < 2:
+            when = (
+                "<p>No growth stated: the table is today's load. Give --growth (e.g. "
+                "30%/quarter) and --horizon for the month it stops meeting the SLO.</p>"
+            )
         out.append(
             (
                 "Growth",
@@ -311,6 +477,9 @@ def _sections(plan: Plan) -> list[tuple[str, str, str]]:
                 m + "\n" + _strip(when) + "\n{fig:growth.png}",
             )
         )
+    mixed = _mix_section(plan)
+    if mixed is not None:
+        out.append(("A mix of SKUs", *mixed))
     config = controller_config(plan)
     if config:
         out.append(
@@ -344,7 +513,7 @@ def write(plan: Plan, out: Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     images: dict[str, bytes] = {}
     for name, draw in FIGURES.items():
-        if name == "growth.png" and not plan.growth:
+        if name == "growth.png" and len(plan.growth) < 2:
             continue
         buffer = io.BytesIO()
         draw(plan).savefig(buffer, format="png", dpi=100)
@@ -357,6 +526,8 @@ def write(plan: Plan, out: Path) -> dict[str, Path]:
             uri = "data:image/png;base64," + base64.b64encode(data).decode()
             body_html = body_html.replace("{fig:" + name + "}", f"<img alt='{name}' src='{uri}'>")
             body_md = body_md.replace("{fig:" + name + "}", f"\n![{name}]({name})\n")
+        body_html = re.sub(r"\{fig:[^}]*\}", "", body_html)  # a figure not drawn (no growth)
+        body_md = re.sub(r"\{fig:[^}]*\}", "", body_md)
         parts_html.append(f"<h2>{html.escape(title)}</h2>\n{body_html}")
         parts_md.append(f"## {title}\n\n{body_md}")
     title = f"replicast plan: {plan.input.model_name} on {plan.input.profile_name}"
@@ -374,6 +545,10 @@ def write(plan: Plan, out: Path) -> dict[str, Path]:
     if config:
         paths["config"] = out / "controller.yaml"
         paths["config"].write_text(config)
+    mixed = mix_config(plan)
+    if mixed:
+        paths["mix_config"] = out / "controller-mix.yaml"
+        paths["mix_config"].write_text(mixed)
     return paths
 
 

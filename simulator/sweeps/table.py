@@ -202,17 +202,20 @@ def _bool(value: Any) -> Any:
     )
 
 
-def progress_printer(stream: Any = None, every_s: float = 5.0) -> tuple[OnRow, Callable[[], None]]:
+def progress_printer(
+    stream: Any = None, every_s: float = 5.0, label: str = "sweep", unit: str = "cells"
+) -> tuple[OnRow, Callable[[], None]]:
     """`on_row` for a sweep: a rich bar (cells done / total, ETA) on a terminal, else a line
-    every `every_s` seconds; and a function that ends it."""
+    every `every_s` seconds; and a function that ends it. `label` and `unit` name the work
+    (the plan: "simulating finalists", "runs")."""
     stream = stream or sys.stderr
     if getattr(stream, "isatty", lambda: False)():
         bar = Progress(
             "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-            "cells", TimeRemainingColumn(), console=Console(file=stream), transient=True,
+            unit, TimeRemainingColumn(), console=Console(file=stream), transient=True,
         )  # fmt: skip
         bar.start()
-        task = bar.add_task("sweep", total=None)
+        task = bar.add_task(label, total=None)
 
         def on_bar(done: int, total: int, row: Mapping[str, Any]) -> None:
             bar.update(task, completed=done, total=total)
@@ -232,7 +235,7 @@ def progress_printer(stream: Any = None, every_s: float = 5.0) -> tuple[OnRow, C
         eta = elapsed / done * (total - done) if done else math.nan
         errors = f", {failed[0]} failed" if failed[0] else ""
         print(
-            f"sweep: {done}/{total} cells{errors}, {elapsed:.0f} s, ETA {eta:.0f} s",
+            f"{label}: {done}/{total} {unit}{errors}, {elapsed:.0f} s, ETA {eta:.0f} s",
             file=stream,
             flush=True,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -70,3 +71,74 @@ def test_growth_steps_and_bad_growth_are_one_line() -> None:
         with pytest.raises(GrowthError) as caught:
             growth(text, horizon)
         assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def _azure_conv_a100() -> tuple[Any, Any, Any]:
+    from simulator.plan.candidates import candidates  # noqa: PLC0415
+    from simulator.plan.catalog import default_catalog  # noqa: PLC0415
+    from simulator.traces import azure_conv  # noqa: PLC0415
+
+    cands = candidates(default_catalog(), "llama2-70b", slots_per_replica=16)
+    a100 = [c for c in cands if c.label.endswith("A100_v4 tp2") and "NC" in c.sku.name]
+    return azure_conv(), a100[0], a100[1]
+
+
+def test_a_run_starts_with_what_its_policy_asks_for_not_from_cold() -> None:
+    """Started with 1 replica, the planner would ramp up through cold starts while the load is
+    already there; plan_run starts it with its own ask over the first 20 minutes."""
+    from simulator.plan.build import plan_run, policy_configs  # noqa: PLC0415
+
+    log, a100, _ = _azure_conv_a100()
+    slo = SloTarget(1.0, "wait", 0.99)
+    spec = {**policy_configs("planner", 16, slo)[0], "max_replicas": 14}
+    out = plan_run((log.slice(0, 1800), spec, a100.replica_model(), 1, slo, 1))
+    assert out["initial"] >= 8  # the planner holds 10-11 on this load; the screen says 6-8
+    assert out["summary"]["initial_replicas"] == out["initial"]
+    assert out["summary"]["slo_met"]
+
+
+def test_vm_sizes_of_one_gpu_and_tensor_parallel_share_one_run() -> None:
+    """NC48ads and NC96ads A100 v4 at tp 2 serve alike (only the VM packing and price differ):
+    map_unique runs them once and hands both the same replicas."""
+    from simulator.plan.build import map_unique, policy_configs  # noqa: PLC0415
+
+    log, one, two = _azure_conv_a100()
+    assert one.sku.name != two.sku.name and one.replicas_per_vm != two.replicas_per_vm
+    slo = SloTarget(1.0, "wait", 0.99)
+    spec = {**policy_configs("hpa", 16, slo)[0], "max_replicas": 14}
+    load = log.slice(0, 900)
+    runs: list[int] = []
+    jobs = [(load, spec, c.replica_model(), 1, slo, 4) for c in (one, two)]
+    outs = map_unique(jobs, None, lambda done, total, _r: runs.append(total))
+    assert runs == [1]
+    assert outs[0] is outs[1]
+
+
+def test_the_mix_reserves_the_cheap_to_reserve_sku_and_bursts_on_the_cheap_on_demand_one() -> None:
+    """By hand: 100 windows of 10 minutes needing 10 VMs, 5 of them 20 (either SKU, one
+    replica a VM). A reserves at 1 USD/h, bursts at 10; B reserves at 5, bursts at 6. A alone:
+    reserve 10, burst 10 for 5 % of hours: 10 + 10 x 0.05 x 10 = 15 USD/h (reserving 20 is
+    20). B alone: 10 x 5 + 10 x 0.05 x 6 = 53. The mix: A's 10 reserved, the peak on B:
+    10 + 10 x 0.05 x 6 = 13 USD/h, 13.3 % below A alone: it pays (> 5 %)."""
+    from types import SimpleNamespace as Ns  # noqa: PLC0415
+
+    from simulator.plan.mix import best_mix  # noqa: PLC0415
+
+    def sku(label: str, reserved: float, on_demand: float) -> Any:
+        prices = {"on_demand": on_demand, "reserved_3y": reserved}
+        usd = Ns(as_dict=lambda: prices)
+        needed = np.array([20 if w % 20 == 0 else 10 for w in range(100)])
+        cand = Ns(label=label, replicas_per_vm=1, sku=Ns(usd_per_hour=usd))
+        return Ns(candidate=cand, needed=needed, feasible=True)
+
+    rates = np.full(100, 5.0)
+    mix = best_mix([sku("A", 1.0, 10.0), sku("B", 5.0, 6.0)], rates, 600.0, 100 / 6)
+    assert mix is not None
+    assert mix.single_usd_per_month == pytest.approx({"A": 730 * 15.0, "B": 730 * 53.0})
+    assert mix.usd_per_month == pytest.approx(730 * 13.0)
+    assert mix.saving == pytest.approx(2 / 15) and mix.pays
+    by = {p.screened.candidate.label: p for p in mix.parts}
+    assert (by["A"].reserved, by["A"].burst_peak) == (10, 0)
+    assert (by["B"].reserved, by["B"].burst_peak) == (0, 10)
+    assert by["A"].share + by["B"].share == pytest.approx(1.0)
+    assert by["B"].share == pytest.approx(5 * 0.5 / 100)  # half the load of 5 windows in 100
