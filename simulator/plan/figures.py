@@ -19,17 +19,19 @@ def _days(t_s: np.ndarray) -> np.ndarray:
 
 def load_figure(plan: Plan) -> Figure:
     """The load (req/s) and the replicas: needed by the queueing model, and simulated."""
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    fig = Figure(figsize=(11, 4.8), layout="constrained")
     ax = fig.subplots()
     chosen = plan.chosen
-    ax.plot(_days(plan.starts), plan.rates, color="0.55", lw=0.8, label="load (req/s)")
-    ax.set_xlabel("day of the profile")
+    hours = plan.input.profile.duration_s < 2 * DAY_S  # a short profile: hours, not days
+    unit, unit_label = (3600.0, "hour") if hours else (DAY_S, "day")
+    ax.plot(plan.starts / unit, plan.rates, color="0.55", lw=0.8, label="load (req/s)")
+    ax.set_xlabel(f"{unit_label} of the profile")
     ax.set_ylabel("requests per second")
     right = ax.twinx()
     if chosen is not None:
         screened = next(s for s in plan.screened if s.candidate is chosen.candidate)
         right.step(
-            _days(plan.starts),
+            plan.starts / unit,
             screened.needed,
             where="post",
             color="C2",
@@ -37,19 +39,23 @@ def load_figure(plan: Plan) -> Figure:
             label="replicas needed (queueing model)",
         )
         right.step(
-            _days(chosen.t_s),
+            chosen.t_s / unit,
             chosen.replicas,
             where="post",
             color="C0",
             lw=1,
             label=f"replicas in use, simulated ({chosen.label})",
         )
-        right.axhline(plan.max_replicas, color="C3", ls="--", lw=1, label="max_replicas")
+        right.axhline(
+            plan.max_replicas, color="C3", ls="--", lw=1, label=f"max_replicas {plan.max_replicas}"
+        )
     right.set_ylabel("replicas")
     right.set_ylim(bottom=0)
     lines = ax.get_legend_handles_labels()
     more = right.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper left")
+    fig.legend(
+        lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="outside lower center", ncol=2
+    )  # below the axes: the curves fill the plot
     ax.set_title(f"Load and replicas, {plan.input.profile_name}; SLO {plan.input.slo.label}")
     ax.grid(alpha=0.3)
     return fig
