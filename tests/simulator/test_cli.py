@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import contextlib
+import io
 from pathlib import Path
 
 import pytest
@@ -58,16 +58,15 @@ def test_bad_arguments_are_one_line_and_exit_2(args: list[str], message: str) ->
 
 
 def assert_usage_error(argv: list[str], message: str) -> None:
-    """`replicast ARGV` in a fresh process: exit 2 and one line on stderr holding `message`."""
-    result = subprocess.run(
-        [sys.executable, "-m", "controller.dispatch", *argv],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    """`replicast ARGV` (in process: the console script's `main`; test_hostile_traces and the
+    newcomer tests run a real process): exit 2 and one line on stderr with `message`."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(argv)
+    text = err.getvalue()
+    assert code == 2, text
+    assert message in text
+    assert text.count("\n") == 1 and "Traceback" not in text
 
 
 def test_compare_runs_a_named_scenario_with_its_plans(capsys: pytest.CaptureFixture[str]) -> None:
