@@ -105,7 +105,7 @@ class Screened:
 
 @dataclass
 class Simulated:
-    """One finalist simulated on the whole profile."""
+    """One configuration simulated on the whole profile or a window of it (`window`)."""
 
     candidate: Any
     spec: dict[str, Any]
