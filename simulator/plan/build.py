@@ -562,6 +562,10 @@ def verify(
     queue: list[tuple[Simulated, bool]] = [(sim, False) for sim in ranked]  # (sim, needs seed 1)
     behaviours: set[tuple[Any, ...]] = set()
     extra: list[Simulated] = []
+    held_load = None  # the holdout's window rates and arrival SCVs, read once
+    if plan_in.holdout is not None:
+        starts, rates = window_rates(plan_in.holdout, WINDOW_S)
+        held_load = (rates, arrival_scv(plan_in.holdout, starts))
     while queue:
         sim, fresh = queue.pop(0)
         s = next(x for x in screened if x.candidate is sim.candidate)
@@ -569,9 +573,10 @@ def verify(
         first = _initial(s, rank.first, top)
         seeds = ([plan_in.seed] if fresh else []) + list(plan_in.check_seeds)
         short: list[tuple[str, int, Window, int]] = [(rank.name, x, rank, first) for x in seeds]
-        if plan_in.holdout is not None:
+        if plan_in.holdout is not None and held_load is not None:
             held_out = Window("holdout: " + plan_in.holdout_name, plan_in.holdout, 0)
-            short.append((held_out.name, plan_in.seed, held_out, _holdout_initial(plan_in, s, top)))
+            first_held = _holdout_initial(plan_in, s, top, held_load)
+            short.append((held_out.name, plan_in.seed, held_out, first_held))
         behaviour = _key(_job(plan_in, s, sim.spec, rank, 0, 0))
         if behaviour not in behaviours:
             if len(behaviours) >= MAX_TRIES:
@@ -619,13 +624,12 @@ def _replays(
     return rows, outs
 
 
-def _holdout_initial(plan_in: PlanInput, s: Screened, top: int) -> int:
-    """`_initial` on the holdout's own windows."""
-    assert plan_in.holdout is not None
-    starts, rates = window_rates(plan_in.holdout, WINDOW_S)
-    scv = arrival_scv(plan_in.holdout, starts)
-    slots = s.candidate.slots_per_replica
-    needed = replicas_needed(rates, s.stats, plan_in.slo, slots, scv)
+def _holdout_initial(
+    plan_in: PlanInput, s: Screened, top: int, load: tuple[FloatArray, FloatArray]
+) -> int:
+    """`_initial` on the holdout's own windows (`load`: its rates and arrival SCVs)."""
+    rates, scv = load
+    needed = replicas_needed(rates, s.stats, plan_in.slo, s.candidate.slots_per_replica, scv)
     return _initial(replace(s, needed=needed), 0, top)
 
 
@@ -755,7 +759,10 @@ def build(
     t_screen = time.perf_counter() - began
     picks = finalists(screened, plan_in.prune)
     rank = busiest(plan_in, rates, RANK_S)
-    top_of = lambda s: max_replicas_for(s, plan_in.quota_gpus)  # noqa: E731
+
+    def top_of(s: Screened) -> int:
+        return max_replicas_for(s, plan_in.quota_gpus)
+
     sims = simulate(plan_in, picks, top_of, executor, rank, progress("simulating finalists"))
     for _ in range(TIGHTER_ROUNDS):
         again = _near_misses(plan_in, sims, screened)
