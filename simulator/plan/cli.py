@@ -95,7 +95,7 @@ def _inputs(args: argparse.Namespace) -> PlanInput:
     if unknown or not policies:
         raise UsageError(f"--policies {args.policies}: choose from {', '.join(DEFAULT_POLICIES)}")
     if not 0 < args.rate_scale <= 1000:
-        raise UsageError(f"--rate-scale {args.rate_scale:g}: must be > 0 and at most 1000, e.g. 0.5")
+        raise UsageError(f"--rate-scale {args.rate_scale:g}: must be in (0, 1000], e.g. 0.5")
     window = f"0:{args.days * 86400:g}" if args.days is not None else None
     ns = argparse.Namespace(profile=args.profile, slice=window, rate_scale=args.rate_scale)
     profile, notes = profile_from_args(ns, cands[0].replica_model())
