@@ -16,6 +16,20 @@ placement inside one step ignores the slope. `bursty` (and rate series replayed 
 `within="renewal"`) use a renewal process with gamma inter-arrival times of the given CV,
 started in equilibrium (see `RateProfile`).
 
+A piecewise-linear rate (`LinearRateProfile`; `interpolated` turns a step series into one with
+knots at the step centres, `linear_rates` builds one from knots) is drawn by time rescaling.
+With Lambda(t) the integral of the rate from 0 to t (exactly quadratic between knots), a
+renewal process of unit rate in operational time u, mapped through the exact inverse of
+Lambda, has rate lambda(t) at every t and, locally, the CV of its unit-rate gaps; conversely
+Lambda maps any point process with that intensity to a unit-rate Poisson process (the
+time-rescaling theorem: Brown, Barbieri, Ventura, Kass and Frank, "The time-rescaling theorem
+and its application to neural spike train data analysis", Neural Computation 14, 2002). The gaps
+in u are gamma with mean 1 and the CV interpolated at each gap's real time (shape 1 / cv^2;
+cv 1 or none: Poisson, cv 0: evenly spaced in u with a random phase), started in equilibrium
+in every block; each piece between knots is inverted in closed form,
+tau = 2 Delta / (a + sqrt(a^2 + 2 b Delta)) for rate a + b tau, so pieces of zero rate get no
+arrivals and no step appears at a knot or a window boundary.
+
 Randomness is keyed, not streamed: the caller's generator gives one root number, and every
 generation block (`block_s` of profile time, 600 s by default) draws from its own stream derived
 from the root and the block's place in the profile tree. So the arrivals never depend on
@@ -24,7 +38,8 @@ gives the same arrays.
 
 Modules, one idea each: `base` (`Profile` and its operations' signatures), `arrivals` (the
 `Arrivals` arrays), `streams` (keyed randomness), `checks` (parameter checks, `ProfileError`),
-`rates` (`RateProfile`, `rate_steps`), `synthetic` (constant, ramp, step, spike, diurnal,
+`rates` (`RateProfile`, `rate_steps`), `linear` (`LinearRateProfile`, `interpolated`,
+`linear_rates`), `synthetic` (constant, ramp, step, spike, diurnal,
 bursty), `requests` (`RequestLog`, `request_log`), `wrappers` (time scale, rate scale, slice,
 loop, tokens), `limits` and `caps` (how much one run may ask for, `oversize`). Import from
 here: `from simulator.profiles import constant, Profile`.
@@ -39,6 +54,7 @@ from simulator.profiles.base import DEFAULT_BLOCK_S, DEFAULT_CHUNK_S, Profile
 from simulator.profiles.caps import oversize
 from simulator.profiles.checks import ProfileError
 from simulator.profiles.limits import MAX_DURATION_S, MAX_REQUESTS, MAX_REQUESTS_PER_HOUR, Oversize
+from simulator.profiles.linear import LinearRateProfile, interpolated, linear_rates
 from simulator.profiles.rates import RateProfile, rate_steps
 from simulator.profiles.requests import RequestLog, request_log
 from simulator.profiles.synthetic import bursty, constant, diurnal, ramp, spike, step
@@ -50,6 +66,7 @@ __all__ = [
     "MAX_REQUESTS",
     "MAX_REQUESTS_PER_HOUR",
     "Arrivals",
+    "LinearRateProfile",
     "Oversize",
     "Profile",
     "ProfileError",
@@ -58,6 +75,8 @@ __all__ = [
     "bursty",
     "constant",
     "diurnal",
+    "interpolated",
+    "linear_rates",
     "oversize",
     "ramp",
     "rate_steps",
