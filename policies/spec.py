@@ -54,6 +54,10 @@ class SpecError(ValueError):
         text = "; ".join(f"{path}: {msg}" if path else msg for path, msg in self.problems)
         super().__init__(f"{where}: {text}" if where else text)
 
+    def __reduce__(self) -> tuple[type[SpecError], tuple[str, tuple[tuple[str, str], ...]]]:
+        """Picklable as itself, so a worker process reports it instead of breaking its pool."""
+        return (type(self), (self.where, self.problems))
+
 
 MAX_REPLICAS = 10_000
 MAX_WINDOW_S = 86_400.0

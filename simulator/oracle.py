@@ -31,8 +31,8 @@ Hold = tuple[tuple[float, int], ...]  # (now_s, count) of the last hold_s
 
 @dataclass(frozen=True)
 class WindowOracle:
-    """Replicas per window known in advance (`counts`, already sized with any margin), read at
-    now and at now + `ahead_s`; the larger count is asked for, and the largest of the last
+    """Replicas per window known in advance (`counts`, already sized with any margin), read
+    from now to now + `ahead_s`; the largest count is asked for, and the largest of the last
     `hold_s` is kept (a release window). `start_s`: Unix seconds where window 0 begins."""
 
     counts: tuple[int, ...]
@@ -73,9 +73,17 @@ class WindowOracle:
         window = int(t_s // self.window_s)
         return self.counts[max(0, min(len(self.counts) - 1, window))]
 
+    def count_within(self, t_s: float, ahead_s: float) -> int:
+        """The largest count of the windows from `t_s` to `t_s + ahead_s` (windows shorter
+        than a cold start: a replica asked for now must cover every window until it is
+        ready, not only the one a cold start ahead)."""
+        last = len(self.counts) - 1
+        first = max(0, min(last, int(t_s // self.window_s)))
+        end = max(0, min(last, int((t_s + ahead_s) // self.window_s)))
+        return max(self.counts[first : end + 1])
+
     def decide(self, obs: Observation, state: Hold) -> tuple[Proposal, Hold]:
-        t_s = obs.now_s - self.start_s
-        wanted = max(self.count_at(t_s), self.count_at(t_s + self.ahead_s))
+        wanted = self.count_within(obs.now_s - self.start_s, self.ahead_s)
         kept = tuple(x for x in state if x[0] > obs.now_s - self.hold_s)
         kept += ((obs.now_s, wanted),)
         target = max(n for _, n in kept)

@@ -531,3 +531,12 @@ def test_out_of_range_values_are_refused_in_one_line(change: dict[str, Any], exp
     with pytest.raises(SpecError) as caught:
         autoscaler({**HPA, **change})
     assert expected in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_spec_error_survives_pickling_so_a_worker_process_can_report_it() -> None:
+    import pickle  # noqa: PLC0415
+
+    error = SpecError("planner", [("rise_quantile", "must be <= 0.9999")])
+    back = pickle.loads(pickle.dumps(error))
+    assert isinstance(back, SpecError) and str(back) == str(error)
+    assert back.problems == error.problems and back.where == "planner"
