@@ -15,12 +15,28 @@ clairvoyant lower bound and the static plan, so `bench/policy_quality.py`, `repl
 - clairvoyant bound: each 10-minute window holds the fewest replicas whose M/M/c (Erlang-C)
   queueing delay meets the SLO at that window's rate, ready exactly when needed;
 - static plan: the clairvoyant count of the peak window, all the time.
+
+Two shapes of the same series (issue 19): `shape="step"` (above: the rate constant for 10
+minutes and jumping at each boundary, an artifact of the series' resolution, kept as a stress
+case) and `shape="realistic"`: the rate piecewise linear between window centres and arrivals as
+bursty as the series says (its `interarrival_cv` column, interpolated the same way), generated
+by time rescaling (`simulator.profiles.interpolated`). Realistic arrivals are not Poisson, so
+their clairvoyant plan is sized per window by simulation (`simulator.clairvoyant`), computed
+once per setting and handed to the scenario (`plan=`). `series=PATH` replays any rate series
+with the same columns instead of the shipped one.
+
+"azure-code" and "azure-conv": the embedded Azure LLM inference traces (one hour each) replay
+their own timestamps and token counts on `llama2-70b-a100` replicas (16 slots, token-based
+service times), with the cold start of the setting; their clairvoyant plan is sized by
+simulation on 60 s windows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,17 +44,27 @@ import numpy.typing as npt
 
 from policies.queueing import smallest_servers
 from simulator import traces
+from simulator.clairvoyant import sized_counts
 from simulator.engine import DEFAULT_EPOCH_S
-from simulator.model import ReplicaModel
+from simulator.model import PRESETS, ReplicaModel
 from simulator.observe import MetricsConfig
 from simulator.oracle import WindowOracle
-from simulator.profiles import RateProfile
+from simulator.profiles import Profile, RateProfile, interpolated
 from simulator.result import SloTarget
+from simulator.traces import Within
 
 FloatArray = npt.NDArray[np.float64]
 DAY_S = 86_400.0
-SCENARIOS = ("gpu-llm",)
+SCENARIOS = ("gpu-llm", "azure-code", "azure-conv")
+SHAPES = ("step", "realistic")
 STARTUP_TIMES_S = (60.0, 120.0, 300.0)
+# Every run starts as a service that was already running would: with the clairvoyant plan's
+# largest count of the first 20 minutes ready (the same for every policy). From the first
+# window's count, the Azure code trace's first burst (3 minutes in) cost every policy 4 % of
+# its requests, more than the SLO's whole budget, whatever it did afterwards.
+WARM_START_S = 1200.0
+# A baseline's targets (requests per replica, in service + queued) per 8 slots: 3, 3.5, .., 12.
+TARGETS_PER_8_SLOTS = tuple(3.0 + 0.5 * i for i in range(19))
 
 
 @dataclass(frozen=True)
@@ -56,10 +82,19 @@ class Scenario:
     window_rps: FloatArray
     service_s: float
     min_replicas: int = 1
+    shape: str = "step"
+    sized: tuple[int, ...] | None = None  # the clairvoyant plan sized by simulation
+    series: str = "servegen-14d"
+    startup_s: float = 0.0  # the replicas' (fixed) cold start
 
     @property
     def slots(self) -> int:
         return self.model.slots_per_replica
+
+    @property
+    def targets(self) -> tuple[float, ...]:
+        """The targets a baseline is swept over: 3..12 per 8 slots in halves, scaled."""
+        return tuple(t * self.slots / 8 for t in TARGETS_PER_8_SLOTS)
 
     def clairvoyant_plan(self) -> npt.NDArray[np.int64]:
         """Replicas per window: the fewest whose Erlang-C wait meets the SLO at that rate
@@ -68,13 +103,16 @@ class Scenario:
 
     @cached_property
     def _plan(self) -> npt.NDArray[np.int64]:
-        plan = self.window_counts()
+        plan = self.window_counts() if self.sized is None else np.array(self.sized, np.int64)
         plan.flags.writeable = False
         return plan
 
     def window_counts(self, margin: float = 0.0) -> npt.NDArray[np.int64]:
         """Per window, the fewest replicas whose Erlang-C wait meets the SLO at that window's
-        rate x (1 + `margin`) (at least `min_replicas`)."""
+        rate x (1 + `margin`) (at least `min_replicas`); a plan sized by simulation, x (1 +
+        `margin`) rounded up."""
+        if self.sized is not None:
+            return np.ceil(np.array(self.sized, np.float64) * (1 + margin)).astype(np.int64)
         return np.array(
             [
                 max(
@@ -122,7 +160,7 @@ class Scenario:
             "interval_s": self.interval_s,
             "metrics": self.metrics,
             "slo": self.slo,
-            "initial_replicas": int(self.clairvoyant_plan()[0]),
+            "initial_replicas": self.oracle(ahead_s=0.0).count_within(0.0, WARM_START_S),
             "max_alive": 4 * self.static_replicas() + 16,
             "start_epoch_s": DEFAULT_EPOCH_S,  # where the oracles' window 0 begins
         }
@@ -153,18 +191,40 @@ def _window_cut(profile: RateProfile, start_s: float, end_s: float) -> RateProfi
 
 
 def gpu_llm(
-    *, days: float = 1.0, startup_s: float = 120.0, mean_rps: float = 100.0, start_day: int = 0
+    *,
+    days: float = 1.0,
+    startup_s: float = 120.0,
+    mean_rps: float = 100.0,
+    start_day: int = 0,
+    shape: str = "step",
+    series: str | None = None,
+    plan: Sequence[int] | None = None,
 ) -> Scenario:
-    """`days` of the 14-day series from `start_day`, cold start `startup_s`."""
-    if not 0 < days <= 14 or not 0 <= start_day < 14 or start_day + days > 14 + 1e-9:
-        raise ValueError(f"days: the series holds 14 days (got start_day {start_day}, days {days})")
+    """`days` of the series (the shipped 14-day one, or a rate-series file `series`) from
+    `start_day`, cold start `startup_s`, replayed as `shape`; `plan`: the clairvoyant plan
+    sized by simulation (`sized_plan`), else the Erlang-C one."""
+    if shape not in SHAPES:
+        raise ValueError(f"shape: one of {', '.join(SHAPES)} (got {shape!r})")
+    whole = _series(series, renewal=shape == "realistic")
+    total_days = whole.duration_s / DAY_S
+    if (
+        not 0 < days <= total_days + 1e-9
+        or not start_day >= 0
+        or start_day + days > total_days + 1e-9
+    ):
+        raise ValueError(
+            f"days: the series holds {total_days:g} days (got start_day {start_day}, days {days})"
+        )
     if not startup_s >= 0:
         raise ValueError(f"startup_s: must be >= 0 (got {startup_s})")
-    whole = traces.servegen_language_14d(within="poisson")
-    profile = _window_cut(whole, start_day * DAY_S, (start_day + days) * DAY_S)
-    profile = replace(profile, rate_rps=profile.rate_rps * (mean_rps / whole.mean_rps))
+    steps = _window_cut(whole, start_day * DAY_S, (start_day + days) * DAY_S)
+    steps = replace(steps, rate_rps=steps.rate_rps * (mean_rps / whole.mean_rps))
     window_s = 600.0
-    edges = np.arange(0.0, profile.duration_s, window_s)
+    edges = np.arange(0.0, steps.duration_s, window_s)
+    profile: Profile = steps if shape == "step" else interpolated(steps)
+    expected = np.array(
+        [profile.expected_requests(a, min(a + window_s, steps.duration_s)) for a in edges]
+    )
     model = ReplicaModel.from_spec(
         {
             "slots_per_replica": 8,
@@ -172,8 +232,9 @@ def gpu_llm(
             "startup": {"fixed_s": float(startup_s)},
         }
     )
+    name = "gpu-llm" if series is None else Path(series).name
     return Scenario(
-        name=f"gpu-llm {days:g} d, startup {startup_s:g} s",
+        name=f"{name} {shape} {days:g} d, startup {startup_s:g} s",
         profile=profile,
         model=model,
         slo=SloTarget(1.0, "wait", 0.99),
@@ -181,12 +242,89 @@ def gpu_llm(
         # Scrapes land 1 s after they are taken: a tick on a scrape instant sees the previous one.
         metrics=MetricsConfig(scrape_interval_s=15.0, delay_s=1.0),
         window_s=window_s,
-        window_rps=profile.rate_rps_at(edges + window_s / 2),
+        window_rps=expected / np.minimum(window_s, steps.duration_s - edges),
         service_s=2.0,
+        shape=shape,
+        sized=None if plan is None else tuple(int(n) for n in plan),
+        series="servegen-14d" if series is None else str(series),
+        startup_s=float(startup_s),
+    )
+
+
+def _series(series: str | None, *, renewal: bool) -> RateProfile:
+    """The shipped series or a user's rate-series file; realistic replays need its CV column
+    (a file without one is replayed Poisson within, which its rows cannot contradict)."""
+    within: Within = "renewal" if renewal else "poisson"
+    if series is None:
+        return traces.servegen_language_14d(within=within)
+    try:
+        return traces.read_rate_series(series, within=within)
+    except traces.TraceError as error:
+        if not renewal or "CV" not in str(error):
+            raise
+        return traces.read_rate_series(series, within="poisson")
+
+
+def azure(
+    kind: str, *, startup_s: float = 120.0, plan: Sequence[int] | None = None, days: float = 0.0
+) -> Scenario:
+    """The embedded Azure LLM trace `kind` ("code" or "conv"): its own timestamps and tokens on
+    llama2-70b-a100 replicas that start in `startup_s`. `days` is accepted and ignored (the
+    trace is one hour)."""
+    del days
+    if kind not in ("code", "conv"):
+        raise ValueError(f"azure: kind is code or conv (got {kind!r})")
+    if not startup_s >= 0:
+        raise ValueError(f"startup_s: must be >= 0 (got {startup_s})")
+    log = traces.azure_code() if kind == "code" else traces.azure_conv()
+    window_s = 60.0
+    edges = np.arange(0.0, log.duration_s, window_s)
+    widths = np.minimum(window_s, log.duration_s - edges)
+    expected = np.array(
+        [log.expected_requests(a, a + w) for a, w in zip(edges, widths, strict=True)]
+    )
+    preset = dict(PRESETS["llama2-70b-a100"])
+    preset["startup"] = {"fixed_s": float(startup_s)}
+    model = ReplicaModel.from_spec(preset)
+    service_s = float(
+        np.mean(
+            model.draw_service_s(log.arrivals(np.random.default_rng(0)), np.random.default_rng(1))
+        )
+    )
+    return Scenario(
+        name=f"azure-{kind} 1 h, startup {startup_s:g} s",
+        profile=log,
+        model=model,
+        slo=SloTarget(1.0, "wait", 0.99),
+        interval_s=15.0,
+        metrics=MetricsConfig(scrape_interval_s=15.0, delay_s=1.0),
+        window_s=window_s,
+        window_rps=expected / widths,
+        service_s=service_s,
+        shape="trace",
+        sized=None if plan is None else tuple(int(n) for n in plan),
+        series=f"azure-{kind}",
+        startup_s=float(startup_s),
     )
 
 
 def scenario(name: str, **knobs: Any) -> Scenario:
     if name == "gpu-llm":
         return gpu_llm(**knobs)
+    if name in ("azure-code", "azure-conv"):
+        knobs.pop("shape", None)
+        return azure(name.removeprefix("azure-"), **knobs)
     raise ValueError(f"scenario: unknown {name!r}; known: {', '.join(SCENARIOS)}")
+
+
+def needs_sized_plan(name: str, shape: str) -> bool:
+    """Whether the scenario's arrivals are not Poisson, so its plan is sized by simulation."""
+    return name != "gpu-llm" or shape == "realistic"
+
+
+def sized_plan(name: str, **knobs: Any) -> tuple[int, ...]:
+    """The clairvoyant plan of `scenario(name, **knobs)` sized by simulation, one count per
+    window (`simulator.clairvoyant`; about 20 s a day of the realistic series)."""
+    sc = scenario(name, **knobs)
+    counts = sized_counts(sc.profile, sc.model, sc.slo, sc.window_s, minimum=sc.min_replicas)
+    return tuple(int(n) for n in counts)

@@ -15,7 +15,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from simulator import profiles, scenarios
+from simulator import profiles, scenarios, traces
 from simulator.cli.args import (
     UsageError,
     _common,
@@ -125,6 +125,20 @@ def cmd_compare(argv: Sequence[str]) -> int:
         "--startup", type=float, default=None, help="with --scenario: replica startup, s (120)"
     )
     parser.add_argument(
+        "--shape",
+        choices=scenarios.SHAPES,
+        default=None,
+        help="with --scenario gpu-llm: step (the series' 10-minute steps, default) or realistic "
+        "(linear between window centres, arrivals as bursty as its CV column)",
+    )
+    parser.add_argument(
+        "--series",
+        default=None,
+        metavar="PATH",
+        help="with --scenario gpu-llm: your rate series (time_s,rate_rps[,interarrival_cv]) "
+        "instead of the shipped one",
+    )
+    parser.add_argument(
         "--workers", type=int, default=1,
         help="run the policies in parallel on N worker processes (default 1: in this process)",
     )  # fmt: skip
@@ -136,8 +150,8 @@ def cmd_compare(argv: Sequence[str]) -> int:
         return _compare_scenario(args, args.policy or list(SCENARIO_POLICIES))
     if args.profile is None:
         raise UsageError("give --profile (a load) or --scenario (a benchmark scenario)")
-    if args.days is not None or args.startup is not None:
-        raise UsageError("--days and --startup go with --scenario")
+    if any(x is not None for x in (args.days, args.startup, args.shape, args.series)):
+        raise UsageError("--days, --startup, --shape and --series go with --scenario")
     return _compare(args, args.policy or list(DEMO_POLICIES))
 
 
@@ -226,11 +240,22 @@ def _compare_scenario(args: argparse.Namespace, policy_args: Sequence[str]) -> i
     if args.scenario not in scenarios.SCENARIOS:
         known = ", ".join(scenarios.SCENARIOS)
         raise UsageError(f"--scenario {args.scenario}: unknown; known: {known}")
-    knobs = {"days": args.days or 1.0, "startup_s": 120.0 if args.startup is None else args.startup}
+    knobs: dict[str, Any] = {
+        "days": args.days or 1.0, "startup_s": 120.0 if args.startup is None else args.startup,
+    }  # fmt: skip
+    if args.scenario == "gpu-llm":
+        knobs |= {"shape": args.shape or "step", "series": args.series}
+    elif args.shape is not None or args.series is not None:
+        raise UsageError(
+            f"--scenario {args.scenario} replays its own requests: drop --shape/--series"
+        )
     try:
         sc = scenarios.scenario(args.scenario, **knobs)
-    except ValueError as error:
-        raise UsageError(f"--scenario {args.scenario}: {error}") from None
+        if scenarios.needs_sized_plan(args.scenario, knobs.get("shape", "trace")):
+            plan = scenarios.sized_plan(args.scenario, **knobs)
+            sc = scenarios.scenario(args.scenario, **knobs, plan=plan)
+    except (ValueError, traces.TraceError) as error:
+        raise UsageError(f"--scenario {args.scenario}: {str(error).splitlines()[0]}") from None
     specs = scenario_specs(policy_args, sc)
     began = time.perf_counter()
     with _executor(args) as executor:
@@ -249,7 +274,7 @@ def _compare_scenario(args: argparse.Namespace, policy_args: Sequence[str]) -> i
     add_plan_rows(table, sc)
     footer = (
         f"{len(results)} run(s) in {elapsed:.1f} s; hpa, knative and ray by name target "
-        f"{SCENARIO_TARGET:g} requests per replica (in service + queued); the plans are not "
-        "simulated (the clairvoyant one is ready exactly when needed)"
+        f"{SCENARIO_TARGET * sc.slots / 8:g} requests per replica (in service + queued); the "
+        "plans are not simulated (the clairvoyant one is ready exactly when needed)"
     )
     return report(args, results, sc.slo, header, table, [title], footer)

@@ -82,14 +82,15 @@ def _specs(
 
 
 def scenario_specs(given: Sequence[str], sc: scenarios.Scenario) -> list[dict[str, Any]]:
-    """Names sized for the scenario (`planner` its spec; hpa/knative/ray at 6 per replica, on
-    requests in service + queued); anything else as `_specs` reads it, within its bounds."""
+    """Names sized for the scenario (`planner` its spec; hpa/knative/ray at 6 per replica of 8
+    slots, scaled to its slots, on requests in service + queued); anything else as `_specs`
+    reads it, within its bounds."""
     out: list[dict[str, Any]] = []
     for text in given:
         if text == "planner":
             out.append(sc.planner_spec())
         elif text in quality.BASELINES:
-            out.append(quality.baseline_spec(text, SCENARIO_TARGET, sc))
+            out.append(quality.baseline_spec(text, SCENARIO_TARGET * sc.slots / 8, sc))
         elif is_policy_name(text):
             bounds = sc.policy_defaults()
             spec = default_spec(text, sc.model, sc.slo, bounds["max_replicas"])

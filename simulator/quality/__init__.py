@@ -1,4 +1,4 @@
-"""Policy quality on the `gpu-llm` scenario (issue 10): the planner against tuned baselines.
+"""Policy quality (issues 10, 19): the planner against baselines tuned in hindsight, per load.
 
 In: a `Setting` (days, startup time, seed) and the targets to sweep per baseline. Out: a
 `Report` per setting, one `Row` per policy (attainment, end-to-end p95, replica-hours, ratio to
@@ -24,7 +24,6 @@ from simulator.quality.choice import (
     BAR,
     BOUNDS_NOTE,
     MAX_DIRECTION_SHARE,
-    MAX_VS_CLAIRVOYANT,
     MAX_VS_HPA,
     Choice,
     cheapest_passing,
@@ -50,6 +49,7 @@ from simulator.quality.jobs import (
     measure,
     run_jobs,
     static_spec,
+    with_plans,
 )
 from simulator.quality.render import (
     COLUMNS,
@@ -66,10 +66,10 @@ from simulator.quality.report import Report, Row, build_report, static_measured,
 
 __all__ = [
     "BAR", "BASELINES", "BOUNDS_NOTE", "CLAIRVOYANT_RUN", "COLUMNS", "MAX_DIRECTION_SHARE",
-    "MAX_VS_CLAIRVOYANT", "MAX_VS_HPA", "REACTIVE", "REACTIVE_HOLDS_S", "REACTIVE_MARGINS",
+    "MAX_VS_HPA", "REACTIVE", "REACTIVE_HOLDS_S", "REACTIVE_MARGINS",
     "TARGETS", "Choice", "Day", "Job", "Measured", "Outcome", "Report", "Row", "Setting",
     "as_dict", "baseline_spec", "build_report", "cheapest_passing", "choose_target",
     "day_figure", "jobs_for", "markdown", "measure", "plan_measured", "plan_moves", "rich_table",
     "row_cells", "run_jobs", "static_measured", "static_spec", "sweeps_of", "table_rows",
-    "title", "to_json", "verdict",
+    "title", "to_json", "verdict", "with_plans",
 ]  # fmt: skip

@@ -11,42 +11,89 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from simulator import scenarios
 from simulator.engine import run
-from simulator.scenarios import DAY_S, Scenario, gpu_llm
+from simulator.scenarios import DAY_S, TARGETS_PER_8_SLOTS, Scenario
 from simulator.sweeps.pool import executor_for, map_ordered
 
 FloatArray = npt.NDArray[np.float64]
 
-TARGETS = tuple(3.0 + 0.5 * i for i in range(11))  # 3, 3.5, ..., 8 per replica
+TARGETS = TARGETS_PER_8_SLOTS  # 3, 3.5, ..., 12 per replica of 8 slots (Scenario.targets)
 BASELINES = ("hpa", "knative", "ray")
 
 # The reactive bound's sweep (simulator/oracle.py): headroom on the true rate x release hold.
 REACTIVE_MARGINS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
 REACTIVE_HOLDS_S = (0.0, 1200.0, 3600.0)
 CLAIRVOYANT_RUN = "clairvoyant (simulated)"
-REACTIVE = "reactive bound"
+REACTIVE = "reactive reference"
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One scenario instance: `days` of the series from day 0, `startup_s` cold start."""
+    """One scenario instance: `days` of the series from day 0, `startup_s` cold start; `name`
+    a scenario of `simulator.scenarios` ("gpu-llm" replays `series`, the shipped one when
+    None, as `shape`); `plan` the clairvoyant plan sized by simulation (`with_plan`)."""
 
     days: float = 1.0
     startup_s: float = 120.0
     seed: int = 1
+    name: str = "gpu-llm"
+    shape: str = "step"
+    series: str | None = None
+    plan: tuple[int, ...] | None = field(default=None, repr=False)
+
+    def knobs(self) -> dict[str, Any]:
+        knobs: dict[str, Any] = {"days": self.days}
+        if self.name == "gpu-llm":
+            knobs |= {"shape": self.shape, "series": self.series}
+        return knobs
 
     def scenario(self) -> Scenario:
-        return gpu_llm(days=self.days, startup_s=self.startup_s)
+        return scenarios.scenario(
+            self.name, startup_s=self.startup_s, plan=self.plan, **self.knobs()
+        )
+
+    @property
+    def needs_plan(self) -> bool:
+        return self.plan is None and scenarios.needs_sized_plan(self.name, self.shape)
+
+    def with_plan(self) -> Setting:
+        """This setting with its clairvoyant plan sized by simulation when its arrivals are
+        not Poisson (the plan does not depend on the cold start)."""
+        if not self.needs_plan:
+            return self
+        return replace(self, plan=scenarios.sized_plan(self.name, **self.knobs()))
+
+    @property
+    def load(self) -> str:
+        """The load, as a table's title names it."""
+        if self.name != "gpu-llm":
+            return f"{self.name} (its own timestamps)"
+        series = "servegen-14d" if self.series is None else Path(self.series).name
+        return f"{series} {self.shape}, {self.days:g} d"
 
     @property
     def label(self) -> str:
-        return f"{self.days:g} d, startup {self.startup_s:g} s, seed {self.seed}"
+        return f"{self.load}, startup {self.startup_s:g} s, seed {self.seed}"
+
+
+def with_plans(settings: Sequence[Setting], executor: Executor | None = None) -> list[Setting]:
+    """Each setting with its sized plan, each distinct plan computed once (on `executor`)."""
+    keys = {s: replace(s, startup_s=0.0) for s in settings if s.needs_plan}
+    todo = list(dict.fromkeys(keys.values()))
+    if executor is None:
+        done = [s.with_plan() for s in todo]
+    else:
+        done = map_ordered(Setting.with_plan, todo, executor)
+    plans = {k: d.plan for k, d in zip(todo, done, strict=True)}
+    return [replace(s, plan=plans[keys[s]]) if s in keys else s for s in settings]
 
 
 def baseline_spec(policy: str, target: float, sc: Scenario) -> dict[str, Any]:
@@ -161,12 +208,18 @@ def measure(job: Job) -> Outcome:
 
 
 def jobs_for(
-    setting: Setting, targets: Mapping[str, Sequence[float]], *, reactive: bool = False
+    setting: Setting, targets: Mapping[str, Sequence[float] | None], *, reactive: bool = False
 ) -> list[Job]:
     """The planner, the static plan, the clairvoyant plan simulated, every baseline at every
-    one of its targets, and (`reactive`) the reactive bound's sweep."""
+    one of its targets (None: the scenario's `targets`), and (`reactive`) the reactive
+    reference's sweep."""
     jobs = [Job(setting, "planner"), Job(setting, "static"), Job(setting, CLAIRVOYANT_RUN)]
-    jobs += [Job(setting, policy, float(t)) for policy, ts in targets.items() for t in ts]
+    default = setting.scenario().targets if None in targets.values() else ()
+    jobs += [
+        Job(setting, policy, float(t))
+        for policy, ts in targets.items()
+        for t in (default if ts is None else ts)
+    ]
     if reactive:
         jobs += [Job(setting, REACTIVE, m, h) for h in REACTIVE_HOLDS_S for m in REACTIVE_MARGINS]
     return jobs

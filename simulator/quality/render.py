@@ -28,7 +28,7 @@ COLUMNS = (
     "vs tuned HPA",
     "direction changes",
     "scale events",
-    "planner bar",
+    "bar (issue 19)",
 )
 
 
@@ -54,13 +54,14 @@ def table_rows(report: Report) -> list[dict[str, str]]:
 
 
 def title(report: Report) -> str:
-    return f"{report.scenario}, seed {report.setting.seed}; SLO {report.slo}"
+    s = report.setting
+    return f"{report.load}, startup {s.startup_s:g} s, seed {s.seed}; SLO {report.slo}"
 
 
 def rich_table(report: Report) -> Table:
     table = Table(title=title(report), title_justify="left")
     for col in COLUMNS:
-        left = col in ("policy", "target", "planner bar")
+        left = col in ("policy", "target", COLUMNS[-1])
         table.add_column(col, justify="left" if left else "right", no_wrap=col == "policy")
     for row in report.rows:
         table.add_row(*row_cells(row))
@@ -109,7 +110,8 @@ def _sweep_cell(m: Measured | None) -> str:
 
 def as_dict(report: Report) -> dict[str, Any]:
     return {
-        "setting": asdict(report.setting),
+        "setting": {k: v for k, v in asdict(report.setting).items() if k != "plan"},
+        "load": report.load,
         "scenario": report.scenario,
         "slo": report.slo,
         "rows": [
@@ -149,9 +151,7 @@ def day_figure(report: Report) -> Any:
     edges_h = np.arange(report.plan.size + 1) * report.window_s / 3600
     shown = edges_h <= 24 + 1e-9
     plan = np.append(report.plan, report.plan[-1])[shown]
-    reps.step(
-        edges_h[shown], plan, where="post", lw=1.6, color="black", label="clairvoyant plan (bound)"
-    )
+    reps.step(edges_h[shown], plan, where="post", lw=1.6, color="black", label="clairvoyant plan")
     reps.axhline(
         report.static_replicas,
         ls="--",

@@ -33,6 +33,7 @@ class Row:
 class Report:
     setting: Setting
     scenario: str
+    load: str
     slo: str
     rows: tuple[Row, ...]
     sweeps: dict[str, list[tuple[float, Measured]]]
@@ -71,7 +72,8 @@ def build_report(setting: Setting, outcomes: Sequence[Outcome]) -> Report:
     choices = [choose_target(p, s, sc.slo.share) for p, s in sweeps.items()]
     plan = sc.clairvoyant_plan()
     bound = plan_measured(sc, plan)
-    hpa = next((c.measured for c in choices if c.policy == "hpa"), None)
+    hpa_choice = next((c for c in choices if c.policy == "hpa"), None)
+    hpa = None if hpa_choice is None else hpa_choice.measured
 
     def row(policy: str, target: str, m: Measured, verdict_text: str = "") -> Row:
         vs_hpa = None if hpa is None else m.replica_hours / hpa.replica_hours
@@ -80,7 +82,11 @@ def build_report(setting: Setting, outcomes: Sequence[Outcome]) -> Report:
     rows, days = [], {}
     if "planner" in runs:
         planner = runs["planner"].measured
-        text = "-" if hpa is None else verdict(planner, hpa, bound.replica_hours, sc.slo.share)
+        text = (
+            "-"
+            if hpa_choice is None
+            else verdict(planner, hpa_choice.measured, hpa_choice.passes, sc.slo.share)
+        )
         rows.append(row("planner", "-", planner, text))
         days["planner"] = runs["planner"].day
     for c in choices:
@@ -103,6 +109,7 @@ def build_report(setting: Setting, outcomes: Sequence[Outcome]) -> Report:
     return Report(
         setting,
         sc.name,
+        setting.load,
         sc.slo.label,
         tuple(rows),
         sweeps,

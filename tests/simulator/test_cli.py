@@ -73,9 +73,22 @@ def test_compare_runs_a_named_scenario_with_its_plans(capsys: pytest.CaptureFixt
     # 0.05 d = 72 minutes of the gpu-llm series: the planner and hpa at 6 per replica
     assert main(["compare", "--scenario", "gpu-llm", "--days", "0.05", "--startup", "60"]) == 0
     out = capsys.readouterr().out
-    assert "gpu-llm 0.05 d, startup 60 s" in out and "wait <= 1 s for 99.0%" in out
+    assert "gpu-llm step 0.05 d, startup 60 s" in out and "wait <= 1 s for 99.0%" in out
     for row in ("planner", "hpa", "clairvoyant", "static plan"):
         assert row in out
+
+
+def test_compare_runs_your_series_realistically_with_a_plan_sized_by_simulation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    series = tmp_path / "mine.csv"
+    rows = [f"{600 * i},{40 + 10 * (i % 3)},1.5" for i in range(12)]  # 2 h, CV 1.5
+    series.write_text("time_s,rate_rps,interarrival_cv\n" + "\n".join(rows) + "\n")
+    argv = ["compare", "--scenario", "gpu-llm", "--series", str(series), "--shape", "realistic",
+            "--days", "0.05", "--policy", "hpa", "--out", str(tmp_path / "out")]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "mine.csv realistic 0.05 d, startup 120 s" in out and "clairvoyant plan" in out
 
 
 @pytest.mark.parametrize(
@@ -85,9 +98,22 @@ def test_compare_runs_a_named_scenario_with_its_plans(capsys: pytest.CaptureFixt
         (["--scenario", "gpu-llm", "--days", "15"], "--scenario gpu-llm: days: "),
         (["--scenario", "gpu-llm", "--profile", "azure-conv"], "drop --profile"),
         (["--policy", "hpa"], "give --profile (a load) or --scenario"),
-        (["--profile", "constant:5:60", "--days", "2"], "--days and --startup go with --scenario"),
+        (
+            ["--profile", "constant:5:60", "--days", "2"],
+            "--days, --startup, --shape and --series go with --scenario",
+        ),
+        (["--scenario", "azure-code", "--shape", "realistic"], "replays its own requests"),
+        (["--scenario", "gpu-llm", "--series", "/nope.csv"], "--scenario gpu-llm: "),
     ],
-    ids=["unknown", "too-many-days", "with-profile", "neither", "days-without-scenario"],
+    ids=[
+        "unknown",
+        "too-many-days",
+        "with-profile",
+        "neither",
+        "days-without-scenario",
+        "azure-shape",
+        "missing-series",
+    ],
 )
 def test_compare_scenario_errors_are_one_line_and_exit_2(args: list[str], message: str) -> None:
     assert_usage_error(["compare", *args], message)

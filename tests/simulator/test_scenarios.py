@@ -3,13 +3,24 @@ the simulator (simulator/oracle.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from policies.observation import Observation
+from simulator import quality, scenarios
 from simulator.engine import run
 from simulator.oracle import WindowOracle
+from simulator.profiles import LinearRateProfile
 from simulator.result import Summary
-from simulator.scenarios import Scenario, gpu_llm, scenario
+from simulator.scenarios import (
+    TARGETS_PER_8_SLOTS,
+    Scenario,
+    gpu_llm,
+    needs_sized_plan,
+    scenario,
+)
 
 
 def test_day_one_clairvoyant_plan_is_891_replica_hours() -> None:
@@ -46,7 +57,7 @@ def test_days_outside_the_series_name_days(knobs: dict[str, float]) -> None:
 
 
 def test_unknown_scenario_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown 'nope'; known: gpu-llm"):
+    with pytest.raises(ValueError, match="unknown 'nope'; known: gpu-llm, azure-code, azure-conv"):
         scenario("nope")
 
 
@@ -99,3 +110,76 @@ def test_the_oracle_holds_the_largest_count_of_its_hold_and_reads_ahead() -> Non
     assert oracle.load_state(oracle.dump_state(state)) == state
     with pytest.raises(ValueError, match="oracle: needs counts"):
         WindowOracle((), window_s=600, start_s=0.0)
+
+
+# --- issue 19: the realistic replay, any series, the Azure traces ---------------------------
+
+
+def test_the_realistic_shape_ramps_between_window_centres_and_needs_a_sized_plan() -> None:
+    step, real = gpu_llm(days=1), gpu_llm(days=1, shape="realistic")
+    assert isinstance(real.profile, LinearRateProfile) and real.profile.cv is not None
+    centres = np.arange(144) * 600.0 + 300.0
+    assert real.profile.rate_rps_at(centres[:5]) == pytest.approx(step.window_rps[:5])
+    between = real.profile.rate_rps_at(centres[:4] + 300.0)  # half way: the mean of the two
+    assert between == pytest.approx((step.window_rps[:4] + step.window_rps[1:5]) / 2)
+    assert real.profile.expected_requests() == pytest.approx(
+        step.profile.expected_requests(), rel=0.01
+    )
+    assert not needs_sized_plan("gpu-llm", "step") and needs_sized_plan("gpu-llm", "realistic")
+    assert needs_sized_plan("azure-code", "trace")
+    with pytest.raises(ValueError, match=r"^shape: one of step, realistic"):
+        gpu_llm(shape="smooth")
+
+
+def write_series(path: Path, days: float, *, cv: bool) -> Path:
+    t = np.arange(0.0, days * 86_400, 600.0)
+    rate = 50 + 30 * np.sin(2 * np.pi * t / 86_400)
+    rows = [f"{x:g},{r:.3f}" + (",2.0" if cv else "") for x, r in zip(t, rate, strict=True)]
+    header = "time_s,rate_rps" + (",interarrival_cv" if cv else "")
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def test_any_rate_series_replays_with_its_own_cv_or_poisson_without_one(tmp_path: Path) -> None:
+    with_cv = gpu_llm(
+        days=1, shape="realistic", series=str(write_series(tmp_path / "a.csv", 2, cv=True))
+    )
+    assert with_cv.name.startswith("a.csv realistic 1 d") and with_cv.series.endswith("a.csv")
+    assert with_cv.profile.cv is not None and (with_cv.profile.cv == 2.0).all()
+    assert with_cv.profile.mean_rps == pytest.approx(100.0, rel=0.02)  # scaled like the shipped one
+    plain = gpu_llm(
+        days=2, shape="realistic", series=str(write_series(tmp_path / "b.csv", 2, cv=False))
+    )
+    assert plain.profile.cv is None  # Poisson within: what a file without a CV says
+    with pytest.raises(ValueError, match=r"^days: the series holds 2 days"):
+        gpu_llm(days=3, series=str(tmp_path / "b.csv"))
+
+
+def test_the_azure_traces_replay_their_own_requests_on_16_slot_replicas() -> None:
+    sc = scenario("azure-code", startup_s=60.0, plan=(1, 1, 3, 2) + (1,) * 56)
+    windows = np.ceil(sc.profile.duration_s / 60.0)  # 58: the trace is 57.x minutes long
+    assert sc.slots == 16 and sc.window_s == 60.0 and sc.window_rps.size == windows == 58
+    widths = np.minimum(60.0, sc.profile.duration_s - np.arange(58) * 60.0)
+    assert (sc.window_rps * widths).sum() == pytest.approx(8819, abs=1)  # every request, once
+    assert sc.targets == tuple(2 * t for t in TARGETS_PER_8_SLOTS)  # 6..24 a replica
+    assert sc.run_options()["initial_replicas"] == 3  # the plan's most in the first 20 minutes
+    assert 1.0 < sc.service_s < 30.0  # token-priced service times
+
+
+def test_each_distinct_sized_plan_is_computed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, dict[str, object]]] = []
+
+    def fake(name: str, **knobs: object) -> tuple[int, ...]:
+        calls.append((name, knobs))
+        return (7,) * 6
+
+    monkeypatch.setattr(scenarios, "sized_plan", fake)
+    settings = [
+        quality.Setting(1 / 24, startup, 1, shape=shape)
+        for startup in (60.0, 300.0)
+        for shape in ("step", "realistic")
+    ]
+    planned = quality.with_plans(settings)
+    assert len(calls) == 1  # the step replays need none; the cold start does not change it
+    assert [s.plan for s in planned] == [None, (7,) * 6, None, (7,) * 6]
+    assert planned[1].scenario().clairvoyant_plan().tolist() == [7] * 6
