@@ -203,3 +203,15 @@ def test_a_season_without_skill_is_not_used() -> None:
     a = planner(**SEASONAL)
     records = replay(a, noisy, 0, 6 * SEASON)
     assert not any("forecast_rise" in r.details for r in records[-80:])
+
+
+@pytest.mark.parametrize(("lead_s", "hold_ticks"), [(60.0, 40), (120.0, 40), (300.0, 80)])
+def test_the_release_hold_is_four_lead_times_and_at_least_ten_minutes(
+    lead_s: float, hold_ticks: int
+) -> None:
+    a, replicas = planner(lead_time_s=lead_s), needed(100.0)
+    for i in range(40):
+        replicas = max(replicas, a.step(at(15 * i, replicas, 100.0)).replicas)
+    low = [a.step(at(600 + 15 * i, replicas, 30.0)).replicas for i in range(hold_ticks + 1)]
+    assert low[:hold_ticks] == [replicas] * hold_ticks  # max(600 s, 4 x the lead time)
+    assert needed(30.0) <= low[hold_ticks] < replicas
