@@ -135,6 +135,19 @@ def run_all(jobs: list[quality.Job], args: argparse.Namespace) -> list[quality.O
     return [replace(both[_key(j)], job=j) for j in jobs]
 
 
+def _known_plan(setting: quality.Setting, reuse: Path | None) -> quality.Setting:
+    """The setting with the sized plan an earlier run of the same load kept in --reuse (a
+    14-day plan takes minutes to size)."""
+    if reuse is None or not reuse.exists() or not setting.needs_plan:
+        return setting
+    load = (setting.name, setting.series, setting.shape, setting.days, setting.seed)
+    for outcome in pickle.loads(reuse.read_bytes()).values():
+        s = outcome.job.setting
+        if s.plan is not None and (s.name, s.series, s.shape, s.days, s.seed) == load:
+            return replace(setting, plan=s.plan)
+    return setting
+
+
 def _key(job: quality.Job) -> tuple[object, ...]:
     s = job.setting
     return (s.name, s.series, s.shape, s.days, s.startup_s, s.seed, job.policy, job.target,
@@ -177,7 +190,7 @@ def main() -> int:
     args = parse_args()
     console = Console(width=max(190, Console().width))
     began = time.perf_counter()
-    settings = settings_for(args)
+    settings = [_known_plan(s, args.reuse) for s in settings_for(args)]
     if any(s.needs_plan for s in settings):
         console.print("sizing the clairvoyant plans by simulation (about 20 s a day of series)")
         with sweeps.executor_for(args.executor, args.workers) as executor:

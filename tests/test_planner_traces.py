@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from policies import Observation, autoscaler
-from policies.planner import FACTORY, Rises, learn_rise
+from policies.planner import FACTORY, Rises, learn_rise, step_rate
 from policies.queueing import smallest_servers
 from policies.testing import check_policy
 from simulator import profiles
@@ -215,3 +216,54 @@ def test_the_release_hold_is_four_lead_times_and_at_least_ten_minutes(
     low = [a.step(at(600 + 15 * i, replicas, 30.0)).replicas for i in range(hold_ticks + 1)]
     assert low[:hold_ticks] == [replicas] * hold_ticks  # max(600 s, 4 x the lead time)
     assert needed(30.0) <= low[hold_ticks] < replicas
+
+
+def steady(a: Any, rate: float, ticks: int, t0: float = 0.0) -> int:
+    replicas = needed(rate)
+    for i in range(ticks):
+        replicas = a.step(at(t0 + 15 * i, replicas, rate, in_flight=rate * SERVICE_S)).replicas
+    return replicas
+
+
+@pytest.mark.parametrize("lead_s", [60.0, 120.0, 300.0])
+def test_a_2x_step_is_answered_at_once_with_at_least_1_8x_the_replicas(lead_s: float) -> None:
+    # Issue 19: at the first tick whose observed rate exceeds 1.5x the old rate, the proposal
+    # is at least 1.8x the old count. A 60 s rate() window after a step from 50 to 100 req/s
+    # reads 62.5, 75, 87.5, 100; the planner reads the step from the first of them.
+    a = planner(lead_time_s=lead_s)
+    before = replicas = steady(a, 50.0, 300)
+    proposals = []
+    for k, shown in enumerate((62.5, 75.0, 87.5, 100.0)):
+        record = a.step(at(4500 + 15 * k, replicas, shown, in_flight=shown * SERVICE_S))
+        proposals.append(replicas := record.replicas)
+        if shown > 1.5 * 50.0:
+            assert record.replicas >= 1.8 * before, proposals
+            break
+    assert proposals[0] >= needed(100.0)  # already on the first tick that moved
+
+
+def test_a_noisy_steady_rate_is_not_read_as_a_step() -> None:
+    rng = np.random.default_rng(5)
+    recent = tuple((15.0 * i, float(100 + rng.normal(0, 3))) for i in range(40))
+    now = recent[-1][0]
+    diffs = np.diff([r for _, r in recent])
+    assert step_rate(recent, now, 15.0, 60.0, float(np.mean(diffs**2))) is None
+    jumped = (*recent[:-1], (now, recent[-2][1] + 25.0))  # the window moves by 25 at once
+    estimate, old = step_rate(jumped, now, 15.0, 60.0, float(np.mean(diffs**2))) or (0, 0)
+    assert estimate == pytest.approx(old + 4 * 25.0)  # the newest interval's rate
+
+
+def test_a_release_taken_back_triples_the_hold() -> None:
+    a = planner(lead_time_s=60.0, margin=0.0)
+    replicas = steady(a, 100.0, 80)
+    t = 1200.0
+    # Low for the 10-minute hold: released.
+    for i in range(41):
+        replicas = a.step(at(t + 15 * i, replicas, 30.0)).replicas
+    assert replicas < needed(100.0)
+    t += 41 * 15
+    # Back up within the hold: the release is taken back, so the hold triples (30 min).
+    replicas = a.step(at(t, replicas, 100.0)).replicas
+    t += 15
+    held = [a.step(at(t + 15 * i, replicas, 30.0)).replicas for i in range(121)]
+    assert held[:120] == [replicas] * 120 and held[120] < replicas  # 1,800 s, then released
