@@ -149,9 +149,12 @@ def _known_plan(setting: quality.Setting, reuse: Path | None) -> quality.Setting
 
 
 def _key(job: quality.Job) -> tuple[object, ...]:
+    """What a kept run is found by: its load and policy, and for the runs a plan drives
+    (the clairvoyant and reactive references, the static peak) the plan itself."""
     s = job.setting
+    planned = job.policy in (quality.CLAIRVOYANT_RUN, quality.REACTIVE, "static")
     return (s.name, s.series, s.shape, s.days, s.startup_s, s.seed, job.policy, job.target,
-            job.hold_s)  # fmt: skip
+            job.hold_s, hash(s.plan) if planned else None)  # fmt: skip
 
 
 def _run_all(

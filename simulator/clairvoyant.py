@@ -103,16 +103,28 @@ def sized_counts(
     *,
     seed: int = 1,
     minimum: int = 1,
+    chunk_s: float = 3600.0,
 ) -> npt.NDArray[np.int64]:
     """Per window of `window_s`, the fewest replicas meeting `slo` on its requests (at least
-    `minimum`), the requests drawn window by window (a 14-day series never sits in memory)."""
-    rng = np.random.default_rng(seed)
-    service_rng = np.random.default_rng([seed, 7])
+    `minimum`). The requests are exactly those `simulator.run(..., seed=seed)` replays (the
+    same spawned streams, drawn in the same `chunk_s` chunks), so the plan is clairvoyant
+    about the very run it is compared with; a 14-day series never sits in memory at once."""
+    arrivals_rng, service_rng, _ = np.random.default_rng(seed).spawn(3)
     counts: list[int] = []
     guess = 1
-    for chunk in profile.iter_chunks(rng, chunk_s=window_s):
+    n_windows = max(1, math.ceil(profile.duration_s / window_s - 1e-9))
+    for chunk in profile.iter_chunks(arrivals_rng, chunk_s=chunk_s):
         service = model.draw_service_s(chunk, service_rng)
-        n = smallest_count(chunk.time_s, service, model.slots_per_replica, slo, guess)
-        counts.append(max(minimum, n))
-        guess = max(1, n)
-    return np.array(counts, dtype=np.int64)
+        first = math.floor(chunk.start_s / window_s + 1e-9)
+        index = np.floor(chunk.time_s / window_s + 1e-12).astype(np.int64)
+        last = min(n_windows, math.ceil(chunk.end_s / window_s - 1e-9))
+        for w in range(first, last):
+            if w < len(counts):
+                continue  # a window split across chunks is sized with the chunk it starts in
+            take = index == w
+            n = smallest_count(
+                chunk.time_s[take], service[take], model.slots_per_replica, slo, guess
+            )
+            counts.append(max(minimum, n))
+            guess = max(1, n)
+    return np.array(counts[:n_windows], dtype=np.int64)

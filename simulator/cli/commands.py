@@ -35,7 +35,7 @@ from simulator.progress import RunProgress, for_stderr
 from simulator.result import Result, slo_label
 from simulator.sweeps.pool import EXECUTORS, ExecutorError, executor_for, map_ordered
 
-DEMO_POLICIES = ("hpa", "keda", "knative", "ray", "slo", "predictive")
+DEMO_POLICIES = ("hpa", "keda", "knative", "ray", "slo", "predictive", "planner")
 SCENARIO_POLICIES = ("planner", "hpa")  # `compare --scenario` without --policy
 
 

@@ -38,10 +38,10 @@ def test_demo_compares_every_built_in_on_the_embedded_azure_trace(
 ) -> None:
     assert main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    for name in ("hpa", "keda", "knative", "ray", "slo", "predictive"):
+    for name in ("hpa", "keda", "knative", "ray", "slo", "predictive", "planner"):
         assert name in out
     assert "19,366 requests" in out
-    assert len(list(tmp_path.glob("*.png"))) == 7
+    assert len(list(tmp_path.glob("*.png"))) == 8
 
 
 @pytest.mark.parametrize(
