@@ -8,13 +8,13 @@ Where things are: `profiles/` (when requests arrive) and `traces/` (real load re
 `model`, `service`, `startup`, `cost` (what one replica is, with `kernel_options` the queueing
 the kernel takes); `kernel` (the compiled queue), `backend`, `engine` (the loop), `observe`,
 `provision`, `figures`, `intervals`, `fold`, `result` (what a run shows); `scenarios`, `sizing`,
-`erlang`, `oracle`, `quality/` (benchmarks and bounds); `cli/`, `explain`, `profile_args`,
-`profile_formats`, `outputs`, `plots`, `progress` (the commands); `sweeps/` (many runs on a
-process pool or a Dask cluster: grids, the table, the Pareto front); `plan/` (capacity
-plans: the SKU catalog, the queueing screen, the report); `experiments` (what the notebooks
-share). `live/` holds the tools that
-use real time and real sockets (the emulated inference server and the load generator), apart
-from all of the above; `emulator` only keeps `python -m simulator.emulator` working.
+`erlang`, `oracle`, `clairvoyant`, `quality/` (benchmarks and bounds); `cli/`, `explain`,
+`profile_args`, `profile_formats`, `outputs`, `plots`, `progress` (the commands); `sweeps/`
+(many runs on a process pool or a Dask cluster: grids, the table, the Pareto front); `plan/`
+(capacity plans: the SKU catalog, the queueing screen, the report); `experiments` (what the
+notebooks share). `live/` holds the tools that use real time and real sockets (the emulated
+inference server and the load generator), apart from all of the above; `emulator` only keeps
+`python -m simulator.emulator` working.
 """
 
 from typing import Any

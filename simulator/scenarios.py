@@ -233,20 +233,33 @@ def gpu_llm(
         }
     )
     name = "gpu-llm" if series is None else Path(series).name
+    return _benchmark(
+        f"{name} {shape} {days:g} d, startup {startup_s:g} s", profile, model, window_s,
+        expected / np.minimum(window_s, steps.duration_s - edges), 2.0, shape, plan,
+        "servegen-14d" if series is None else str(series), startup_s,
+    )  # fmt: skip
+
+
+def _benchmark(
+    name: str, profile: Profile, model: ReplicaModel, window_s: float, window_rps: FloatArray,
+    service_s: float, shape: str, plan: Sequence[int] | None, series: str, startup_s: float,
+) -> Scenario:  # fmt: skip
+    """A scenario with what every benchmark here shares: the SLO (wait <= 1 s for 99 %), a
+    15 s control interval and scrapes that land 1 s after they are taken (a tick on a scrape
+    instant sees the previous one)."""
     return Scenario(
-        name=f"{name} {shape} {days:g} d, startup {startup_s:g} s",
+        name=name,
         profile=profile,
         model=model,
         slo=SloTarget(1.0, "wait", 0.99),
         interval_s=15.0,
-        # Scrapes land 1 s after they are taken: a tick on a scrape instant sees the previous one.
         metrics=MetricsConfig(scrape_interval_s=15.0, delay_s=1.0),
         window_s=window_s,
-        window_rps=expected / np.minimum(window_s, steps.duration_s - edges),
-        service_s=2.0,
+        window_rps=window_rps,
+        service_s=service_s,
         shape=shape,
         sized=None if plan is None else tuple(int(n) for n in plan),
-        series="servegen-14d" if series is None else str(series),
+        series=series,
         startup_s=float(startup_s),
     )
 
@@ -291,21 +304,10 @@ def azure(
             model.draw_service_s(log.arrivals(np.random.default_rng(0)), np.random.default_rng(1))
         )
     )
-    return Scenario(
-        name=f"azure-{kind} 1 h, startup {startup_s:g} s",
-        profile=log,
-        model=model,
-        slo=SloTarget(1.0, "wait", 0.99),
-        interval_s=15.0,
-        metrics=MetricsConfig(scrape_interval_s=15.0, delay_s=1.0),
-        window_s=window_s,
-        window_rps=expected / widths,
-        service_s=service_s,
-        shape="trace",
-        sized=None if plan is None else tuple(int(n) for n in plan),
-        series=f"azure-{kind}",
-        startup_s=float(startup_s),
-    )
+    return _benchmark(
+        f"azure-{kind} 1 h, startup {startup_s:g} s", log, model, window_s, expected / widths,
+        service_s, "trace", plan, f"azure-{kind}", startup_s,
+    )  # fmt: skip
 
 
 def scenario(name: str, **knobs: Any) -> Scenario:

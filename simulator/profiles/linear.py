@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from simulator.profiles.arrivals import _NO_TOKENS, Arrivals, FloatArray, IntArray, _clamp, _empty
-from simulator.profiles.base import DEFAULT_BLOCK_S, Profile
+from simulator.profiles.arrivals import FloatArray, IntArray, _clamp
+from simulator.profiles.base import DEFAULT_BLOCK_S
 from simulator.profiles.checks import ProfileError, _as_float_array, _first_bad, _positive
-from simulator.profiles.limits import _HOUR_S, MAX_REQUESTS_PER_HOUR, Oversize
-from simulator.profiles.rates import RateProfile
+from simulator.profiles.limits import _HOUR_S, MAX_REQUESTS_PER_HOUR
+from simulator.profiles.rates import RateProfile, _Blocked, _dense
 from simulator.profiles.streams import _Streams
 
 CvAt = Callable[[FloatArray], FloatArray]
@@ -32,7 +32,7 @@ _LOOP_PIECES = 8
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class LinearRateProfile(Profile):
+class LinearRateProfile(_Blocked):
     """A rate linear between knots: `rate_rps[i]` at `knots_s[i]`, constant beyond the ends.
 
     Arrivals by time rescaling: a renewal process of unit rate in operational time
@@ -67,21 +67,6 @@ class LinearRateProfile(Profile):
         with np.errstate(over="ignore", invalid="ignore"):  # absurd rates give inf: refused
             pieces = _pieces(self.knots_s, self.rate_rps, 0.0, self.duration_s)
             return pieces.before_at(np.clip(time_s, 0.0, self.duration_s))
-
-    def rate_scale(self, factor: float, *, resolution_s: float = 60.0) -> Profile:
-        factor = _positive("rate_scale", "factor", factor)
-        _positive("rate_scale", "resolution_s", resolution_s)
-        return replace(self, rate_rps=self.rate_rps * factor)
-
-    def _window(self, streams: _Streams, start_s: float, end_s: float) -> Arrivals:
-        if end_s <= start_s:
-            return _empty(start_s, end_s, _NO_TOKENS)
-        n_blocks = max(1, math.ceil(self.duration_s / self.block_s))
-        first = min(int(start_s // self.block_s), n_blocks - 1)
-        last = min(max(first + 1, math.ceil(end_s / self.block_s)), n_blocks)
-        times = [self._block(streams, block) for block in range(first, last)]
-        whole = Arrivals(start_s, end_s, np.concatenate(times) if len(times) > 1 else times[0])
-        return whole.window(start_s, end_s)
 
     def _block(self, streams: _Streams, block: int) -> FloatArray:
         lo_s = block * self.block_s
@@ -133,13 +118,7 @@ class LinearRateProfile(Profile):
         after = min(int(np.searchsorted(self.knots_s, hi_s, side="left")), last)
         peak = first + int(np.argmax(self.rate_rps[first : after + 1]))
         line = None if self.knot_lines is None else int(self.knot_lines[peak])
-        problem = (
-            f"about {expected:.2g} requests expected in the {width_s:g} s from t={lo_s:g} s"
-            f" (the cap is {MAX_REQUESTS_PER_HOUR:.0e} per hour); rate {self.rate_rps[peak]:.3g}"
-            " req/s"
-        )
-        fix = "lower the load (rate_scale) or take part of it away from there (slice)"
-        raise ProfileError(Oversize("per hour", problem, self.source, line).message(fix))
+        raise _dense(expected, width_s, lo_s, float(self.rate_rps[peak]), self.source, line)
 
 
 @dataclass(frozen=True, slots=True)

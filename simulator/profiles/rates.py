@@ -10,6 +10,7 @@ readers in `simulator.traces` build these.
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -22,8 +23,37 @@ from simulator.profiles.limits import _HOUR_S, MAX_REQUESTS_PER_HOUR, Oversize
 from simulator.profiles.streams import _Streams
 
 
+class _Blocked(Profile):
+    """A rate drawn block by block: each `block_s` of profile time from its own keyed stream
+    (`_block`), whatever window asks for it; scaling multiplies `rate_rps` (the steps' of
+    `RateProfile`, the knots' of `LinearRateProfile`)."""
+
+    __slots__ = ()
+    block_s: float
+    rate_rps: FloatArray
+
+    @abstractmethod
+    def _block(self, streams: _Streams, block: int) -> FloatArray:
+        """The arrivals of generation block `block`, in time order."""
+
+    def rate_scale(self, factor: float, *, resolution_s: float = 60.0) -> Profile:
+        factor = _positive("rate_scale", "factor", factor)
+        _positive("rate_scale", "resolution_s", resolution_s)
+        return replace(self, rate_rps=self.rate_rps * factor)  # type: ignore[type-var]
+
+    def _window(self, streams: _Streams, start_s: float, end_s: float) -> Arrivals:
+        if end_s <= start_s:
+            return _empty(start_s, end_s, _NO_TOKENS)
+        n_blocks = max(1, math.ceil(self.duration_s / self.block_s))
+        first = min(int(start_s // self.block_s), n_blocks - 1)
+        last = min(max(first + 1, math.ceil(end_s / self.block_s)), n_blocks)
+        times = [self._block(streams, block) for block in range(first, last)]
+        whole = Arrivals(start_s, end_s, np.concatenate(times) if len(times) > 1 else times[0])
+        return whole.window(start_s, end_s)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
-class RateProfile(Profile):
+class RateProfile(_Blocked):
     """A piecewise-constant rate: `rate_rps[i]` over `[edges_s[i], edges_s[i + 1])`.
 
     Steps without a `cv` (or with cv == 1) are Poisson. A step with `cv[i]` is a renewal process
@@ -63,21 +93,6 @@ class RateProfile(Profile):
         index = np.searchsorted(self.edges_s, np.asarray(time_s, np.float64), side="right") - 1
         return self.rate_rps[np.clip(index, 0, self.rate_rps.size - 1)]
 
-    def rate_scale(self, factor: float, *, resolution_s: float = 60.0) -> Profile:
-        factor = _positive("rate_scale", "factor", factor)
-        _positive("rate_scale", "resolution_s", resolution_s)
-        return replace(self, rate_rps=self.rate_rps * factor)
-
-    def _window(self, streams: _Streams, start_s: float, end_s: float) -> Arrivals:
-        if end_s <= start_s:
-            return _empty(start_s, end_s, _NO_TOKENS)
-        n_blocks = max(1, math.ceil(self.duration_s / self.block_s))
-        first = min(int(start_s // self.block_s), n_blocks - 1)
-        last = min(max(first + 1, math.ceil(end_s / self.block_s)), n_blocks)
-        times = [self._block(streams, block) for block in range(first, last)]
-        whole = Arrivals(start_s, end_s, np.concatenate(times) if len(times) > 1 else times[0])
-        return whole.window(start_s, end_s)
-
     def _block(self, streams: _Streams, block: int) -> FloatArray:
         lo_s = block * self.block_s
         hi_s = min(lo_s + self.block_s, self.duration_s)
@@ -114,13 +129,22 @@ class RateProfile(Profile):
             return
         peak = first + int(np.argmax(rates))
         line = None if self.step_lines is None else int(self.step_lines[peak])
-        problem = (
-            f"about {expected:.2g} requests expected in the {width_s:g} s from t={starts[0]:g} s"
-            f" (the cap is {MAX_REQUESTS_PER_HOUR:.0e} per hour); rate {self.rate_rps[peak]:.3g}"
-            " req/s"
+        raise _dense(
+            expected, width_s, float(starts[0]), float(self.rate_rps[peak]), self.source, line
         )
-        fix = "lower the load (rate_scale) or take part of it away from there (slice)"
-        raise ProfileError(Oversize("per hour", problem, self.source, line).message(fix))
+
+
+def _dense(
+    expected: float, width_s: float, from_s: float, rate_rps: float, source: str, line: int | None
+) -> ProfileError:
+    """The one-line refusal of a block beyond the hourly cap, naming the file line of its
+    largest rate when the profile was read from one."""
+    problem = (
+        f"about {expected:.2g} requests expected in the {width_s:g} s from t={from_s:g} s"
+        f" (the cap is {MAX_REQUESTS_PER_HOUR:.0e} per hour); rate {rate_rps:.3g} req/s"
+    )
+    fix = "lower the load (rate_scale) or take part of it away from there (slice)"
+    return ProfileError(Oversize("per hour", problem, source, line).message(fix))
 
 
 def _sorted_uniforms(rng: np.random.Generator, counts: IntArray) -> FloatArray:
