@@ -58,17 +58,15 @@ Missing or stale rate: hold (the engine's guards never scale down on missing dat
 Parameters: `PlannerParams`, the `slo` and `predictive` ones and the planner's (each key's
 unit, default and bounds).
 
-Measured against operator-tuned HPA on the gpu-llm scenario (bench/README.md, issue 10): the
-same SLO with 7-21 % fewer replica-hours and 5.6-10x fewer direction changes on day 1 (cold
-starts of 60-300 s); the issue's 25 % is not reached. A policy that reads each 10-minute
-window's true rate the instant it starts (simulator/oracle.py, the "reactive bound": no lag, no
-noise) needs 0.85x / 0.86x / 0.83x tuned HPA at its best fixed headroom and hold; the planner
-costs 9 % more at 60 s (where that setting holds nothing and changes direction 63 times), 3 %
-more at 120 s and 5 % less at 300 s; on day 1 it costs less than every reactive setting that
-changes direction at most a third as often as HPA. On the 1-hour Azure LLM traces it meets
-the SLO with one configuration where HPA needs a different target per trace, but costs more
-than HPA tuned for each trace. Known weakness: the one-hour release hold (a constant, not
-learned) is what keeps direction changes low, and it is most of the cost above the bound.
+Measured against HPA tuned in hindsight (bench/README.md "Policy quality on realistic load",
+issue 19; cold starts 60/120/300 s): one configuration meets the SLO on every load tried
+(99.06-100 %: the ServeGen series replayed realistically for 1 and 14 days and as 10-minute
+steps, the Azure code and conversation traces), with a sixth to a tenth of HPA's direction
+changes. It costs less than tuned HPA only on the step replay (0.78-0.92x); 1.02-1.26x on
+the realistic replay (where the clairvoyant plan itself costs 0.74-0.90x), 1.5-1.8x on the
+one-hour Azure traces. Known weakness: the rise headroom, in req/s of the last hour's rises,
+sizes and holds a one-minute burst (19 replicas for 10 minutes on the code trace, where HPA's
+concurrency gauge rides it with 5-9).
 """
 
 from __future__ import annotations
