@@ -224,3 +224,48 @@ async def test_a_missing_executable_is_a_permanent_error_naming_it() -> None:
         )
     finally:
         await actuator.close()
+
+
+@pytest.mark.asyncio
+async def test_the_sandbox_router_follows_the_replicas_the_actuator_starts_and_stops(
+    tmp_path: Path,
+) -> None:
+    """The issue-20 wiring: LocalActuator -> FileRegistrar -> the router's central queue."""
+    from simulator.live.router import Router, serve_router  # noqa: PLC0415 - the other shell
+
+    before = children()
+    path = tmp_path / "backends.json"
+    actuator = LocalActuator(
+        EMULATOR, base_port=free_ports(2), cwd=ROOT, registrar=FileRegistrar(path)
+    )
+    router = Router(path, slots=2, poll_s=0.05)
+    try:
+        async with serve_router(router) as served, aiohttp.ClientSession() as session:
+
+            async def burst(n: int) -> list[int]:
+                async def one() -> int:
+                    async with session.post(f"{served.url}/v1/infer", json={}) as answer:
+                        await answer.read()
+                        return answer.status
+
+                return list(await asyncio.gather(*(one() for _ in range(n))))
+
+            async def routed(names: set[str]) -> bool:
+                await actuator.current()  # a read registers the ready, deregisters the rest
+                await asyncio.sleep(0.1)  # the router's next look at the file
+                return {n for n, b in router.backends.items() if not b.leaving} == names
+
+            await actuator.scale(1, reason="test")
+            await eventually(lambda: routed({"local-0"}))
+            assert await burst(5) == [200] * 5
+            await actuator.scale(2, reason="test")
+            await eventually(lambda: routed({"local-0", "local-1"}))
+            assert await burst(20) == [200] * 20  # more than 2 x 2 slots: both serve
+            text = await (await session.get(f"{served.url}/metrics")).text()
+            assert 'replicast_router_dispatched_total{backend="local-1"}' in text
+            await actuator.scale(1, reason="test")  # local-1 deregistered, then stopped
+            await eventually(lambda: routed({"local-0"}))
+            assert await burst(5) == [200] * 5
+    finally:
+        await actuator.close()
+    assert children() == before
