@@ -260,3 +260,41 @@ async def serve_router(
         yield ServedRouter(f"http://{host}:{bound}", bound, router)
     finally:
         await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m simulator.live.router --backends FILE --slots N [--port P]`: serve until
+    SIGTERM or SIGINT; an unusable argument is one line on stderr and exit code 2."""
+    import argparse  # noqa: PLC0415 - the command line only
+    import signal  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    p = argparse.ArgumentParser(prog="python -m simulator.live.router", description=__doc__)
+    p.add_argument("--backends", required=True, type=Path, help="the FileRegistrar's file")
+    p.add_argument("--slots", required=True, type=int, help="concurrency slots per replica")
+    p.add_argument("--host", default="127.0.0.1", help="loopback only (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="0: any free port (printed)")
+    p.add_argument("--poll-s", type=float, default=0.2, help="how often the file is looked at")
+    args = p.parse_args(argv)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        router = Router(args.backends, args.slots, poll_s=args.poll_s)
+        async with serve_router(router, host=args.host, port=args.port) as served:
+            print(f"router: {args.slots} slots a replica from {args.backends} on {served.url}",
+                  flush=True)  # fmt: skip
+            await stop.wait()
+
+    try:
+        asyncio.run(run())
+    except (ValueError, OSError) as error:  # RouterError, bind errors
+        print(f"router: {str(error).splitlines()[0]}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

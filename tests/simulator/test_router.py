@@ -132,3 +132,30 @@ def test_bad_setups_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs"):
         read_backends(bad)
     assert read_backends(tmp_path / "missing.json") == {}
+
+
+def test_the_router_runs_as_a_process_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    import signal  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    path = tmp_path / "backends.json"
+    write(path, {})
+    argv = [sys.executable, "-m", "simulator.live.router", "--backends", str(path), "--slots", "2"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        assert line.startswith("router: 2 slots a replica from") and "http://127.0.0.1:" in line
+        url = line.rsplit(" on ", 1)[1].strip()
+        with urllib.request.urlopen(f"{url}/healthz", timeout=5) as answer:
+            assert answer.status == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    bad = subprocess.run([*argv[:-1], "0"], check=False, capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "router: slots: a whole number >= 1 per replica (got 0)"
