@@ -290,6 +290,12 @@ class LocalTarget(Model):
     registrar: LocalRegistrar | None = Field(
         None, description="a router to tell which replicas are ready (the sandbox's router)"
     )
+    replicas: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="replicas started when the controller starts (a Deployment's spec.replicas)",
+    )
 
 
 ScaleTarget = Annotated[KubernetesTarget | AciTarget | LocalTarget, Field(discriminator="kind")]

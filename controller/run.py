@@ -184,6 +184,7 @@ def build_actuator(target: TargetConfig, index: int, resources: Resources) -> Ac
             env={**os.environ, **st.env} if st.env else None,
             cwd=st.workdir,
             registrar=build_registrar(st.registrar, "", resources),
+            initial_replicas=st.replicas,
         )
     except ActuatorError as error:
         raise StartupError(f"{where}: {error}") from None

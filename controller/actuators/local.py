@@ -13,6 +13,8 @@ process started from the template with port `base_port + i` on 127.0.0.1, named 
   and stuck starts are reported as a CapacityExhausted condition (their log's last line in the
   message), which forbids scaling up until they recover: a command that exits at once is
   reported, never retried forever.
+- `initial_replicas` (the config's `replicas`, like a Deployment's spec.replicas) are started
+  by the first read, so a policy that holds at zero (hpa) has something to scale.
 - `scale(n)` starts the lowest missing indices and stops the highest first: each victim is
   deregistered, then its process group gets SIGTERM, and SIGKILL after `stop_timeout_s`.
 - `addresses()`: the ready replicas as `{name: "127.0.0.1:port"}`, for a router; with a
@@ -107,6 +109,7 @@ class LocalActuator:
         cwd: str | Path | None = None,
         log_dir: str | Path | None = None,
         registrar: Registrar | None = None,
+        initial_replicas: int = 0,
     ) -> None:
         self.command_template = tuple(command_template)
         if not any("{port}" in arg for arg in self.command_template):
@@ -127,7 +130,11 @@ class LocalActuator:
         self._own_session = session is None
         self._own_log_dir = log_dir is None
         self._log_dir = Path(log_dir) if log_dir is not None else None
-        self._desired = 0
+        if initial_replicas < 0:
+            raise PermanentError(
+                f"local {name}: initial_replicas must be >= 0 (got {initial_replicas})"
+            )
+        self._desired = initial_replicas  # started by the first read
         self._replicas: dict[int, _Replica] = {}
         self._failures: dict[int, _Failure] = {}
         self._routed: dict[str, str] = {}

@@ -23,6 +23,10 @@ Run one as a process (what the `local` actuator starts):
 
     python -m simulator.emulator --port 8001 --slots 8 --service exponential:2.0 --startup-s 5
 
+`time_scale` m (`--time-scale`, the sandbox's time compression) runs the model m times
+faster: startup, service times and the queue timeout are divided by m, and so are the latency
+histogram's bucket bounds; JSON answers and metrics are in (compressed) wall seconds.
+
 It listens on loopback only. The load generator that drives it is `simulator.live.loadgen`.
 """
 
@@ -31,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -69,7 +74,11 @@ class Emulator:
         model_name: str = "emulator",
         clock: Clock | None = None,
         rng: np.random.Generator | None = None,
+        time_scale: float = 1.0,
     ) -> None:
+        if not (math.isfinite(time_scale) and time_scale > 0):
+            raise EmulatorError(f"time_scale: must be > 0 and finite (got {time_scale})")
+        self.time_scale = time_scale
         self.model = model
         self.clock = clock if clock is not None else MonotonicClock()
         self.rng = rng if rng is not None else np.random.default_rng()
@@ -77,10 +86,10 @@ class Emulator:
             startup_s = float(model.draw_startup_delay_s(1, self.rng)[0])
         if not startup_s >= 0:
             raise EmulatorError(f"startup_s: must be >= 0 (got {startup_s})")
-        self.startup_s = startup_s
+        self.startup_s = startup_s / time_scale
         self.model_name = model_name
         self.queue = SlotQueue(model.slots_per_replica)
-        self.metrics = EmulatorMetrics(model_name, self.queue)
+        self.metrics = EmulatorMetrics(model_name, self.queue, time_scale=time_scale)
         self.ready = False
         self.draining = False
 
@@ -161,10 +170,10 @@ class Emulator:
 
     async def _acquire(self, arrived_s: float) -> bool:
         """Wait for a slot; False when the model's `timeout_s` passes first."""
-        timeout_s = self.model.timeout_s
-        if timeout_s is None:
+        if self.model.timeout_s is None:
             await self.queue.acquire()
             return True
+        timeout_s = self.model.timeout_s / self.time_scale
         waiter = asyncio.ensure_future(self.queue.acquire())
         timer = asyncio.ensure_future(self.clock.sleep(arrived_s + timeout_s - self.clock.now()))
         try:
@@ -188,7 +197,7 @@ class Emulator:
 
         arrival = Arrivals(0.0, 1.0, np.zeros(1), one(input_tokens), one(output_tokens))
         try:
-            return float(self.model.draw_service_s(arrival, self.rng)[0])
+            return float(self.model.draw_service_s(arrival, self.rng)[0]) / self.time_scale
         except ModelError as error:
             if isinstance(self.model.service, TokenService):
                 raise EmulatorError(

@@ -102,6 +102,12 @@ def parser(prog: str = "python -m simulator.emulator") -> argparse.ArgumentParse
     p.add_argument("--model-name", default="emulator", help="the model_name metric label")
     p.add_argument("--seed", type=int, default=None, help="seed of the service/startup draws")
     p.add_argument("--drain-s", type=float, default=5.0, help="grace for requests on SIGTERM")
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="run the model this many times faster: startup, service and timeout divided by it",
+    )
     return p
 
 
@@ -120,6 +126,7 @@ async def _main(args: argparse.Namespace) -> None:
         startup_s=args.startup_s,
         model_name=args.model_name,
         rng=np.random.default_rng(args.seed),
+        time_scale=args.time_scale,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -31,7 +31,7 @@ import logging
 import math
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import aiohttp
@@ -134,6 +134,24 @@ def check_loopback(url: str) -> str:
     return url
 
 
+@dataclass(frozen=True, slots=True)
+class RequestOutcome:
+    """One request, for a caller that wants each (the sandbox's timeline): `due_s` is its
+    scheduled time from the start of the run, `status` the HTTP status ("timeout" or an error
+    kind otherwise); `latency_s` from `due_s` to the answer (None unless 2xx); `wait_s` the
+    time it queued for a slot (a router's `X-Replicast-Wait-S` plus the server's own
+    `queue_s`) and `service_s` the server's, when the answer says."""
+
+    due_s: float
+    status: str
+    latency_s: float | None = None
+    wait_s: float | None = None
+    service_s: float | None = None
+
+
+OnOutcome = Callable[[RequestOutcome], None]
+
+
 @dataclass
 class _Tally:
     """Outcomes as they arrive (one event loop: no locks)."""
@@ -169,8 +187,10 @@ async def run_load(
     session: aiohttp.ClientSession | None = None,
     clock: Clock | None = None,
     rng: np.random.Generator | None = None,
+    on_outcome: OnOutcome | None = None,
 ) -> LoadSummary:
-    """Send `profile`'s arrivals to `url` open-loop (module docstring) and summarize.
+    """Send `profile`'s arrivals to `url` open-loop (module docstring) and summarize;
+    `on_outcome`, when given, is called with each request's `RequestOutcome` as it ends.
 
     Time scaling is the profile's own (`profile.time_scale(1 / 60)` replays an hour in a
     minute). A session made here allows `max_in_flight` connections; a given one should too,
@@ -183,8 +203,8 @@ async def run_load(
     if session is None:
         connector = aiohttp.TCPConnector(limit=options.max_in_flight)
         async with aiohttp.ClientSession(connector=connector) as own:
-            return await _run(profile, url, options, own, clock, rng)
-    return await _run(profile, url, options, session, clock, rng)
+            return await _run(profile, url, options, own, clock, rng, on_outcome)
+    return await _run(profile, url, options, session, clock, rng, on_outcome)
 
 
 async def _run(
@@ -194,10 +214,12 @@ async def _run(
     session: aiohttp.ClientSession,
     clock: Clock,
     rng: np.random.Generator,
+    on_outcome: OnOutcome | None = None,
 ) -> LoadSummary:
-    sender = _Sender(url, session, clock, options)
+    sender = _Sender(url, session, clock, options, on_outcome)
     try:
         start_s = clock.now()
+        sender.start_s = start_s
         stopped_by, end_s = await _schedule(profile, rng, options, clock, sender, start_s)
         # the schedule's window runs to its end even after its last arrival
         schedule_s = min(end_s, options.max_duration_s)
@@ -236,9 +258,16 @@ class _Sender:
     """Sends one request per arrival as its own task, under the in-flight cap."""
 
     def __init__(
-        self, url: str, session: aiohttp.ClientSession, clock: Clock, options: LoadOptions
+        self,
+        url: str,
+        session: aiohttp.ClientSession,
+        clock: Clock,
+        options: LoadOptions,
+        on_outcome: OnOutcome | None = None,
     ) -> None:
         self.url, self.session, self.clock = url, session, clock
+        self.on_outcome = on_outcome
+        self.start_s = 0.0
         self.max_in_flight = options.max_in_flight
         self.timeout = aiohttp.ClientTimeout(total=options.request_timeout_s)
         self.tally = _Tally()
@@ -249,6 +278,7 @@ class _Sender:
         self.tally.intended += 1
         if len(self.in_flight) >= self.max_in_flight:
             self.tally.dropped += 1
+            self._report(due_s, "dropped")
             return
         self.tally.lags_s.append(max(0.0, self.clock.now() - due_s))
         name = f"loadgen-request-{self.tally.intended}"
@@ -256,26 +286,40 @@ class _Sender:
         self.in_flight.add(task)
         task.add_done_callback(self.in_flight.discard)
 
+    def _report(self, due_s: float, status: str, **parts: float | None) -> None:
+        if self.on_outcome is not None:
+            self.on_outcome(RequestOutcome(due_s - self.start_s, status, **parts))
+
     async def _send(self, due_s: float, body: dict[str, int]) -> None:
         tally = self.tally
+        status = "?"
+        parts: dict[str, float | None] = {}
         try:
             async with self.session.post(self.url, json=body, timeout=self.timeout) as response:
-                await response.read()
-                tally.statuses[str(response.status)] += 1
+                payload = await response.read()
+                status = str(response.status)
+                tally.statuses[status] += 1
                 if 200 <= response.status < 300:
-                    tally.latencies_s.append(self.clock.now() - due_s)
+                    latency_s = self.clock.now() - due_s
+                    tally.latencies_s.append(latency_s)
+                    if self.on_outcome is not None:
+                        parts = {"latency_s": latency_s, **_parts(response.headers, payload)}
                 else:
                     tally.errors += 1
         except TimeoutError:
-            tally.statuses["timeout"] += 1
+            status = "timeout"
+            tally.statuses[status] += 1
             tally.timeouts += 1
         except (aiohttp.ClientError, OSError) as error:
-            tally.statuses[type(error).__name__] += 1
+            status = type(error).__name__
+            tally.statuses[status] += 1
             tally.errors += 1
         except Exception as error:  # counted, so the summary adds up, and shown: likely a bug
             logger.warning("%s: request failed unexpectedly: %r", self.url, error)
-            tally.statuses[type(error).__name__] += 1
+            status = type(error).__name__
+            tally.statuses[status] += 1
             tally.errors += 1
+        self._report(due_s, status, **parts)
 
     async def drain(self, timeout_s: float) -> int:
         """Wait for outstanding requests up to `timeout_s` (each has its own timeout, so this
@@ -294,6 +338,27 @@ class _Sender:
         cancelled = sum(task.cancel() for task in left)
         await asyncio.gather(*left, return_exceptions=True)
         return cancelled
+
+
+def _parts(headers: Mapping[str, str], payload: bytes) -> dict[str, float | None]:
+    """wait_s and service_s from an answer: a router's wait header plus the server's JSON."""
+    try:
+        answer = json.loads(payload)
+    except ValueError:
+        answer = None
+    answer = answer if isinstance(answer, dict) else {}
+
+    def number(value: object) -> float | None:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return float(value) if ok else None  # type: ignore[arg-type]
+
+    try:
+        routed = float(headers.get("X-Replicast-Wait-S", "nan"))
+    except ValueError:
+        routed = math.nan
+    queued = number(answer.get("queue_s"))
+    waits = [w for w in (routed, queued) if w is not None and math.isfinite(w)]
+    return {"wait_s": sum(waits) if waits else None, "service_s": number(answer.get("service_s"))}
 
 
 def _body(input_tokens: int | None, output_tokens: int | None) -> dict[str, int]:

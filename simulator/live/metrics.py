@@ -1,7 +1,9 @@
 """The emulator's Prometheus metrics, with vLLM's names, labels and latency buckets.
 
-In: a model name and the `SlotQueue` whose gauges it reads. Out: `EmulatorMetrics`, a registry
-of its own (never the process-global one) that the emulator records into and serves as text.
+In: a model name, the `SlotQueue` whose gauges it reads, and the time compression (bucket
+bounds divided by it, so a compressed latency falls in the bucket its model time would). Out:
+`EmulatorMetrics`, a registry of its own (never the process-global one) that the emulator
+records into and serves as text.
 """
 
 from __future__ import annotations
@@ -18,13 +20,21 @@ LATENCY_BUCKETS_S = (
     40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0,
 )  # fmt: skip
 LABELS = ("model_name", "engine")
+
+
+def scaled_buckets(time_scale: float = 1.0) -> tuple[float, ...]:
+    """vLLM's buckets for a server running `time_scale` times faster than the model (the
+    sandbox's time compression): every bound divided by it."""
+    return tuple(b / time_scale for b in LATENCY_BUCKETS_S)
+
+
 ENGINE = "0"  # one engine per emulated replica
 
 
 class EmulatorMetrics:
     """vLLM-named series in a registry of their own (never the process-global one)."""
 
-    def __init__(self, model_name: str, queue: SlotQueue) -> None:
+    def __init__(self, model_name: str, queue: SlotQueue, *, time_scale: float = 1.0) -> None:
         self.registry = r = CollectorRegistry()
         labels = (model_name, ENGINE)
         running = Gauge("vllm:num_requests_running", "Requests holding a slot.", LABELS, registry=r)
@@ -33,7 +43,7 @@ class EmulatorMetrics:
         waiting.labels(*labels).set_function(lambda: queue.waiting)
 
         def histogram(name: str, text: str) -> Any:
-            made = Histogram(name, text, LABELS, registry=r, buckets=LATENCY_BUCKETS_S)
+            made = Histogram(name, text, LABELS, registry=r, buckets=scaled_buckets(time_scale))
             return made.labels(*labels)
 
         self.e2e = histogram("vllm:e2e_request_latency_seconds", "End-to-end latency.")

@@ -11,9 +11,14 @@ loopback address:
   shared FCFS queue, a request starts as soon as any slot is free, so a replica's own queue
   stays empty. No replica at all yet: the request waits (a cold start from zero); a replica
   that cannot be reached: 502, one line.
+  The answer carries `X-Replicast-Wait-S`: the seconds it waited here for a slot.
 - `GET /healthz`: 200. `GET /metrics`: `replicast_router_queue_depth` (requests waiting
-  here), `replicast_router_in_flight`, `replicast_router_backends`, and per backend
-  `replicast_router_dispatched_total{backend}`.
+  here), `replicast_router_in_flight`, `replicast_router_backends`,
+  `replicast_router_requests_total` (arrivals), `replicast_router_request_duration_seconds`
+  (arrival here to answer, a histogram with vLLM's buckets divided by `time_scale`, the
+  sandbox's time compression), `replicast_router_queue_wait_seconds`, and per backend
+  `replicast_router_dispatched_total{backend}`. The client to the replicas has no connection
+  cap (aiohttp's default of 100 would be a second, hidden queue).
 
 The file is re-read when its modification time changes (every `poll_s`): a new name takes
 requests at once; a name that left takes no new one and is forgotten when its last request
@@ -33,11 +38,12 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from simulator.live.base import is_loopback_host
 from simulator.live.emulator import _bound_port
+from simulator.live.metrics import scaled_buckets
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +93,18 @@ def read_backends(path: Path) -> dict[str, str]:
 class Router:
     """The central queue and its backends; `app()` serves it (see the module docstring)."""
 
-    def __init__(self, backends_file: Path | str, slots: int, *, poll_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        backends_file: Path | str,
+        slots: int,
+        *,
+        poll_s: float = 0.2,
+        time_scale: float = 1.0,
+    ) -> None:
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
             raise RouterError(f"slots: a whole number >= 1 per replica (got {slots!r})")
+        if not time_scale > 0 or time_scale == float("inf"):
+            raise RouterError(f"time_scale: must be > 0 and finite (got {time_scale})")
         self.path = Path(backends_file)
         self.slots = slots
         self.poll_s = poll_s
@@ -101,6 +116,18 @@ class Router:
         self._dispatched = Counter(
             "replicast_router_dispatched", "Requests sent to a backend.", ("backend",),
             registry=registry,
+        )  # fmt: skip
+        self._arrived = Counter(
+            "replicast_router_requests", "Requests that arrived.", registry=registry
+        )
+        buckets = scaled_buckets(time_scale)
+        self._latency = Histogram(
+            "replicast_router_request_duration_seconds", "Arrival here to answer.",
+            registry=registry, buckets=buckets,
+        )  # fmt: skip
+        self._wait = Histogram(
+            "replicast_router_queue_wait_seconds", "Arrival here to a free slot.",
+            registry=registry, buckets=buckets,
         )  # fmt: skip
         Gauge(
             "replicast_router_queue_depth", "Requests waiting for a slot.", registry=registry
@@ -170,6 +197,9 @@ class Router:
     # --- HTTP --------------------------------------------------------------------------------
 
     async def infer(self, request: web.Request) -> web.Response:
+        loop = asyncio.get_running_loop()
+        arrived_s = loop.time()
+        self._arrived.inc()
         body = await request.read()
         waiting = _Waiting()
         self.queue.append(waiting)
@@ -180,9 +210,12 @@ class Router:
             with contextlib.suppress(ValueError):
                 self.queue.remove(waiting)
             raise
+        wait_s = loop.time() - arrived_s
+        self._wait.observe(wait_s)
         backend = self.backends[name]
         self._dispatched.labels(backend=name).inc()
         assert self._session is not None
+        headers = {"X-Replicast-Wait-S": f"{wait_s:.6f}"}
         try:
             async with self._session.post(
                 f"http://{backend.address}{request.path}",
@@ -190,15 +223,22 @@ class Router:
                 headers={"Content-Type": request.content_type or "application/json"},
             ) as answer:
                 payload = await answer.read()
-                return web.Response(
-                    status=answer.status, body=payload, content_type=answer.content_type
+                response = web.Response(
+                    status=answer.status,
+                    body=payload,
+                    content_type=answer.content_type,
+                    headers=headers,
                 )
         except aiohttp.ClientError as error:
             return web.json_response(
-                {"error": f"backend {name} at {backend.address}: {error}"}, status=502
+                {"error": f"backend {name} at {backend.address}: {error}"},
+                status=502,
+                headers=headers,
             )
         finally:
             self._release(name)
+        self._latency.observe(loop.time() - arrived_s)
+        return response
 
     async def healthz(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
@@ -224,7 +264,10 @@ class Router:
 
     async def _lifetime(self, _app: web.Application) -> AsyncIterator[None]:
         # No total timeout: a request waits in the queue as long as the load makes it.
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),  # no cap: the queue is this router's
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
         watcher = asyncio.create_task(self._watch(), name="router-watch")
         try:
             yield
@@ -275,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1", help="loopback only (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="0: any free port (printed)")
     p.add_argument("--poll-s", type=float, default=0.2, help="how often the file is looked at")
+    p.add_argument(
+        "--time-scale", type=float, default=1.0, help="latency buckets divided by this (sandbox)"
+    )
     args = p.parse_args(argv)
 
     async def run() -> None:
@@ -282,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        router = Router(args.backends, args.slots, poll_s=args.poll_s)
+        router = Router(args.backends, args.slots, poll_s=args.poll_s, time_scale=args.time_scale)
         async with serve_router(router, host=args.host, port=args.port) as served:
             print(f"router: {args.slots} slots a replica from {args.backends} on {served.url}",
                   flush=True)  # fmt: skip

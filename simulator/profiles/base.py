@@ -144,6 +144,14 @@ class Profile(ABC):
             )
         return _Sliced(self, start_s, end - start_s)
 
+    def pad(self, quiet_s: float) -> Profile:
+        """The profile followed by `quiet_s` seconds without arrivals (a cooldown, so a run
+        shows the scale-down after the load); same arrivals as the original."""
+        from simulator.profiles.wrappers import _Padded  # noqa: PLC0415 - subclasses
+
+        quiet_s = _non_negative("pad", "quiet_s", quiet_s)
+        return _Padded(self, self.duration_s + quiet_s) if quiet_s > 0 else self
+
     def loop(self, times: int | None = None, *, duration_s: float | None = None) -> Profile:
         """Repeat back to back, `times` times or until `duration_s` (the last may be cut).
 

@@ -1,9 +1,10 @@
 """The operations on a profile, each a wrapper around the profile it changes.
 
 In: a `Profile` and the operation's parameters (`Profile.time_scale`, `rate_scale`, `slice`,
-`loop`, `with_tokens` build these). Out: a `Profile` whose windows map into the inner one's:
-re-timed (`_TimeScaled`, `_Sliced`, `_Looped`) or transformed block by block with their own
-keyed randomness (`_Resampled`, `_WithTokens`). `_base` finds the profile under them all.
+`pad`, `loop`, `with_tokens` build these). Out: a `Profile` whose windows map into the inner
+one's: re-timed (`_TimeScaled`, `_Sliced`, `_Padded`, `_Looped`) or transformed block by block
+with their own keyed randomness (`_Resampled`, `_WithTokens`). `_base` finds the profile under
+them all.
 """
 
 from __future__ import annotations
@@ -70,6 +71,28 @@ class _Sliced(Profile):
         hi_s = self.offset_s + min(end_s, self.duration_s)
         part = self.inner._window(streams, min(self.offset_s + start_s, hi_s), hi_s)
         return part._retimed(part.time_s - self.offset_s, start_s, end_s)
+
+    def rate_scale(self, factor: float, *, resolution_s: float = 60.0) -> Profile:
+        return replace(self, inner=self.inner.rate_scale(factor, resolution_s=resolution_s))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Padded(Profile):
+    """The inner profile, then quiet (no arrival) until `duration_s`."""
+
+    inner: Profile
+    duration_s: float
+
+    def _token_kinds(self) -> tuple[bool, bool]:
+        return self.inner._token_kinds()
+
+    def _expected_before(self, time_s: FloatArray) -> FloatArray | None:
+        return self.inner._expected_before(np.minimum(time_s, self.inner.duration_s))
+
+    def _window(self, streams: _Streams, start_s: float, end_s: float) -> Arrivals:
+        inner_end_s = self.inner.duration_s
+        part = self.inner._window(streams, min(start_s, inner_end_s), min(end_s, inner_end_s))
+        return part._retimed(part.time_s, start_s, end_s)
 
     def rate_scale(self, factor: float, *, resolution_s: float = 60.0) -> Profile:
         return replace(self, inner=self.inner.rate_scale(factor, resolution_s=resolution_s))

@@ -121,6 +121,24 @@ async def test_scale_up_and_down_runs_emulators_on_their_own_ports(tmp_path: Pat
 
 
 @pytest.mark.asyncio
+async def test_initial_replicas_are_started_by_the_first_read(tmp_path: Path) -> None:
+    # a local target declares its size (a Deployment's spec.replicas): hpa, which holds at 0,
+    # then has replicas to scale
+    before = children()
+    actuator = LocalActuator(EMULATOR, base_port=free_ports(2), cwd=ROOT, initial_replicas=2)
+    try:
+        assert actuator.pids() == {}  # nothing before the first read
+        state = await actuator.current()
+        assert (state.replicas, state.starting_replicas) == (2, 2)
+        assert sorted(actuator.pids()) == [0, 1]
+    finally:
+        await actuator.close()
+    assert children() == before
+    with pytest.raises(PermanentError, match="initial_replicas must be >= 0"):
+        LocalActuator(EMULATOR, base_port=8000, initial_replicas=-1)
+
+
+@pytest.mark.asyncio
 async def test_a_command_that_exits_at_once_is_reported_not_retried_forever(
     tmp_path: Path,
 ) -> None:

@@ -252,3 +252,27 @@ def test_service_forms_become_replica_model_specs() -> None:
     }  # fmt: skip
     with pytest.raises(EmulatorError, match="--service fixed:x"):
         service_spec("fixed:x")
+
+
+@pytest.mark.asyncio
+async def test_time_scale_runs_the_model_faster_with_buckets_to_match(
+    session: aiohttp.ClientSession,
+) -> None:
+    # the sandbox's time compression: a 1 s service and a 0.5 s startup at m = 5 take 0.2 s
+    # and 0.1 s, and a 0.2 s latency lands in the bucket a 1 s one would (le="1.0" / 5)
+    emulator = Emulator(model(service_s=1.0), startup_s=0.5, time_scale=5.0)
+    assert emulator.startup_s == pytest.approx(0.1)
+    async with serve(emulator) as served:
+        await until(lambda: _ready(session, served.url))
+        began = time.monotonic()
+        async with session.post(f"{served.url}/v1/infer") as response:
+            answer = await response.json()
+        took_s = time.monotonic() - began
+        samples = await scrape(session, served.url)
+    assert answer["service_s"] == pytest.approx(0.2)
+    assert 0.2 <= took_s < 0.2 + LATE_S
+    name = "vllm:e2e_request_latency_seconds_bucket"
+    assert value(samples, name, le="0.2") == 0  # 1.0 / 5: the bucket of a 1 s latency
+    assert value(samples, name, le="0.3") == 1  # 1.5 / 5
+    with pytest.raises(EmulatorError, match="time_scale"):
+        Emulator(model(), time_scale=0.0)

@@ -22,6 +22,7 @@ from simulator.live.loadgen import (
     LoadgenError,
     LoadOptions,
     LoadSummary,
+    RequestOutcome,
     check_loopback,
     cmd_loadgen,
     run_load,
@@ -208,6 +209,29 @@ async def test_token_counts_reach_an_emulator_and_its_metrics() -> None:
     exposition = emulator.metrics.exposition().decode()
     assert 'vllm:prompt_tokens_total{engine="0",model_name="emulator"} 600.0' in exposition
     assert 'vllm:generation_tokens_total{engine="0",model_name="emulator"} 18.0' in exposition
+
+
+@pytest.mark.asyncio
+async def test_each_outcome_is_reported_with_its_wait_and_service() -> None:
+    # one 0.1 s slot, three arrivals 0.01 s apart and a cap of 2 in flight: the first is served
+    # at once, the second waits ~0.09 s in the emulator's queue, the third is dropped; each
+    # outcome says when it was due and, when served, its wait and service (sandbox timeline)
+    replica = ReplicaModel(1, Fixed(0.1), FixedStartup(0.0))
+    seen: list[RequestOutcome] = []
+    async with serve(Emulator(replica, startup_s=0.0)) as served:
+        summary = await run_load(
+            every(0.01, 3), f"{served.url}/v1/infer", options=LoadOptions(max_in_flight=2),
+            rng=np.random.default_rng(7), on_outcome=seen.append,
+        )  # fmt: skip
+    assert summary.completed == 2 and len(seen) == 3
+    by_due = sorted(seen, key=lambda o: o.due_s)
+    assert [o.status for o in by_due] == ["200", "200", "dropped"]
+    assert [o.due_s for o in by_due] == pytest.approx([0.0, 0.01, 0.02])
+    first, second, _ = by_due
+    assert first.service_s == pytest.approx(0.1) and second.service_s == pytest.approx(0.1)
+    assert first.wait_s is not None and first.wait_s < 0.03
+    assert second.wait_s is not None and 0.08 <= second.wait_s < 0.09 + LATE_S
+    assert second.latency_s is not None and second.latency_s >= second.wait_s + 0.1
 
 
 @pytest.mark.parametrize(

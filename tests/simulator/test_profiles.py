@@ -256,6 +256,21 @@ def test_slice_keeps_exactly_the_original_arrivals_inside_the_window() -> None:
     np.testing.assert_allclose(part.time_s, inside - 1234.5, atol=1e-9)
 
 
+def test_pad_adds_a_quiet_tail_and_keeps_every_arrival() -> None:
+    # the sandbox's cooldown: the same arrivals (chunked or whole, through rate and time
+    # scaling), then nothing until the new end
+    log = small_log().loop(200)
+    padded = log.rate_scale(1.5).pad(500.0)
+    assert padded.duration_s == log.duration_s + 500.0
+    assert_same(padded.arrivals(rng()), log.rate_scale(1.5).arrivals(rng()))
+    chunks = list(padded.time_scale(0.2).iter_chunks(rng(), chunk_s=7.0))
+    assert sum(len(c) for c in chunks) == len(padded.arrivals(rng()))
+    assert padded.expected_requests(log.duration_s, padded.duration_s) == 0
+    assert log.pad(0) is log
+    with pytest.raises(ProfileError, match="pad"):
+        log.pad(-1)
+
+
 def test_loop_repeats_a_log_exactly() -> None:
     log = small_log()
     looped = log.loop(3).arrivals(rng())

@@ -88,6 +88,37 @@ async def test_one_central_queue_starts_each_request_on_the_first_free_slot(
 
 
 @pytest.mark.asyncio
+async def test_arrivals_waits_and_latencies_are_counted_and_the_wait_is_in_a_header(
+    tmp_path: Path, replicas: list[str]
+) -> None:
+    # one 0.2 s slot, two requests at once: the second waits ~0.2 s here, says so in its
+    # X-Replicast-Wait-S header, and both show in the router's own series (which the sandbox's
+    # controller reads: arrivals for the rate, the histogram for latency including the wait)
+    path = tmp_path / "backends.json"
+    write(path, {"r0": replicas[0]})
+    async with AsyncExitStack() as stack:
+        router = await stack.enter_async_context(
+            serve_router(Router(path, slots=1, time_scale=2.0))
+        )
+        s = await stack.enter_async_context(aiohttp.ClientSession())
+
+        async def waited() -> float:
+            async with s.post(f"{router.url}/v1/infer", json={}) as answer:
+                assert answer.status == 200
+                return float(answer.headers["X-Replicast-Wait-S"])
+
+        waits = sorted(await asyncio.gather(waited(), waited()))
+        assert waits[0] < 0.05 and SERVICE_S - 0.02 <= waits[1] < SERVICE_S + 0.15, waits
+        assert await metric(s, router.url, "replicast_router_requests_total") == 2
+        duration = "replicast_router_request_duration_seconds"
+        assert await metric(s, router.url, f"{duration}_count") == 2
+        assert await metric(s, router.url, "replicast_router_queue_wait_seconds_count") == 2
+        async with s.get(f"{router.url}/metrics") as answer:
+            text = await answer.text()
+        assert f'{duration}_bucket{{le="0.15"}}' in text  # vLLM's 0.3 s bound / 2
+
+
+@pytest.mark.asyncio
 async def test_requests_wait_for_a_first_replica_and_follow_the_file(
     tmp_path: Path, replicas: list[str]
 ) -> None:
