@@ -137,15 +137,15 @@ def run(
 
 
 def _schedule(
-    duration_s: float, interval_s: float, scrape_s: float
+    duration_s: float, interval_s: float, scrape_s: float, offset_s: float = 0.0
 ) -> Iterator[tuple[float, bool, bool]]:
     """(time, scrape?, tick?) in time order; at one instant the scrape comes first."""
     ticks = math.floor(duration_s / interval_s + 1e-9)
-    scrapes = math.floor(duration_s / scrape_s + 1e-9)
-    i = j = 0  # scrape j at j * scrape_s (from 0), tick i at (i + 1) * interval_s
+    scrapes = math.floor((duration_s - offset_s) / scrape_s + 1e-9)
+    i = j = 0  # scrape j at offset_s + j * scrape_s, tick i at (i + 1) * interval_s
     while i < ticks or j <= scrapes:
         tick_t = (i + 1) * interval_s if i < ticks else math.inf
-        scrape_t = j * scrape_s if j <= scrapes else math.inf
+        scrape_t = offset_s + j * scrape_s if j <= scrapes else math.inf
         t = min(tick_t, scrape_t)
         is_scrape, is_tick = (
             math.isclose(scrape_t, t, abs_tol=1e-9),
@@ -222,7 +222,8 @@ def simulate(  # noqa: PLR0915 - one loop, read top to bottom like the controlle
     records: list[DecisionRecord] = []
     last_arrivals, k = 0, 0
     moves = Moves()
-    for t, is_scrape, is_tick in _schedule(duration_s, interval_s, metrics.scrape_interval_s):
+    schedule = _schedule(duration_s, interval_s, metrics.scrape_interval_s, metrics.scrape_offset_s)
+    for t, is_scrape, is_tick in schedule:
         bind_until(t)
         be.advance(state, t)
         snap = be.snapshot(state)

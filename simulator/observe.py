@@ -3,6 +3,7 @@
 In: kernel `Snapshot`s and cumulative latency histograms taken at scrape times. Out: one
 `policies.Observation` per control tick, built the way the live controller builds it from
 Prometheus:
+- scrapes run every `scrape_interval_s` from `scrape_offset_s` (a target's scrape phase);
 - a tick at t sees the newest scrape at or before t - `delay_s` (ingestion/evaluation lag);
 - `request_rate_rps` = increase of the arrivals counter over `rate_window_s`, divided by the
   time between the two scrapes used (Prometheus' `rate()` without its extrapolation);
@@ -45,6 +46,9 @@ class MetricsConfig:
     rate_window_s: float = 60.0
     delay_s: float = 0.0
     buckets_s: tuple[float, ...] = VLLM_E2E_BUCKETS_S
+    # scrapes at offset + j * scrape_interval_s: a real Prometheus scrapes each target at its
+    # own phase, so a tick sees data (interval - offset) old on average, not fresh
+    scrape_offset_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.scrape_interval_s > 0:
@@ -56,6 +60,10 @@ class MetricsConfig:
             )
         if not self.delay_s >= 0:
             raise ValueError(f"delay_s: must be >= 0 (got {self.delay_s})")
+        if not 0 <= self.scrape_offset_s < self.scrape_interval_s:
+            raise ValueError(
+                f"scrape_offset_s: must be in [0, scrape_interval_s) (got {self.scrape_offset_s})"
+            )
         if list(self.buckets_s) != sorted(set(self.buckets_s)) or not self.buckets_s:
             raise ValueError("buckets_s: must be increasing upper bounds, e.g. (0.5, 1, 2, 5)")
 

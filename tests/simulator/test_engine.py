@@ -11,10 +11,10 @@ import pytest
 
 from policies import autoscaler
 from simulator import kernel, profiles
-from simulator.engine import KernelBackend, run, simulate
+from simulator.engine import KernelBackend, _schedule, run, simulate
 from simulator.erlang import wait_probability
 from simulator.model import ReplicaModel
-from simulator.observe import VLLM_E2E_BUCKETS_S, histogram_quantile
+from simulator.observe import VLLM_E2E_BUCKETS_S, MetricsConfig, histogram_quantile
 from simulator.result import SloTarget
 from simulator.traces import azure_conv
 from tests.simulator.oracle import Oracle
@@ -173,6 +173,23 @@ def test_the_policy_sees_what_prometheus_would_show() -> None:
     assert later["request_rate_rps"] == pytest.approx(10, rel=0.25)
     assert later["in_flight"] == result.timeline.in_flight[10]
     assert later["now_s"] == 1_700_000_000.0 + 15 * 11
+
+
+def test_a_scrape_phase_makes_each_tick_see_older_data() -> None:
+    # Prometheus scrapes each target at its own phase: scrapes at 5, 20, 35 s and ticks at
+    # 15, 30 s, so every tick sees data 10 s old (the sandbox measures the phase it had)
+    events = list(_schedule(40.0, 15.0, 15.0, 5.0))
+    assert [t for t, scrape, _ in events if scrape] == [5.0, 20.0, 35.0]
+    assert [t for t, _, tick in events if tick] == [15.0, 30.0]
+    lagged = run(profiles.constant(10, 900), HPA, "gpu-llm", seed=2,
+                 metrics=MetricsConfig(scrape_interval_s=15.0, scrape_offset_s=5.0))  # fmt: skip
+    fresh = run(profiles.constant(10, 900), HPA, "gpu-llm", seed=2)
+    assert lagged.summary.requests == fresh.summary.requests  # same load, seen later
+    assert [r.inputs["in_flight"] for r in lagged.records] != [
+        r.inputs["in_flight"] for r in fresh.records
+    ]
+    with pytest.raises(ValueError, match="scrape_offset_s"):
+        MetricsConfig(scrape_interval_s=15.0, scrape_offset_s=15.0)
 
 
 def test_histogram_quantile_interpolates_inside_a_bucket_as_prometheus_does() -> None:

@@ -1,0 +1,131 @@
+"""`replicast sandbox` end to end (simulator/sandbox): a real Prometheus, the router, the
+controller as `replicast run`, emulator replicas, the load; then the simulator on the same
+arrivals. A short version: 60 s of the Azure conversation trace at twice its rate and a
+minute of quiet, compressed 5x (about 30 s of wall time), with a policy file whose scale-down
+window is 30 s so the scale-down happens inside the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from controller.dispatch import main
+from simulator.sandbox.plan import SandboxOptions, compress_spec, make_plan
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("prometheus") is None, reason="needs prometheus (apt-get install -y prometheus)"
+)
+
+
+def children() -> set[int]:
+    """Live processes whose parent is this test process."""
+    mine = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == os.getpid() and fields[0] != "Z":
+                mine.add(int(entry.name))
+    return mine
+
+
+def listening() -> set[int]:
+    """Ports something listens on (/proc/net/tcp*, state 0A): a freed port is not among them
+    (a client elsewhere may still use one as its ephemeral port; that is not ours)."""
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A":
+                ports.add(int(local.rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_the_sandbox_scales_up_under_load_and_down_after_with_nothing_left_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "hpa.yaml"
+    policy.write_text(
+        "policy: hpa\nmetric: in_flight\ntarget_per_replica: 12\nmax_replicas: 6\n"
+        "behavior: {scaleDown: {stabilizationWindowSeconds: 30}}\n"
+    )
+    out = tmp_path / "out"
+    before = children()
+    code = main([
+        "sandbox", "--policy", str(policy), "--slice", "1200:1260", "--rate-scale", "0.5",
+        "--startup-s", "10", "--tail", "90", "--initial-replicas", "1", "--max-replicas", "6",
+        "--time-compression", "5", "--out", str(out), "--no-progress",
+    ])  # fmt: skip
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert children() == before  # no process outlives the run
+    report = json.loads((out / "report.json").read_text())
+    assert not set(report["ports"]) & listening()  # every port freed
+    # the controller scaled up under load and back down in the quiet tail
+    counts = [n for t, action, n in report["decisions"] if isinstance(n, int)]
+    scaled = [(t, n) for t, action, n in report["decisions"] if action == "scaled"]
+    assert max(counts) > 1, report["decisions"]
+    assert scaled[0][1] > 1 and scaled[0][0] < report["load_s"]  # up while the load ran
+    assert counts[-1] < max(counts) and any(t > report["load_s"] for t, _ in scaled)  # down after
+    # the real run and the simulator saw the same requests; the report says both
+    assert report["sandbox"]["requests"] == report["simulator"]["requests"] > 100
+    assert report["load_generator"]["failed"] == 0
+    assert report["measured_startup"]["count"] >= 1
+    assert 10 <= report["measured_startup"]["mean_s"] < 60  # 10 s + import + registration
+    assert report["measured_scrape_age_s"] is not None
+    md = (out / "report.md").read_text()
+    assert "| latency p95 (s) |" in md and "simulator vs sandbox" in md
+    assert (out / "timeline.png").stat().st_size > 10_000
+    assert "sandbox vs simulator" in printed.out
+
+
+def test_compression_divides_durations_multiplies_rates_and_refuses_a_split_second() -> None:
+    spec = {"policy": "x", "window_s": 60.0, "behavior": {"scaleDown": {
+        "stabilizationWindowSeconds": 300, "policies": [{"periodSeconds": 15}]}},
+        "max_rps": 10.0, "metric": "rps", "target_per_replica": 4.0, "max_replicas": 8}  # fmt: skip
+    small = compress_spec(spec, 5)
+    assert small["window_s"] == 12.0 and small["max_rps"] == 50.0
+    assert small["target_per_replica"] == 20.0 and small["max_replicas"] == 8
+    assert small["behavior"]["scaleDown"] == {
+        "stabilizationWindowSeconds": 60,
+        "policies": [{"periodSeconds": 3}],
+    }
+    with pytest.raises(ValueError, match=r"periodSeconds \(15 s\).*whole.*e\.g\. 3, 5"):
+        compress_spec(spec, 4)
+    plan = make_plan(SandboxOptions(policy="knative", time_compression=5))
+    assert plan.interval_s == 2.0 and plan.compressed["stable_window_s"] == 12
+    assert plan.duration_s > plan.load_s  # a quiet tail to see the scale-down
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--policy", "nosuch"], "unknown policy nosuch"),
+        (["--time-compression", "7"], "periodSeconds (15 s) is kept in whole seconds"),
+        (["--slice", "10:5000"], "--slice 10:5000: the azure-conv trace has 0:3502 seconds"),
+        (["--rate-scale", "0"], "--rate-scale 0"),
+    ],
+)
+def test_bad_arguments_are_one_line_before_anything_starts(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sandbox", *args, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_a_missing_prometheus_is_one_line_with_the_install_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no prometheus here
+    assert main(["sandbox", "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["replicast sandbox: prometheus: not on PATH; install it (Debian: apt-get "
+                   "install -y prometheus)"]  # fmt: skip
