@@ -62,13 +62,18 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "bench-out" / "sandbox")
     p.add_argument("--fresh", action="store_true", help="rerun runs already done")
     args = p.parse_args()
+    done = {  # seed first: every setting is tried early
+        (policy, profile, s): run_one(
+            policy, profile, s, args.out / f"{policy}-{profile}-{s}", args.fresh
+        )
+        for s in args.seeds
+        for profile in args.profiles
+        for policy in args.policies
+    }
     rows = []
     for profile in args.profiles:
         for policy in args.policies:
-            reports = [
-                run_one(policy, profile, s, args.out / f"{policy}-{profile}-{s}", args.fresh)
-                for s in args.seeds
-            ]
+            reports = [done[policy, profile, s] for s in args.seeds]
             real = [r["sandbox"] for r in reports]
             sim = [r["simulator"] for r in reports]
             lat_r, lat_s = [x["latency_p95_s"] for x in real], [x["latency_p95_s"] for x in sim]

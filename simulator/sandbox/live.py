@@ -64,6 +64,7 @@ class Observed:
     replicas: dict[int, ReplicaProcess] = field(default_factory=dict)  # by pid
     routed: list[tuple[float, int]] = field(default_factory=list)  # (t, backends routed)
     queue: list[tuple[float, float]] = field(default_factory=list)  # (t, router queue depth)
+    arrived: list[tuple[float, float]] = field(default_factory=list)  # (t, router arrivals)
     decisions: list[dict[str, Any]] = field(default_factory=list)  # the controller's log lines
     load: LoadSummary | None = None
     cpu_s: float = 0.0  # the load generator's process (this one), user + system
@@ -265,9 +266,12 @@ class Poller:
         with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError, ValueError):
             async with session.get(f"{self.router_url}/metrics") as answer:
                 text = await answer.text()
+            now = self.now()
             for line in text.splitlines():
                 if line.startswith("replicast_router_queue_depth "):
-                    self.observed.queue.append((self.now(), float(line.split()[-1])))
+                    self.observed.queue.append((now, float(line.split()[-1])))
+                elif line.startswith("replicast_router_requests_total "):
+                    self.observed.arrived.append((now, float(line.split()[-1])))
 
     async def run(self, stop: asyncio.Event, on_tick: Callable[[], None] | None) -> None:
         timeout = aiohttp.ClientTimeout(total=1.0)

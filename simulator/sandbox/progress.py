@@ -61,15 +61,22 @@ class Progress:
         )  # fmt: skip
         routed = observed.routed[-1][1] if observed.routed else self.plan.initial_replicas
         recent = [o for o in observed.outcomes[-5000:] if o.due_s * m >= now - WINDOW_S - 60]
-        arrived = sum(1 for o in recent if o.due_s * m >= now - WINDOW_S)
-        rate = arrived / WINDOW_S
+        rate = 0.0  # arrivals at the router over the last WINDOW_S of profile time
+        if len(observed.arrived) >= 2:
+            t1, n1 = observed.arrived[-1]
+            t0, n0 = next(
+                (p for p in reversed(observed.arrived) if p[0] <= t1 - WINDOW_S / m),
+                observed.arrived[0],
+            )
+            rate = (n1 - n0) / ((t1 - t0) * m) if t1 > t0 else 0.0
         waits = [o.wait_s * m for o in recent if o.wait_s is not None
                  and o.due_s * m >= now - WINDOW_S - 60]  # fmt: skip
         p95 = f"{np.quantile(waits, 0.95):.2f} s" if waits else "-"
         queue = int(observed.queue[-1][1]) if observed.queue else 0
         phase = "load" if now < self.plan.load_s else "quiet"
+        phase = phase if now < self.plan.duration_s else "last answers"
         return (
-            f"t {now:6.0f}/{self.plan.duration_s:.0f} s ({phase})  replicas asked {asked:2d} "
+            f"t {now:5.0f}/{self.plan.duration_s:.0f} s ({phase})  replicas asked {asked:2d} "
             f"routed {routed:2d}  rate {rate:5.1f}/s  wait p95 {p95:>8}  queue {queue:3d}"
         )
 

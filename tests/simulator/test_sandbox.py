@@ -10,6 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,7 @@ import pytest
 from controller.dispatch import main
 from simulator.sandbox.plan import SandboxOptions, compress_spec, make_plan
 
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(
     shutil.which("prometheus") is None, reason="needs prometheus (apt-get install -y prometheus)"
 )
@@ -129,3 +134,31 @@ def test_a_missing_prometheus_is_one_line_with_the_install_command(
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["replicast sandbox: prometheus: not on PATH; install it (Debian: apt-get "
                    "install -y prometheus)"]  # fmt: skip
+
+
+def test_ctrl_c_stops_every_process_and_says_so(tmp_path: Path) -> None:
+    # SIGINT (what Ctrl-C sends to the foreground process; the sandbox's children run in
+    # sessions of their own) while the load runs: exit 130, nothing left listening or running
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "controller.dispatch", "sandbox", "--slice", "1200:1500",
+         "--startup-s", "5", "--initial-replicas", "1", "--out", str(out), "--no-progress"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not list(out.glob("run/replicast-*")) and time.monotonic() < deadline:
+        routed = out / "run" / "backends.json"
+        if routed.exists() and "sandbox-0" in routed.read_text():
+            break
+        time.sleep(0.2)
+    time.sleep(2.0)  # the load is running
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted; every process stopped" in err
+    leftovers = [
+        line for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True,
+                                        check=True).stdout.splitlines()
+        if str(out) in line
+    ]  # fmt: skip
+    assert leftovers == []
