@@ -103,6 +103,13 @@ def parser(prog: str = "python -m simulator.emulator") -> argparse.ArgumentParse
     p.add_argument("--seed", type=int, default=None, help="seed of the service/startup draws")
     p.add_argument("--drain-s", type=float, default=5.0, help="grace for requests on SIGTERM")
     p.add_argument(
+        "--warm-if-exists",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="ready at once if FILE exists at start (the sandbox's already-running replicas)",
+    )
+    p.add_argument(
         "--time-scale",
         type=float,
         default=1.0,
@@ -121,9 +128,10 @@ async def run_until_stopped(
 
 
 async def _main(args: argparse.Namespace) -> None:
+    warm = args.warm_if_exists is not None and args.warm_if_exists.exists()
     emulator = Emulator(
         build_model(args),
-        startup_s=args.startup_s,
+        startup_s=0.0 if warm else args.startup_s,
         model_name=args.model_name,
         rng=np.random.default_rng(args.seed),
         time_scale=args.time_scale,

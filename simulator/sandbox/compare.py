@@ -184,9 +184,11 @@ def simulated_figures(result: Result) -> Figures:
     )
 
 
-def difference(real: float | None, sim: float | None) -> str:
+def difference(real: float | None, sim: float | None, key: str = "") -> str:
     if real is None or sim is None:
         return "-"
+    if key.endswith("_s") and max(abs(real), abs(sim)) < 0.05:
+        return "both ~0"  # a few ms of HTTP against none: not a relative error
     if real == 0:
         return "0" if sim == 0 else "n/a"
     return f"{(sim - real) / abs(real) * 100:+.1f} %"
@@ -208,7 +210,7 @@ def table_rows(real: Figures, sim: Figures) -> list[tuple[str, str, str, str]]:
     out = []
     for key, label in ROWS:
         a, b = getattr(real, key), getattr(sim, key)
-        out.append((label, fmt(key, a), fmt(key, b), difference(a, b)))
+        out.append((label, fmt(key, a), fmt(key, b), difference(a, b, key)))
     return out
 
 

@@ -308,6 +308,8 @@ async def processes(plan: SandboxPlan, run_dir: Path) -> AsyncIterator[tuple[Por
     max_replicas = int(plan.spec.get("max_replicas", plan.options.max_replicas))
     backends = run_dir / "backends.json"
     model_file = run_dir / "model.yaml"
+    warm_file = run_dir / "warm"  # removed once the initial replicas are routed (run_sandbox)
+    warm_file.touch()
     model_file.write_text(yaml.safe_dump({**plan.model_spec, "sku": None, "platform": None}))
     config = controller_config(
         plan,
@@ -315,6 +317,7 @@ async def processes(plan: SandboxPlan, run_dir: Path) -> AsyncIterator[tuple[Por
         base_port=ports.replicas,
         backends_file=str(backends),
         model_file=str(model_file),
+        warm_file=str(warm_file),
     )
     (run_dir / "controller.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     scrape = prometheus_config(
@@ -375,6 +378,10 @@ async def processes(plan: SandboxPlan, run_dir: Path) -> AsyncIterator[tuple[Por
                     f"127.0.0.1:{ports.controller}",
                     "--shutdown-grace-s",
                     "20",
+                    # records without scaling until the load starts (`act`), so a policy that
+                    # sees no traffic (knative) does not remove the initial replicas first
+                    "--dry-run",
+                    "--admin",
                 ],
                 run_dir,
             )
@@ -453,6 +460,18 @@ async def scrape_ages(prometheus_url: str, ticks: list[float]) -> float | None:
     return float(np.mean(good)) if good else None
 
 
+async def act(controller_url: str) -> None:
+    """Switch the controller's dry run off (POST /dry-run): from now on it scales."""
+    timeout = aiohttp.ClientTimeout(total=5.0)
+    url = f"{controller_url}/dry-run"
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.post(url, json={"dry_run": False}) as answer,
+    ):
+        if answer.status != 200:
+            raise SandboxError(f"the controller refused POST /dry-run: {answer.status}")
+
+
 async def save_status(url: str, path: Path) -> None:
     """The controller's /status (its recent decisions with every input) for the record."""
     with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
@@ -475,9 +494,11 @@ async def run_sandbox(
         backends = run_dir / "backends.json"
         startup_wall_s = float(plan.model_spec["startup"]["fixed_s"]) / plan.m
         await wait_routed(controller, backends, plan.initial_replicas, startup_wall_s + 60.0)
+        (run_dir / "warm").unlink()  # every replica started from now on starts cold
         router_url = f"http://127.0.0.1:{ports.router}"
         tick = await next_tick(controller, plan.interval_s / plan.m, 30.0)
-        await asyncio.sleep(max(0.0, tick - time.time()))
+        await asyncio.sleep(max(0.0, tick - time.time() - 0.01))
+        await act(f"http://127.0.0.1:{ports.controller}")
         observed.load_start_epoch = time.time()
         poller = Poller(observed, controller, backends, router_url, plan.m)
         stop = asyncio.Event()

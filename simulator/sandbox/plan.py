@@ -264,7 +264,13 @@ def _promql_window(seconds: float) -> str:
 
 
 def controller_config(
-    plan: SandboxPlan, *, prometheus_url: str, base_port: int, backends_file: str, model_file: str
+    plan: SandboxPlan,
+    *,
+    prometheus_url: str,
+    base_port: int,
+    backends_file: str,
+    model_file: str,
+    warm_file: str,
 ) -> dict[str, Any]:
     """The `replicast run` config: one local target whose replicas are emulator processes."""
     m = plan.m
@@ -284,6 +290,8 @@ def controller_config(
         plan.options.python, "-m", "simulator.emulator", "--port", "{port}",
         "--model", model_file, "--model-name", "{name}", "--time-scale", f"{m:g}",
         "--seed", "{index}", "--drain-s", "30",
+        # the initial replicas start while this file exists: warm, as the simulator's are
+        "--warm-if-exists", warm_file,
     ]  # fmt: skip
     interval = plan.interval_s / m
     return {

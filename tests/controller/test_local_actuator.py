@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -22,30 +21,13 @@ import pytest
 from controller.actuators.base import ConditionType, PermanentError, ScaleRefusedError
 from controller.actuators.local import LocalActuator, LocalSettings
 from controller.registrars import FileRegistrar
+from simulator.sandbox.live import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 EMULATOR = [
     sys.executable, "-m", "simulator.emulator", "--port", "{port}", "--model-name", "{name}",
     "--slots", "2", "--service", "fixed:0.01", "--startup-s", "0.3", "--drain-s", "1",
 ]  # fmt: skip
-
-
-def free_ports(n: int) -> int:
-    """A base port with n free ports from it (checked by binding each, then released)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + n > 65535:
-            continue
-        try:
-            for port in range(base, base + n):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise AssertionError("no run of free ports")
 
 
 def alive(pid: int) -> bool:

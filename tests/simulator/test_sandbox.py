@@ -8,7 +8,6 @@ window is 30 s so the scale-down happens inside the run.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -20,25 +19,12 @@ import pytest
 
 from controller.dispatch import main
 from simulator.sandbox.plan import SandboxOptions, compress_spec, make_plan
+from tests.controller.test_local_actuator import children
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(
     shutil.which("prometheus") is None, reason="needs prometheus (apt-get install -y prometheus)"
 )
-
-
-def children() -> set[int]:
-    """Live processes whose parent is this test process."""
-    mine = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == os.getpid() and fields[0] != "Z":
-                mine.add(int(entry.name))
-    return mine
 
 
 def listening() -> set[int]:
