@@ -257,14 +257,17 @@ def plot(plan: SandboxPlan, observed: Observed, result: Result, path: Path) -> N
     top.legend(loc="upper left", fontsize=8, ncol=2)
     top.axvline(plan.load_s, color="grey", linewidth=0.8)
     top.text(plan.load_s, top.get_ylim()[1], " load ends", va="top", fontsize=8, color="grey")
-    # arrival rate per 10 s of profile time
+    # arrival rate, both in the same bins (at least 10 s, at least one decision interval)
+    width = max(10.0, plan.interval_s)
     due = np.array([o.due_s for o in observed.outcomes]) * m
-    edges = np.arange(0.0, end_s + 10.0, 10.0)
-    middle.step(edges[:-1], np.histogram(due, edges)[0] / 10.0, where="post", color="tab:blue",
-                label="sandbox: arrivals")  # fmt: skip
-    middle.step(tl.t_s, tl.arrival_rate_rps, where="pre", color="tab:orange", linestyle="--",
-                label="simulator: arrivals")  # fmt: skip
-    middle.set_ylabel("requests/s")
+    edges = np.arange(0.0, end_s + width, width)
+    middle.stairs(np.histogram(due, edges)[0] / width, edges, color="tab:blue",
+                  label="sandbox: arrivals")  # fmt: skip
+    arrived = np.concatenate(([0.0], np.cumsum(tl.arrival_rate_rps * plan.interval_s)))
+    at = np.concatenate(([0.0], tl.t_s))
+    middle.stairs(np.diff(np.interp(edges, at, arrived)) / width, edges, color="tab:orange",
+                  linestyle="--", label="simulator: arrivals")  # fmt: skip
+    middle.set_ylabel(f"requests/s (per {width:g} s)")
     middle.legend(loc="upper right", fontsize=8)
     # queue and wait
     if observed.queue:
