@@ -165,7 +165,7 @@ def simulate(plan: SandboxPlan, startup_s: float, offset_s: float = 0.0) -> Resu
         metrics=metrics,
         slo=SLO,
         initial_replicas=plan.initial_replicas,
-        max_alive=int(plan.spec.get("max_replicas", plan.options.max_replicas)),
+        max_alive=plan.max_replicas,
     )
 
 

@@ -304,8 +304,8 @@ async def processes(plan: SandboxPlan, run_dir: Path) -> AsyncIterator[tuple[Por
     """Prometheus, the router and the controller up and answering; all stopped on exit."""
     prometheus = find_prometheus()
     python = plan.options.python
-    ports = Ports.pick(int(plan.spec.get("max_replicas", plan.options.max_replicas)))
-    max_replicas = int(plan.spec.get("max_replicas", plan.options.max_replicas))
+    max_replicas = plan.max_replicas
+    ports = Ports.pick(max_replicas)
     backends = run_dir / "backends.json"
     model_file = run_dir / "model.yaml"
     warm_file = run_dir / "warm"  # removed once the initial replicas are routed (run_sandbox)
@@ -487,7 +487,7 @@ async def run_sandbox(
     run_dir.mkdir(parents=True, exist_ok=True)
     observed = Observed()
     async with processes(plan, run_dir) as (ports, procs):
-        max_replicas = int(plan.spec.get("max_replicas", plan.options.max_replicas))
+        max_replicas = plan.max_replicas
         observed.ports = [ports.prometheus, ports.router, ports.controller,
                           *range(ports.replicas, ports.replicas + max_replicas)]  # fmt: skip
         controller = procs[2]

@@ -86,6 +86,11 @@ class SandboxPlan:
         return self.options.time_compression
 
     @property
+    def max_replicas(self) -> int:
+        """The policy's cap: the most replica processes (and ports) the run can have."""
+        return int(self.spec.get("max_replicas", self.options.max_replicas))
+
+    @property
     def duration_s(self) -> float:
         return self.profile.duration_s
 
