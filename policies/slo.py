@@ -214,6 +214,12 @@ class SloPolicy(ParamsPolicy[SloParams]):
     pauses_at_zero = False
 
     @property
+    def scale_down_window_s(self) -> float:
+        """One scale-down window (a takeover that lost history holds this long): the scale-down
+        delay, or the rate's time constant when that is longer (a fresh estimate needs it)."""
+        return max(self.params.scale_down_delay_s, self.params.window_s)
+
+    @property
     def required_signals(self) -> frozenset[str]:
         return frozenset({"request_rate_rps"})
 

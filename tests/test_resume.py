@@ -41,9 +41,10 @@ def at(t: float, replicas: int, in_flight: float) -> Observation:
         ({"policy": "ray", "target_per_replica": 2, "downscale_delay_s": 120}, 120.0),
         ({"policy": "knative", "target_per_replica": 8, "stable_window_s": 90}, 90.0),
         (PLANNER, 1800.0),
-        ({"policy": "slo", "latency_target_s": 2, "slots_per_replica": 8}, 300.0),  # default
+        ({"policy": "slo", "latency_target_s": 2, "slots_per_replica": 8}, 120.0),  # delay
+        ({"policy": "slo", "latency_target_s": 2, "slots_per_replica": 8, "window_s": 240}, 240.0),
     ],
-    ids=["hpa", "ray", "knative", "planner", "slo"],
+    ids=["hpa", "ray", "knative", "planner", "slo", "slo-window"],
 )
 def test_the_hold_after_a_gap_is_one_window_of_the_policy(
     spec: dict[str, Any], window_s: float

@@ -113,7 +113,7 @@ def cmd_sandbox(argv: Sequence[str]) -> int:
     real = compare.observed_figures(plan, observed)
     start = compare.startup(plan, observed)
     startup_s = start.mean_s if start else float(plan.model_spec["startup"]["fixed_s"])
-    offset_s = compare.scrape_offset_s(plan, observed.scrape_age_s)
+    offset_s = compare.scrape_offset_s(plan, compare.scrape_age_s(plan, observed))
     result = compare.simulate(plan, startup_s, offset_s)
     sim = compare.simulated_figures(result)
     load = compare.health(observed)

@@ -137,6 +137,15 @@ def health(observed: Observed) -> Health:
     )
 
 
+def scrape_age_s(plan: SandboxPlan, observed: Observed | None) -> float | None:
+    """The mean age of the data the policy decides on (wall seconds): over the jobs its
+    signals come from (hpa's in_flight from the replicas, slo's rate from the router)."""
+    if observed is None:
+        return None
+    ages = [observed.scrape_ages_s[j] for j in plan.signal_jobs if j in observed.scrape_ages_s]
+    return float(np.mean(ages)) if ages else None
+
+
 def scrape_offset_s(plan: SandboxPlan, age_s: float | None) -> float:
     """The simulator's scrape phase that gives its ticks the data age the sandbox measured
     (wall seconds): a tick at k x interval sees the scrape at offset + j x scrape interval."""
@@ -303,7 +312,8 @@ def write_report(
     observed: Observed | None = None,
 ) -> dict[str, Any]:
     o = plan.options
-    scrape_age_s = observed.scrape_age_s if observed is not None else None
+    age_s = scrape_age_s(plan, observed)
+    by_job = {} if observed is None else observed.scrape_ages_s
     decisions = [] if observed is None else [
         [round(d["t_s"] * plan.m, 3), d.get("action"), d.get("applied_replicas")]
         for d in observed.decisions
@@ -325,7 +335,8 @@ def write_report(
         "initial_replicas": plan.initial_replicas,
         "configured_startup_s": plan.model_spec["startup"]["fixed_s"],
         "measured_startup": asdict(start) if start else None,
-        "measured_scrape_age_s": None if scrape_age_s is None else scrape_age_s * plan.m,
+        "measured_scrape_age_s": None if age_s is None else age_s * plan.m,
+        "measured_scrape_age_by_job_s": {job: age * plan.m for job, age in by_job.items()},
         "sandbox": asdict(real),
         "simulator": asdict(sim),
         "load_generator": asdict(load),
@@ -353,11 +364,12 @@ def write_report(
             f"{start.min_s:.1f}-{start.max_s:.1f} s over {start.count} replica(s); configured "
             f"{plan.model_spec['startup']['fixed_s']:g} s; the simulator used the mean"
         )
-    if scrape_age_s is not None:
+    if age_s is not None:
+        jobs = ", ".join(f"{job} {age * plan.m:.1f} s" for job, age in sorted(by_job.items()))
         lines.append(
-            f"- scraped data at a decision: {scrape_age_s * plan.m:.1f} s old on average "
-            f"(Prometheus scrapes each target at its own phase); the simulator scrapes at the "
-            f"phase that gives the same age"
+            f"- scraped data at a decision: {age_s * plan.m:.1f} s old on average for the "
+            f"policy's signals ({jobs}; Prometheus scrapes each target at its own phase); the "
+            "simulator scrapes at the phase that gives the same age"
         )
     lines += [
         f"- load generator: send lag p99 {_ms(load.send_lag_p99_ms)}, max "

@@ -70,7 +70,7 @@ class Observed:
     cpu_s: float = 0.0  # the load generator's process (this one), user + system
     wall_s: float = 0.0
     load_start_epoch: float = 0.0
-    scrape_age_s: float | None = None  # mean age of the scraped data at a decision (wall)
+    scrape_ages_s: dict[str, float] = field(default_factory=dict)  # by job, at a tick (wall)
     ports: list[int] = field(default_factory=list)  # every port the run used
 
 
@@ -441,12 +441,12 @@ async def next_tick(controller: Proc, interval_s: float, timeout_s: float) -> fl
         await asyncio.sleep(0.05)
 
 
-async def scrape_ages(prometheus_url: str, ticks: list[float]) -> float | None:
-    """The mean age, at the controller's ticks, of the newest scrape of the router and the
-    live replicas (Prometheus scrapes each target at a phase of its own)."""
+async def scrape_ages(prometheus_url: str, ticks: list[float]) -> dict[str, float]:
+    """The mean age, at the controller's ticks, of the newest scrape of each job ("router",
+    "replicas"; Prometheus scrapes each target at a phase of its own), wall seconds."""
     up = 'up{job=~"router|replicas"}'
     query = f"timestamp({up}) and {up} == 1"  # timestamp() of a raw selector: the scrape's
-    ages: list[float] = []
+    ages: dict[str, list[float]] = {}
     timeout = aiohttp.ClientTimeout(total=5.0)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         for at in ticks:
@@ -455,9 +455,10 @@ async def scrape_ages(prometheus_url: str, ticks: list[float]) -> float | None:
                 async with session.get(url, params={"query": query, "time": f"{at:.3f}"}) as r:
                     body = await r.json()
                 for series in body.get("data", {}).get("result", []):
-                    ages.append(at - float(series["value"][1]))
-    good = [a for a in ages if a >= -0.01]
-    return float(np.mean(good)) if good else None
+                    job = str(series.get("metric", {}).get("job", ""))
+                    ages.setdefault(job, []).append(at - float(series["value"][1]))
+    good = {job: [a for a in values if a >= -0.01] for job, values in ages.items()}
+    return {job: float(np.mean(values)) for job, values in good.items() if values}
 
 
 async def act(controller_url: str) -> None:
@@ -531,7 +532,7 @@ async def run_sandbox(
         await save_status(f"http://127.0.0.1:{ports.controller}/status", run_dir / "status.json")
         ticks = [float(d["now_s"]) for d in observed.decisions if "now_s" in d]
         sample = ticks[:: max(1, len(ticks) // 60)]
-        observed.scrape_age_s = await scrape_ages(f"http://127.0.0.1:{ports.prometheus}", sample)
+        observed.scrape_ages_s = await scrape_ages(f"http://127.0.0.1:{ports.prometheus}", sample)
     return observed
 
 

@@ -46,6 +46,9 @@ POLICIES = ("hpa", "knative", "slo")
 # Knative's autoscaler decides every 2 s (its tickInterval); HPA and the rest every 15 s.
 INTERVALS_S: Mapping[str, float] = {"knative": 2.0}
 DEFAULT_INTERVAL_S = 15.0
+# Where controller_config's queries come from: the replicas' own gauge for in_flight, the
+# router (which holds the one queue) for the rest.
+SIGNAL_JOBS: Mapping[str, str] = {"in_flight": "replicas"}
 RATE_WINDOW_S = 60.0  # rate() and histogram windows, as the vllm preset's [1m]
 SLO = SloTarget(1.0, "wait", 0.99)  # the demo's: queueing wait <= 1 s for 99 % of requests
 
@@ -100,6 +103,12 @@ class SandboxPlan:
 
     def model(self) -> ReplicaModel:
         return ReplicaModel.from_spec(self.model_spec)
+
+    @property
+    def signal_jobs(self) -> frozenset[str]:
+        """The Prometheus jobs the policy's signals come from (SIGNAL_JOBS)."""
+        signals = autoscaler(self.spec).policy.required_signals
+        return frozenset(SIGNAL_JOBS.get(s, "router") for s in signals) or frozenset({"router"})
 
 
 def _check(options: SandboxOptions) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from controller.dispatch import main
+from simulator.sandbox import compare
+from simulator.sandbox.live import Observed
 from simulator.sandbox.plan import SandboxOptions, compress_spec, make_plan
 from tests.controller.test_local_actuator import children
 
@@ -71,6 +73,7 @@ def test_the_sandbox_scales_up_under_load_and_down_after_with_nothing_left_runni
     assert report["measured_startup"]["count"] >= 1
     assert 10 <= report["measured_startup"]["mean_s"] < 60  # 10 s + import + registration
     assert report["measured_scrape_age_s"] is not None
+    assert set(report["measured_scrape_age_by_job_s"]) == {"router", "replicas"}
     md = (out / "report.md").read_text()
     assert "| latency p95 (s) |" in md and "simulator vs sandbox" in md
     assert (out / "timeline.png").stat().st_size > 10_000
@@ -93,6 +96,19 @@ def test_compression_divides_durations_multiplies_rates_and_refuses_a_split_seco
     plan = make_plan(SandboxOptions(policy="knative", time_compression=5))
     assert plan.interval_s == 2.0 and plan.compressed["stable_window_s"] == 12
     assert plan.duration_s > plan.load_s  # a quiet tail to see the scale-down
+
+
+def test_the_simulator_scrapes_at_the_age_of_the_data_the_policy_decides_on() -> None:
+    hpa = make_plan(SandboxOptions(policy="hpa"))  # in_flight: the replicas' own gauge
+    slo = make_plan(SandboxOptions(policy="slo"))  # request rate: counted by the router
+    assert hpa.signal_jobs == {"replicas"} and slo.signal_jobs == {"router"}
+    observed = Observed(scrape_ages_s={"router": 0.4, "replicas": 2.0})  # wall seconds
+    assert compare.scrape_age_s(hpa, observed) == 2.0
+    assert compare.scrape_age_s(slo, observed) == 0.4
+    assert compare.scrape_age_s(hpa, Observed()) is None
+    # a tick at k x 15 s that sees 10 s old data: the simulator scrapes at 5 s past each 15 s
+    assert compare.scrape_offset_s(hpa, 2.0) == pytest.approx(5.0)
+    assert compare.scrape_offset_s(hpa, None) == 0.0
 
 
 @pytest.mark.parametrize(
