@@ -217,6 +217,8 @@ def simulate(  # noqa: PLR0915 - one loop, read top to bottom like the controlle
         return state
 
     observer = Observer(metrics, start_epoch_s)
+    if metrics.idle_before_s > 0:
+        observer.idle_history(be.snapshot(state), be.latency_histogram(state))
     n_ticks = math.floor(duration_s / interval_s + 1e-9)
     timeline = Timeline.empty(n_ticks)
     records: list[DecisionRecord] = []

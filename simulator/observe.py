@@ -3,7 +3,8 @@
 In: kernel `Snapshot`s and cumulative latency histograms taken at scrape times. Out: one
 `policies.Observation` per control tick, built the way the live controller builds it from
 Prometheus:
-- scrapes run every `scrape_interval_s` from `scrape_offset_s` (a target's scrape phase);
+- scrapes run every `scrape_interval_s` from `scrape_offset_s` (a target's scrape phase), and
+  before the start for `idle_before_s` of an idle target (none by default);
 - a tick at t sees the newest scrape at or before t - `delay_s` (ingestion/evaluation lag);
 - `request_rate_rps` = increase of the arrivals counter over `rate_window_s`, divided by the
   time between the two scrapes used (Prometheus' `rate()` without its extrapolation);
@@ -49,6 +50,10 @@ class MetricsConfig:
     # scrapes at offset + j * scrape_interval_s: a real Prometheus scrapes each target at its
     # own phase, so a tick sees data (interval - offset) old on average, not fresh
     scrape_offset_s: float = 0.0
+    # scraped idle (no request yet, the initial replicas ready) for this long before the start,
+    # so the first rate windows hold those zeros as a real Prometheus's do for a target that
+    # was idle before the load; 0: the history begins at the start (a window is what was seen)
+    idle_before_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.scrape_interval_s > 0:
@@ -64,6 +69,8 @@ class MetricsConfig:
             raise ValueError(
                 f"scrape_offset_s: must be in [0, scrape_interval_s) (got {self.scrape_offset_s})"
             )
+        if not 0 <= self.idle_before_s < math.inf:
+            raise ValueError(f"idle_before_s: must be >= 0 seconds (got {self.idle_before_s})")
         if list(self.buckets_s) != sorted(set(self.buckets_s)) or not self.buckets_s:
             raise ValueError("buckets_s: must be increasing upper bounds, e.g. (0.5, 1, 2, 5)")
 
@@ -155,6 +162,13 @@ class Observer:
             + 2
         )
         self._scrapes = deque(maxlen=keep)
+
+    def idle_history(self, snapshot: kernel.Snapshot, hist: npt.NDArray[np.int64]) -> None:
+        """The scrapes before the start (`idle_before_s`), each of the idle `snapshot`."""
+        c = self.config
+        k = math.floor((c.idle_before_s + c.scrape_offset_s) / c.scrape_interval_s + 1e-9)
+        for j in range(k, 0, -1):  # oldest first, at the target's scrape phase
+            self.scrape(c.scrape_offset_s - j * c.scrape_interval_s, snapshot, hist)
 
     def scrape(self, at_s: float, snapshot: kernel.Snapshot, hist: npt.NDArray[np.int64]) -> None:
         self._scrapes.append(

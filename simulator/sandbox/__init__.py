@@ -118,6 +118,7 @@ def cmd_sandbox(argv: Sequence[str]) -> int:
     sim = compare.simulated_figures(result)
     load = compare.health(observed)
     compare.write_report(out, plan, real, sim, load, start, command, observed)
+    compare.write_decisions(out, plan, observed, result)
     compare.plot(plan, observed, result, out / "timeline.png")
     progress.summary(compare.table_rows(real, sim), load, start)
     print(f"sandbox: done in {time.monotonic() - began:.0f} s; {out / 'report.md'}, "

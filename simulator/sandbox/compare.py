@@ -3,7 +3,8 @@
 In: a `SandboxPlan` and what the sandbox `Observed`. Out: `Figures` for the real run and for
 `simulator.run` on the same arrivals (same seed) with the measured startup delay, a table of
 both (wait and latency p50/p95, SLO attainment, replica-seconds, scale events), one plot with
-both timelines, and `report.md` / `report.json`.
+both timelines, `report.md` / `report.json`, and `decisions.json` (every decision of both
+loops with the inputs it saw, to find the first tick where they part).
 
 Everything reported is in profile seconds: wall seconds x the time compression m. Replica-
 seconds count every replica process from its start to its exit (or the end of the run), as the
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from simulator.engine import run
+from simulator.engine import DEFAULT_EPOCH_S, run
 from simulator.observe import MetricsConfig
 from simulator.result import Result
 from simulator.sandbox.live import Observed
@@ -164,6 +165,8 @@ def simulate(plan: SandboxPlan, startup_s: float, offset_s: float = 0.0) -> Resu
         scrape_interval_s=plan.scrape_interval_s,
         rate_window_s=RATE_WINDOW_S,
         scrape_offset_s=offset_s,
+        # Prometheus scraped the idle stack before the load: the first rate windows hold zeros
+        idle_before_s=RATE_WINDOW_S + plan.scrape_interval_s,
     )
     return run(
         plan.profile,
@@ -298,6 +301,55 @@ def plot(plan: SandboxPlan, observed: Observed, result: Result, path: Path) -> N
     plt.close(fig)
 
 
+# --- the decisions, side by side ----------------------------------------------------------
+
+INPUT_KEYS = ("replicas", "ready_replicas", "request_rate_rps", "in_flight", "queue_depth",
+              "latency_p50_s", "latency_p95_s")  # fmt: skip
+
+
+def _in_profile_units(key: str, value: Any, m: float) -> Any:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return value
+    if key.endswith("_rps"):
+        return value / m
+    if key.endswith("_s"):
+        return value * m
+    return value
+
+
+def decision_rows(
+    records: list[dict[str, Any]], start_epoch_s: float, m: float
+) -> list[dict[str, Any]]:
+    """Each decision's time (profile seconds from the load's start), the inputs it saw and
+    what it proposed and decided, in profile units (the controller's are wall units)."""
+    rows = []
+    for record in sorted(records, key=lambda r: float(r.get("now_s", 0.0))):
+        inputs = record.get("inputs") or {}
+        row: dict[str, Any] = {"t_s": round((float(record["now_s"]) - start_epoch_s) * m, 3)}
+        row.update({k: _in_profile_units(k, inputs.get(k), m) for k in INPUT_KEYS})
+        row["proposal"] = record.get("proposal")
+        row["decided"] = record.get("replicas")
+        row["reason"] = record.get("reason")
+        row["details"] = {
+            k: _in_profile_units(k, v, m) for k, v in (record.get("details") or {}).items()
+        }
+        rows.append(row)
+    return rows
+
+
+def write_decisions(out: Path, plan: SandboxPlan, observed: Observed, result: Result) -> Path:
+    """decisions.json: every decision of the controller and of the simulator with its inputs,
+    to see where the two loops part (the first tick whose inputs differ)."""
+    real = decision_rows(
+        [r for r in observed.records.values() if "now_s" in r], observed.load_start_epoch, plan.m
+    )
+    real = [row for row in real if row["t_s"] >= -1e-6]  # not the dry run before the load
+    sim = decision_rows([r.to_dict() for r in result.records], DEFAULT_EPOCH_S, 1.0)
+    path = out / "decisions.json"
+    path.write_text(json.dumps({"sandbox": real, "simulator": sim}, indent=1))
+    return path
+
+
 # --- the report ------------------------------------------------------------------------------
 
 
@@ -382,6 +434,8 @@ def write_report(
         *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in table_rows(real, sim)],
         "",
         "![timelines](timeline.png)",
+        "",
+        "Every decision of both loops, with the inputs it saw (profile units): `decisions.json`.",
         "",
     ]
     (out / "report.md").write_text("\n".join(lines))

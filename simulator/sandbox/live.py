@@ -41,6 +41,7 @@ from simulator.sandbox.plan import SandboxPlan, controller_config, prometheus_co
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 POLL_S = 0.1  # wall seconds between looks at the processes, the routed set and the queue
+STATUS_S = 1.0  # wall seconds between reads of the controller's /status (20 records)
 
 
 class SandboxError(UsageError):
@@ -66,6 +67,8 @@ class Observed:
     queue: list[tuple[float, float]] = field(default_factory=list)  # (t, router queue depth)
     arrived: list[tuple[float, float]] = field(default_factory=list)  # (t, router arrivals)
     decisions: list[dict[str, Any]] = field(default_factory=list)  # the controller's log lines
+    # the controller's decision records (/status: every input, the proposal), by decision id
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
     load: LoadSummary | None = None
     cpu_s: float = 0.0  # the load generator's process (this one), user + system
     wall_s: float = 0.0
@@ -199,10 +202,16 @@ class Poller:
     POLL_S; `Observed` gets what changed."""
 
     def __init__(
-        self, observed: Observed, controller: Proc, backends: Path, router_url: str, m: float
+        self,
+        observed: Observed,
+        controller: Proc,
+        backends: Path,
+        urls: tuple[str, str],
+        m: float,
     ) -> None:
         self.observed, self.controller, self.backends = observed, controller, backends
-        self.router_url, self.m = router_url, m
+        (self.router_url, self.controller_url), self.m = urls, m
+        self._status_at = 0.0
         self.boot = boot_epoch()
         self._mtime: int | None = None
         self._log: IO[str] | None = None
@@ -273,17 +282,34 @@ class Poller:
                 elif line.startswith("replicast_router_requests_total "):
                     self.observed.arrived.append((now, float(line.split()[-1])))
 
+    async def status_records(self, session: aiohttp.ClientSession) -> None:
+        """The controller's recent decision records (/status keeps the last 20): read every
+        STATUS_S, so every decision's inputs are kept."""
+        if time.monotonic() - self._status_at < STATUS_S:
+            return
+        self._status_at = time.monotonic()
+        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError, ValueError):
+            async with session.get(f"{self.controller_url}/status") as answer:
+                body = await answer.json()
+            for target in body.get("targets", {}).values():
+                for entry in target.get("records", []):
+                    if isinstance(entry, dict) and isinstance(entry.get("record"), dict):
+                        self.observed.records[str(entry.get("decision_id"))] = entry["record"]
+
     async def run(self, stop: asyncio.Event, on_tick: Callable[[], None] | None) -> None:
         timeout = aiohttp.ClientTimeout(total=1.0)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             while not stop.is_set():
                 self.look()
                 await self.queue_depth(session)
+                await self.status_records(session)
                 if on_tick is not None:
                     on_tick()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), POLL_S)
             self.look()
+            self._status_at = 0.0  # the last decisions too
+            await self.status_records(session)
 
     def close(self) -> None:
         if self._log is not None:
@@ -501,7 +527,8 @@ async def run_sandbox(
         await asyncio.sleep(max(0.0, tick - time.time() - 0.01))
         await act(f"http://127.0.0.1:{ports.controller}")
         observed.load_start_epoch = time.time()
-        poller = Poller(observed, controller, backends, router_url, plan.m)
+        controller_url = f"http://127.0.0.1:{ports.controller}"
+        poller = Poller(observed, controller, backends, (router_url, controller_url), plan.m)
         stop = asyncio.Event()
         ticker = None if on_tick is None else (lambda: on_tick(observed))
         watch = asyncio.create_task(poller.run(stop, ticker), name="sandbox-poller")

@@ -192,6 +192,20 @@ def test_a_scrape_phase_makes_each_tick_see_older_data() -> None:
         MetricsConfig(scrape_interval_s=15.0, scrape_offset_s=15.0)
 
 
+def test_a_target_scraped_idle_before_the_start_shows_the_zeros_in_its_first_rate_windows() -> None:
+    # Prometheus ran before the load (the sandbox): the first 60 s windows average the zeros
+    # before the start in, as rate() does; without that history a window is what was seen
+    idle = MetricsConfig(scrape_interval_s=15.0, idle_before_s=75.0)
+    before = run(profiles.constant(10, 300), HPA, "gpu-llm", seed=2, metrics=idle)
+    seen = run(profiles.constant(10, 300), HPA, "gpu-llm", seed=2)
+    first = [r.inputs["request_rate_rps"] for r in before.records[:4]]
+    assert first[0] == pytest.approx(seen.records[0].inputs["request_rate_rps"] * 15 / 60)
+    assert first == sorted(first) and first[3] == pytest.approx(10, rel=0.25)  # ramps to it
+    assert before.records[5].inputs == {**seen.records[5].inputs}  # from then on: the same
+    with pytest.raises(ValueError, match="idle_before_s"):
+        MetricsConfig(idle_before_s=-1.0)
+
+
 def test_histogram_quantile_interpolates_inside_a_bucket_as_prometheus_does() -> None:
     # 100 requests: 50 in (0, 0.3], 50 in (0.3, 0.5]: p75 sits halfway into the second bucket
     bounds = VLLM_E2E_BUCKETS_S

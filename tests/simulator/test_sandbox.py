@@ -74,6 +74,10 @@ def test_the_sandbox_scales_up_under_load_and_down_after_with_nothing_left_runni
     assert 10 <= report["measured_startup"]["mean_s"] < 60  # 10 s + import + registration
     assert report["measured_scrape_age_s"] is not None
     assert set(report["measured_scrape_age_by_job_s"]) == {"router", "replicas"}
+    both = json.loads((out / "decisions.json").read_text())  # every decision, both loops
+    assert len(both["sandbox"]) >= 0.8 * len(both["simulator"]) > 3
+    assert 0 <= both["sandbox"][0]["t_s"] < 20  # from the load's start, profile seconds
+    assert max(r["request_rate_rps"] or 0 for r in both["sandbox"]) > 1  # profile req/s
     md = (out / "report.md").read_text()
     assert "| latency p95 (s) |" in md and "simulator vs sandbox" in md
     assert (out / "timeline.png").stat().st_size > 10_000
