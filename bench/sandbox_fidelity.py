@@ -10,7 +10,10 @@ bench-out/sandbox/P-F-S/. Printed (bench/README.md keeps it): per setting, the s
 the simulator's p95 latency and replica-seconds, as mean and spread (min..max) over the seeds,
 and the simulator's difference from the sandbox; the load generator's worst send lag p99 and
 the load average beside it, so a slow machine shows. Runs already done (report.json present)
-are read, not rerun, unless --fresh.
+are read, not rerun, unless --fresh. `--resimulate` keeps each run's sandbox side and
+measurements (startup, scrape ages) and runs the simulator side again with today's model, so a
+model fix is measured against the same real runs (report.json's "simulator" is replaced; the
+old one is kept as "simulator_before").
 """
 
 from __future__ import annotations
@@ -44,6 +47,26 @@ def run_one(policy: str, profile: str, seed: int, out: Path, fresh: bool) -> dic
     return json.loads(report.read_text())
 
 
+def resimulate(policy: str, profile: str, seed: int, out: Path) -> None:
+    """The simulator side of a finished run again, on its measured startup and scrape ages."""
+    from dataclasses import asdict  # noqa: PLC0415
+
+    from simulator.sandbox import compare  # noqa: PLC0415
+    from simulator.sandbox.live import Observed  # noqa: PLC0415
+    from simulator.sandbox.plan import SandboxOptions, make_plan  # noqa: PLC0415
+
+    path = out / "report.json"
+    report = json.loads(path.read_text())
+    plan = make_plan(SandboxOptions(policy=policy, profile=profile, seed=seed))
+    ages = {job: age / plan.m for job, age in report["measured_scrape_age_by_job_s"].items()}
+    offset = compare.scrape_offset_s(plan, compare.scrape_age_s(plan, Observed(scrape_ages_s=ages)))
+    startup = report["measured_startup"]["mean_s"]
+    sim = asdict(compare.simulated_figures(compare.simulate(plan, startup, offset)))
+    report.setdefault("simulator_before", report["simulator"])
+    report["simulator"] = sim
+    path.write_text(json.dumps(report, indent=2))
+
+
 def spread(values: list[float]) -> str:
     a = np.array(values, dtype=float)
     return f"{a.mean():,.1f} ({a.min():,.1f}..{a.max():,.1f})"
@@ -61,7 +84,16 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--out", type=Path, default=ROOT / "bench-out" / "sandbox")
     p.add_argument("--fresh", action="store_true", help="rerun runs already done")
+    again = "the simulator side of every finished run again (today's model)"
+    p.add_argument("--resimulate", action="store_true", help=again)
     args = p.parse_args()
+    if args.resimulate:
+        for s in args.seeds:
+            for profile in args.profiles:
+                for policy in args.policies:
+                    run_dir = args.out / f"{policy}-{profile}-{s}"
+                    if (run_dir / "report.json").exists():
+                        resimulate(policy, profile, s, run_dir)
     done = {  # seed first: every setting is tried early
         (policy, profile, s): run_one(
             policy, profile, s, args.out / f"{policy}-{profile}-{s}", args.fresh
