@@ -451,21 +451,29 @@ def _pipeline(
     steps: list[g.GuardStep] = []
     assert proposal.replicas is not None
     value = proposal.replicas
-
-    def apply(name: str, new: int, why: str) -> int:
-        if new != value:
-            steps.append(g.GuardStep(name, value, new, why))
-        return new
-
+    now_s = obs.now_s
+    # Each guard in turn; one that changes the value is a step of the record. Written out
+    # (no closure, no star-call): this runs every control interval.
     if not proposal.direct:
-        stabilized, gstate, why = g.stabilize(value, current, obs.now_s, guards, gstate)
-        value = apply("stabilization", stabilized, why)
-        value = apply("rate_limit", *g.rate_limit(value, current, obs.now_s, guards, gstate))
-    value = apply("bounds", *g.clamp(value, guards))
-    value = apply("starting_capacity", *g.hold_while_starting(value, current, obs, guards))
-    value = apply(
-        "missing_data", *g.block_scale_down_on_missing(value, current, obs, policy.required_signals)
-    )
-    value = apply("history_gap", *g.hold_after_gap(value, current, obs.now_s, gstate))
-    value = apply("flap_budget", *g.flap_guard(value, current, obs.now_s, guards, gstate))
+        new, gstate, why = g.stabilize(value, current, now_s, guards, gstate)
+        value = _step(steps, "stabilization", value, new, why)
+        new, why = g.rate_limit(value, current, now_s, guards, gstate)
+        value = _step(steps, "rate_limit", value, new, why)
+    new, why = g.clamp(value, guards)
+    value = _step(steps, "bounds", value, new, why)
+    new, why = g.hold_while_starting(value, current, obs, guards)
+    value = _step(steps, "starting_capacity", value, new, why)
+    new, why = g.block_scale_down_on_missing(value, current, obs, policy.required_signals)
+    value = _step(steps, "missing_data", value, new, why)
+    new, why = g.hold_after_gap(value, current, now_s, gstate)
+    value = _step(steps, "history_gap", value, new, why)
+    new, why = g.flap_guard(value, current, now_s, guards, gstate)
+    value = _step(steps, "flap_budget", value, new, why)
     return value, gstate, steps
+
+
+def _step(steps: list[g.GuardStep], name: str, value: int, new: int, why: str) -> int:
+    """`new`, noting guard `name`'s step in `steps` when it changed `value`."""
+    if new != value:
+        steps.append(g.GuardStep(name, value, new, why))
+    return new

@@ -119,7 +119,7 @@ def coarse_buckets(
         cumulative = np.cumsum(hist)
         at = np.where(index > 0, cumulative[np.maximum(index - 1, 0)], 0)
         return np.append(at, cumulative[-1])
-    return np.cumsum(np.add.reduceat(hist, starts))
+    return np.add.reduceat(hist, starts).cumsum()
 
 
 def histogram_quantile(
@@ -127,6 +127,11 @@ def histogram_quantile(
 ) -> float | None:
     """Prometheus' histogram_quantile on cumulative `counts` (one per bound, then +Inf)."""
     cumulative = counts.tolist() if isinstance(counts, np.ndarray) else list(counts)
+    return _quantile(q, bounds_s, cumulative)
+
+
+def _quantile(q: float, bounds_s: Sequence[float], cumulative: list[int]) -> float | None:
+    """`histogram_quantile` on a list it may read without copying (the tick path's)."""
     total = float(cumulative[-1])
     if total <= 0:
         return None
@@ -246,12 +251,10 @@ class Observer:
             arrived = last.snapshot.arrivals - first.snapshot.arrivals
             signals["request_rate_rps"] = arrived / span
             done = (last.buckets - first.buckets).tolist()
-            for name, q in (
-                ("latency_p50_s", 0.5),
-                ("latency_p95_s", 0.95),
-                ("latency_p99_s", 0.99),
-            ):
-                signals[name] = histogram_quantile(q, self.config.buckets_s, done)
+            bounds_s = self.config.buckets_s
+            signals["latency_p50_s"] = _quantile(0.5, bounds_s, done)
+            signals["latency_p95_s"] = _quantile(0.95, bounds_s, done)
+            signals["latency_p99_s"] = _quantile(0.99, bounds_s, done)
             finished = last.snapshot.completed - first.snapshot.completed
             dropped = (
                 last.snapshot.dropped_timeout + last.snapshot.dropped_queue_full
