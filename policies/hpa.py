@@ -230,14 +230,18 @@ class HPAPolicy(ParamsPolicy[HPAParams], StatelessPolicy):
     name: str = "hpa"
     pauses_at_zero = True
     metrics: tuple[Metric, ...] = field(init=False, repr=False, compare=False)
+    _required: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Derived from params once, when the policy is built (where a bad shorthand fails).
-        object.__setattr__(self, "metrics", metrics_from(self.params.metric_list()))
+        # Derived from params once, when the policy is built (where a bad shorthand fails);
+        # the guards read `required_signals` every control interval.
+        metrics = metrics_from(self.params.metric_list())
+        object.__setattr__(self, "metrics", metrics)
+        object.__setattr__(self, "_required", frozenset(m.signal for m in metrics))
 
     @property
     def required_signals(self) -> frozenset[str]:
-        return frozenset(m.signal for m in self.metrics)
+        return self._required
 
     def spec(self) -> dict[str, Any]:
         return self.params.long_form().model_dump(exclude_none=True)

@@ -15,6 +15,7 @@ or overflows summing them.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
@@ -35,6 +36,11 @@ _SHARES = frozenset({"error_rate", "gpu_utilization"})
 # A share measured a hair above 1 (rounding in a rate() ratio) is still a share.
 _SHARE_SLACK = 1e-6
 MAX_SIGNAL = 1e15  # the spec's MAX_QUANTITY: no target or threshold is larger
+_COUNTS = ("replicas", "ready_replicas", "starting_replicas")
+# Each signal with the largest value it can hold (the fast path of the checks).
+_SIGNAL_UPPER: tuple[tuple[str, float], ...] = tuple(
+    (name, 1 + _SHARE_SLACK if name in _SHARES else MAX_SIGNAL) for name in SIGNALS
+)
 
 EMPTY_EXTRA: Mapping[str, float] = MappingProxyType({})
 
@@ -85,27 +91,33 @@ class Observation:
 
     def __post_init__(self) -> None:
         now = self.now_s
-        if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
-            raise ObservationError(f"now_s: must be finite Unix seconds (got {now!r})")
-        object.__setattr__(self, "now_s", float(now))
-        for name in ("replicas", "ready_replicas", "starting_replicas"):
+        if type(now) is not float or not math.isfinite(now):  # fast path: finite float seconds
+            if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
+                raise ObservationError(f"now_s: must be finite Unix seconds (got {now!r})")
+            object.__setattr__(self, "now_s", float(now))
+        for name in _COUNTS:
             value = getattr(self, name)
             if type(value) is not int or value < 0:  # fast path: a plain count stays as it is
                 object.__setattr__(self, name, _count(name, value))
-        for name in SIGNALS:
+        for name, upper in _SIGNAL_UPPER:
             value = getattr(self, name)
             # fast path: None, or a finite non-negative float (NaN fails the comparison)
-            if value is None:
-                continue
-            upper = 1 + _SHARE_SLACK if name in _SHARES else MAX_SIGNAL
-            if type(value) is float and 0.0 <= value <= upper:
+            if value is None or (type(value) is float and 0.0 <= value <= upper):
                 continue
             object.__setattr__(self, name, _signal(name, value))
-        if self.extra is EMPTY_EXTRA or not self.extra:
+        extra = self.extra
+        if extra is EMPTY_EXTRA or not extra:
             object.__setattr__(self, "extra", EMPTY_EXTRA)
             return
-        extra = {str(k): _signal(f"extra.{k}", v) for k, v in dict(self.extra).items()}
-        cleaned = {k: v for k, v in extra.items() if v is not None}
+        given = dict(extra)
+        if all(
+            type(k) is str and type(v) is float and 0.0 <= v <= MAX_SIGNAL for k, v in given.items()
+        ):
+            # fast path: every value already a measurement (what `_signal` would return)
+            object.__setattr__(self, "extra", MappingProxyType(given))
+            return
+        checked = {str(k): _signal(f"extra.{k}", v) for k, v in given.items()}
+        cleaned = {k: v for k, v in checked.items() if v is not None}
         object.__setattr__(self, "extra", MappingProxyType(cleaned) if cleaned else EMPTY_EXTRA)
 
     def signal(self, name: str) -> float | None:
@@ -116,21 +128,36 @@ class Observation:
         key = name.removeprefix("extra.")
         return self.extra.get(key)
 
+    def with_replicas(self, replicas: int) -> Observation:
+        """This observation with another `replicas` (what a dry-run policy believes it runs)."""
+        return Observation(
+            self.now_s, replicas, self.ready_replicas, self.starting_replicas,
+            self.request_rate_rps, self.in_flight, self.queue_depth, self.latency_p50_s,
+            self.latency_p95_s, self.latency_p99_s, self.error_rate, self.gpu_utilization,
+            self.extra,
+        )  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, with None for missing signals and `extra` as a plain dict."""
-        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        out: dict[str, Any] = dict(zip(FIELDS, _values(self), strict=True))
         out["extra"] = dict(self.extra)
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Observation:
-        known = {f.name for f in fields(cls)}
+        known = set(FIELDS)
         unknown = sorted(set(data) - known)
         if unknown:
             raise ObservationError(
                 f"{unknown[0]}: not an observation field; known: {', '.join(sorted(known))}"
             )
         return cls(**dict(data))
+
+
+# The field names in declaration order (`to_dict`'s keys), read once: `dataclasses.fields`
+# on every record would cost more than building the record's dict.
+FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Observation))
+_values = operator.attrgetter(*FIELDS)
 
 
 def is_signal_name(name: str) -> bool:

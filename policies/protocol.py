@@ -70,7 +70,12 @@ class DecisionRecord:
         return self.replicas != self.current_replicas
 
     def committed(self, outcome: Outcome, applied: int, why: str = "") -> DecisionRecord:
-        return replace(self, outcome=outcome.value, applied_replicas=applied, outcome_reason=why)
+        # The constructor, not dataclasses.replace: this runs once per control interval.
+        return DecisionRecord(
+            self.policy, self.now_s, self.inputs, self.current_replicas, self.proposal,
+            self.proposal_reason, self.replicas, self.reason, self.guards, self.details,
+            self.applies, outcome.value, applied, why,
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,6 +140,19 @@ class EngineState:
     # The last tick's decision until it is committed; never saved (an uncommitted decision
     # after a restart is one whose outcome nobody knows, so it records nothing).
     pending: Pending | None = None
+
+    def settled(self) -> EngineState:
+        """This state without its pending decision (the constructor, not `replace`: `tick`
+        calls it every control interval)."""
+        if self.pending is None:
+            return self
+        return self.recorded(self.guards, self.hypothetical_replicas)
+
+    def recorded(self, guards: g.GuardState, hypothetical_replicas: int | None) -> EngineState:
+        """The state once a scale event is recorded: new guard history, nothing pending."""
+        return EngineState(
+            self.policy_state, guards, self.last_now_s, hypothetical_replicas, self.since_s
+        )
 
 
 def initial_state(policy: Policy) -> EngineState:
@@ -217,7 +235,7 @@ def tick(
 ) -> tuple[DecisionRecord, EngineState]:
     """Decide once; record no scale event (`commit` does). Pure: the same inputs always give
     the same record and state."""
-    state = replace(state, pending=None)  # an uncommitted decision records nothing
+    state = state.settled()  # an uncommitted decision records nothing
     if state.last_now_s is not None and obs.now_s < state.last_now_s:
         hold = Proposal.hold(
             f"ClockWentBackwards: now_s {obs.now_s:.3f} is before the last tick "
@@ -232,7 +250,7 @@ def tick(
         if state.hypothetical_replicas is not None:
             current = state.hypothetical_replicas
         # The policy believes it is in charge: it sees its own hypothetical count.
-        seen = replace(obs, replicas=current)
+        seen = obs.with_replicas(current)
 
     gstate = state.guards
     if guards.has_behavior:
@@ -282,7 +300,7 @@ def commit(
     rate limits, the windows and the flap budget here, or a refused scale-up would eat the
     next real one's budget. A dry-run or shadow autoscaler (applies=False) commits its own
     hypothetical outcome: the count it now believes the target has."""
-    kind = Outcome(outcome)
+    kind = outcome if isinstance(outcome, Outcome) else Outcome(outcome)
     if replicas is None:
         replicas = record.replicas if kind is Outcome.APPLIED else record.current_replicas
     done = record.committed(kind, replicas, why)
@@ -294,7 +312,7 @@ def commit(
         rate_event=pending.rate_event,
     )  # fmt: skip
     hypothetical = state.hypothetical_replicas if record.applies else replicas
-    return done, replace(state, guards=gstate, hypothetical_replicas=hypothetical, pending=None)
+    return done, state.recorded(gstate, hypothetical)
 
 
 def hold_window_s(policy: Policy, guards: g.Guards) -> float:
@@ -433,21 +451,29 @@ def _pipeline(
     steps: list[g.GuardStep] = []
     assert proposal.replicas is not None
     value = proposal.replicas
-
-    def apply(name: str, new: int, why: str) -> int:
-        if new != value:
-            steps.append(g.GuardStep(name, value, new, why))
-        return new
-
+    now_s = obs.now_s
+    # Each guard in turn; one that changes the value is a step of the record. Written out
+    # (no closure, no star-call): this runs every control interval.
     if not proposal.direct:
-        stabilized, gstate, why = g.stabilize(value, current, obs.now_s, guards, gstate)
-        value = apply("stabilization", stabilized, why)
-        value = apply("rate_limit", *g.rate_limit(value, current, obs.now_s, guards, gstate))
-    value = apply("bounds", *g.clamp(value, guards))
-    value = apply("starting_capacity", *g.hold_while_starting(value, current, obs, guards))
-    value = apply(
-        "missing_data", *g.block_scale_down_on_missing(value, current, obs, policy.required_signals)
-    )
-    value = apply("history_gap", *g.hold_after_gap(value, current, obs.now_s, gstate))
-    value = apply("flap_budget", *g.flap_guard(value, current, obs.now_s, guards, gstate))
+        new, gstate, why = g.stabilize(value, current, now_s, guards, gstate)
+        value = _step(steps, "stabilization", value, new, why)
+        new, why = g.rate_limit(value, current, now_s, guards, gstate)
+        value = _step(steps, "rate_limit", value, new, why)
+    new, why = g.clamp(value, guards)
+    value = _step(steps, "bounds", value, new, why)
+    new, why = g.hold_while_starting(value, current, obs, guards)
+    value = _step(steps, "starting_capacity", value, new, why)
+    new, why = g.block_scale_down_on_missing(value, current, obs, policy.required_signals)
+    value = _step(steps, "missing_data", value, new, why)
+    new, why = g.hold_after_gap(value, current, now_s, gstate)
+    value = _step(steps, "history_gap", value, new, why)
+    new, why = g.flap_guard(value, current, now_s, guards, gstate)
+    value = _step(steps, "flap_budget", value, new, why)
     return value, gstate, steps
+
+
+def _step(steps: list[g.GuardStep], name: str, value: int, new: int, why: str) -> int:
+    """`new`, noting guard `name`'s step in `steps` when it changed `value`."""
+    if new != value:
+        steps.append(g.GuardStep(name, value, new, why))
+    return new

@@ -311,9 +311,10 @@ def _row(
     timeline.starting_replicas[k] = snap.starting_replicas
     timeline.queue_depth[k] = snap.queued
     timeline.in_flight[k] = snap.in_flight
-    for name in ("latency_p50_s", "latency_p95_s", "latency_p99_s"):
-        value = getattr(obs, name)
-        getattr(timeline, name)[k] = math.nan if value is None else value
+    p50, p95, p99 = obs.latency_p50_s, obs.latency_p95_s, obs.latency_p99_s
+    timeline.latency_p50_s[k] = math.nan if p50 is None else p50
+    timeline.latency_p95_s[k] = math.nan if p95 is None else p95
+    timeline.latency_p99_s[k] = math.nan if p99 is None else p99
     timeline.replica_seconds[k] = snap.replica_seconds
     timeline.proposal[k] = math.nan if record.proposal is None else record.proposal
     applied = record.applied_replicas

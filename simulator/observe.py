@@ -119,7 +119,7 @@ def coarse_buckets(
         cumulative = np.cumsum(hist)
         at = np.where(index > 0, cumulative[np.maximum(index - 1, 0)], 0)
         return np.append(at, cumulative[-1])
-    return np.cumsum(np.add.reduceat(hist, starts))
+    return np.add.reduceat(hist, starts).cumsum()
 
 
 def histogram_quantile(
@@ -127,6 +127,11 @@ def histogram_quantile(
 ) -> float | None:
     """Prometheus' histogram_quantile on cumulative `counts` (one per bound, then +Inf)."""
     cumulative = counts.tolist() if isinstance(counts, np.ndarray) else list(counts)
+    return _quantile(q, bounds_s, cumulative)
+
+
+def _quantile(q: float, bounds_s: Sequence[float], cumulative: list[int]) -> float | None:
+    """`histogram_quantile` on a list it may read without copying (the tick path's)."""
     total = float(cumulative[-1])
     if total <= 0:
         return None
@@ -151,6 +156,10 @@ class Observer:
     _index: npt.NDArray[np.int64] = field(init=False)
     _starts: npt.NDArray[np.int64] | None = field(init=False)
     _scrapes: deque[Scrape] = field(init=False)
+    _in_order: bool = field(init=False, default=True)
+    # The (last, first) scrape pair the signals were last computed from, and those signals.
+    _memo_pair: tuple[Scrape, Scrape] | None = field(init=False, default=None)
+    _memo: dict[str, float | None] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._index = bucket_index(self.config.buckets_s)
@@ -171,39 +180,15 @@ class Observer:
             self.scrape(c.scrape_offset_s - j * c.scrape_interval_s, snapshot, hist)
 
     def scrape(self, at_s: float, snapshot: kernel.Snapshot, hist: npt.NDArray[np.int64]) -> None:
+        if self._scrapes and at_s < self._scrapes[-1].at_s:
+            self._in_order = False
         self._scrapes.append(
             Scrape(at_s, snapshot, coarse_buckets(hist, self._index, self._starts))
         )
 
     def observe(self, now_s: float, replicas: int, status: kernel.Snapshot) -> Observation:
         """The Observation a controller ticking at `now_s` (seconds from the start) builds."""
-        seen = [s for s in self._scrapes if s.at_s <= now_s - self.config.delay_s + 1e-9]
-        signals: dict[str, float | None] = {}
-        if seen:
-            last = seen[-1]
-            first = next(
-                (s for s in seen if s.at_s >= last.at_s - self.config.rate_window_s - 1e-9), last
-            )
-            signals["in_flight"] = float(last.snapshot.in_flight)
-            signals["queue_depth"] = float(last.snapshot.queued)
-            span = last.at_s - first.at_s
-            if span > 0:
-                arrived = last.snapshot.arrivals - first.snapshot.arrivals
-                signals["request_rate_rps"] = arrived / span
-                done = (last.buckets - first.buckets).tolist()
-                for name, q in (
-                    ("latency_p50_s", 0.5),
-                    ("latency_p95_s", 0.95),
-                    ("latency_p99_s", 0.99),
-                ):
-                    signals[name] = histogram_quantile(q, self.config.buckets_s, done)
-                finished = last.snapshot.completed - first.snapshot.completed
-                dropped = (
-                    last.snapshot.dropped_timeout + last.snapshot.dropped_queue_full
-                    - first.snapshot.dropped_timeout - first.snapshot.dropped_queue_full
-                )  # fmt: skip
-                if finished + dropped > 0:
-                    signals["error_rate"] = dropped / (finished + dropped)
+        signals = self._signals(now_s)
         return Observation(
             now_s=self.start_epoch_s + now_s,
             replicas=replicas,
@@ -218,6 +203,66 @@ class Observer:
             error_rate=signals.get("error_rate"),
             extra=_concurrency(signals),
         )
+
+    def _signals(self, now_s: float) -> dict[str, float | None]:
+        """The signals a tick at `now_s` sees: those of the newest scrape at or before
+        now_s - delay_s (`last`) and the oldest in the rate window before it (`first`). They
+        depend on that pair only, so they are computed once per pair, when a scrape arrives,
+        not once per tick (15 s scrapes under 2 s ticks: one in seven and a half ticks)."""
+        pair = self._pair(now_s - self.config.delay_s + 1e-9)
+        if pair is None:
+            return {}
+        if self._memo_pair is None or (
+            self._memo_pair[0] is not pair[0] or self._memo_pair[1] is not pair[1]
+        ):
+            self._memo_pair, self._memo = pair, self._window_signals(*pair)
+        return self._memo
+
+    def _pair(self, cutoff_s: float) -> tuple[Scrape, Scrape] | None:
+        """(last, first): the newest scrape at or before `cutoff_s` and the oldest within
+        `rate_window_s` before it (None before the first scrape). Scrapes are kept in time
+        order, so `last` is found from the newest end and `first` from the oldest."""
+        scrapes = self._scrapes
+        if not self._in_order:  # a caller scraped out of order: read every scrape
+            seen = [s for s in scrapes if s.at_s <= cutoff_s]
+            if not seen:
+                return None
+            last = seen[-1]
+            lo = last.at_s - self.config.rate_window_s - 1e-9
+            return last, next((s for s in seen if s.at_s >= lo), last)
+        for last in reversed(scrapes):
+            if last.at_s <= cutoff_s:
+                break
+        else:
+            return None
+        lo = last.at_s - self.config.rate_window_s - 1e-9
+        for first in scrapes:  # `last` itself qualifies, so this stops at it at the latest
+            if first.at_s >= lo:
+                return last, first
+        return last, last  # unreachable: `last` is in `scrapes`
+
+    def _window_signals(self, last: Scrape, first: Scrape) -> dict[str, float | None]:
+        signals: dict[str, float | None] = {
+            "in_flight": float(last.snapshot.in_flight),
+            "queue_depth": float(last.snapshot.queued),
+        }
+        span = last.at_s - first.at_s
+        if span > 0:
+            arrived = last.snapshot.arrivals - first.snapshot.arrivals
+            signals["request_rate_rps"] = arrived / span
+            done = (last.buckets - first.buckets).tolist()
+            bounds_s = self.config.buckets_s
+            signals["latency_p50_s"] = _quantile(0.5, bounds_s, done)
+            signals["latency_p95_s"] = _quantile(0.95, bounds_s, done)
+            signals["latency_p99_s"] = _quantile(0.99, bounds_s, done)
+            finished = last.snapshot.completed - first.snapshot.completed
+            dropped = (
+                last.snapshot.dropped_timeout + last.snapshot.dropped_queue_full
+                - first.snapshot.dropped_timeout - first.snapshot.dropped_queue_full
+            )  # fmt: skip
+            if finished + dropped > 0:
+                signals["error_rate"] = dropped / (finished + dropped)
+        return signals
 
 
 def _concurrency(signals: dict[str, float | None]) -> dict[str, float]:
