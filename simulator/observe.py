@@ -6,13 +6,17 @@ Prometheus:
 - scrapes run every `scrape_interval_s` from `scrape_offset_s` (a target's scrape phase), and
   before the start for `idle_before_s` of an idle target (none by default);
 - a tick at t sees the newest scrape at or before t - `delay_s` (ingestion/evaluation lag);
-- `request_rate_rps` = increase of the arrivals counter over `rate_window_s`, divided by the
-  time between the two scrapes used (Prometheus' `rate()` without its extrapolation);
+- `request_rate_rps` is Prometheus' `rate(arrivals[rate_window_s])` evaluated at the tick:
+  the scrapes inside the window [t - window, t] (both ends, as Prometheus 2.x selects), their
+  increase extrapolated to the window's edges as `extrapolatedRate` does (to each edge when it
+  lies within 1.1 average scrape intervals, else half an interval; never before the counter's
+  zero), over the window. With 15 s scrapes at their own phase a [1m] window holds four
+  scrapes 45 s apart, so at a load step rate() reads increase / 45 s, not increase / 60 s;
 - `in_flight` and `queue_depth` are the gauges at that scrape;
-- latency percentiles are `histogram_quantile` over the increase of a Prometheus-style bucket
-  histogram (default: vLLM's e2e latency buckets) in the same window, interpolated linearly
-  inside a bucket as Prometheus does; no completion in the window -> None (missing), as
-  Prometheus' NaN is;
+- latency percentiles are `histogram_quantile` over the `rate()` of each bucket of a
+  Prometheus-style histogram (default: vLLM's e2e latency buckets) in the same window, each
+  bucket extrapolated on its own and made monotonic as Prometheus does, interpolated linearly
+  inside a bucket; no completion in the window -> None (missing), as Prometheus' NaN is;
 - `replicas` is the last decision; `ready_replicas` / `starting_replicas` are the workload's
   status at the tick itself (the controller reads them from the API, not from Prometheus).
 The next stage is `simulator.engine`, which hands each Observation to `Autoscaler.tick`.
@@ -52,7 +56,8 @@ class MetricsConfig:
     scrape_offset_s: float = 0.0
     # scraped idle (no request yet, the initial replicas ready) for this long before the start,
     # so the first rate windows hold those zeros as a real Prometheus's do for a target that
-    # was idle before the load; 0: the history begins at the start (a window is what was seen)
+    # was idle before the load; 0: the history begins at the start. rate() does not extrapolate
+    # a counter back past its zero, so the two read the same rates (tests/simulator/test_engine)
     idle_before_s: float = 0.0
 
     def __post_init__(self) -> None:
@@ -123,7 +128,9 @@ def coarse_buckets(
 
 
 def histogram_quantile(
-    q: float, bounds_s: Sequence[float], counts: Sequence[int] | npt.NDArray[np.int64]
+    q: float,
+    bounds_s: Sequence[float],
+    counts: Sequence[float] | npt.NDArray[np.int64] | npt.NDArray[np.float64],
 ) -> float | None:
     """Prometheus' histogram_quantile on cumulative `counts` (one per bound, then +Inf)."""
     cumulative = counts.tolist() if isinstance(counts, np.ndarray) else list(counts)
@@ -140,6 +147,51 @@ def histogram_quantile(
     if inside <= 0:
         return float(bounds_s[b])
     return lower + (float(bounds_s[b]) - lower) * (rank - below) / inside
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The scrapes a range selector holds at one evaluation, and Prometheus' extrapolation of a
+    counter's increase over them (promql/functions.go `extrapolatedRate`, counters only: the
+    simulator's never reset)."""
+
+    first_s: float
+    last_s: float
+    samples: int  # >= 2
+    start_s: float  # the range's edges: [evaluation time - range, evaluation time]
+    end_s: float
+
+    def rate(self, first: float, last: float) -> float:
+        """The extrapolated increase of one counter (divide by the range for rate())."""
+        result = last - first
+        sampled = self.last_s - self.first_s
+        average = sampled / (self.samples - 1)
+        to_start = self.first_s - self.start_s
+        if result > 0 and first >= 0:  # not before the counter's zero point
+            to_start = min(to_start, sampled * first / result)
+        threshold = 1.1 * average
+        to_end = self.end_s - self.last_s
+        extended = sampled + (to_start if to_start < threshold else average / 2)
+        extended += to_end if to_end < threshold else average / 2
+        return result * extended / sampled
+
+    def rates(
+        self, first: npt.NDArray[np.int64], last: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float64]:
+        """`rate` of each of several counters (a histogram's buckets), element by element."""
+        result = (last - first).astype(np.float64)
+        sampled = self.last_s - self.first_s
+        average = sampled / (self.samples - 1)
+        threshold = 1.1 * average
+        to_end = self.end_s - self.last_s
+        tail = to_end if to_end < threshold else average / 2
+        to_start = np.full(result.shape, self.first_s - self.start_s)
+        slope = result > 0
+        to_zero = sampled * first[slope] / result[slope]
+        to_start[slope] = np.minimum(to_start[slope], to_zero)
+        head = np.where(to_start < threshold, to_start, average / 2)
+        extended: npt.NDArray[np.float64] = result * ((sampled + head + tail) / sampled)
+        return extended
 
 
 @dataclass
@@ -177,20 +229,21 @@ class Observer:
 
     def observe(self, now_s: float, replicas: int, status: kernel.Snapshot) -> Observation:
         """The Observation a controller ticking at `now_s` (seconds from the start) builds."""
-        seen = [s for s in self._scrapes if s.at_s <= now_s - self.config.delay_s + 1e-9]
+        at_s = now_s - self.config.delay_s  # the query's evaluation time
+        seen = [s for s in self._scrapes if s.at_s <= at_s + 1e-9]
         signals: dict[str, float | None] = {}
         if seen:
             last = seen[-1]
-            first = next(
-                (s for s in seen if s.at_s >= last.at_s - self.config.rate_window_s - 1e-9), last
-            )
+            start_s = at_s - self.config.rate_window_s
+            inside = [s for s in seen if s.at_s >= start_s - 1e-9]
+            first = inside[0]
             signals["in_flight"] = float(last.snapshot.in_flight)
             signals["queue_depth"] = float(last.snapshot.queued)
-            span = last.at_s - first.at_s
-            if span > 0:
-                arrived = last.snapshot.arrivals - first.snapshot.arrivals
-                signals["request_rate_rps"] = arrived / span
-                done = (last.buckets - first.buckets).tolist()
+            if len(inside) >= 2:
+                window = Window(first.at_s, last.at_s, len(inside), start_s, at_s)
+                arrived = window.rate(first.snapshot.arrivals, last.snapshot.arrivals)
+                signals["request_rate_rps"] = arrived / self.config.rate_window_s
+                done = np.maximum.accumulate(window.rates(first.buckets, last.buckets))
                 for name, q in (
                     ("latency_p50_s", 0.5),
                     ("latency_p95_s", 0.95),
