@@ -163,35 +163,31 @@ class Window:
 
     def rate(self, first: float, last: float) -> float:
         """The extrapolated increase of one counter (divide by the range for rate())."""
-        result = last - first
-        sampled = self.last_s - self.first_s
-        average = sampled / (self.samples - 1)
-        to_start = self.first_s - self.start_s
-        if result > 0 and first >= 0:  # not before the counter's zero point
-            to_start = min(to_start, sampled * first / result)
-        threshold = 1.1 * average
-        to_end = self.end_s - self.last_s
-        extended = sampled + (to_start if to_start < threshold else average / 2)
-        extended += to_end if to_end < threshold else average / 2
-        return result * extended / sampled
+        return self.rates([first], [last])[0]
 
-    def rates(
-        self, first: npt.NDArray[np.int64], last: npt.NDArray[np.int64]
-    ) -> npt.NDArray[np.float64]:
-        """`rate` of each of several counters (a histogram's buckets), element by element."""
-        result = (last - first).astype(np.float64)
+    def rates(self, first: Sequence[float], last: Sequence[float]) -> list[float]:
+        """`rate` of several counters (a histogram's cumulative buckets, in `le` order), made
+        monotonic as histogram_quantile makes them (a bucket below the one before it is
+        raised to it): the same float operations, in the same order, as Prometheus'."""
         sampled = self.last_s - self.first_s
         average = sampled / (self.samples - 1)
         threshold = 1.1 * average
+        to_start = self.first_s - self.start_s
         to_end = self.end_s - self.last_s
         tail = to_end if to_end < threshold else average / 2
-        to_start = np.full(result.shape, self.first_s - self.start_s)
-        slope = result > 0
-        to_zero = sampled * first[slope] / result[slope]
-        to_start[slope] = np.minimum(to_start[slope], to_zero)
-        head = np.where(to_start < threshold, to_start, average / 2)
-        extended: npt.NDArray[np.float64] = result * ((sampled + head + tail) / sampled)
-        return extended
+        out: list[float] = []
+        top = 0.0
+        for a, b in zip(first, last, strict=True):
+            result = float(b - a)
+            head = to_start
+            if result > 0 and a >= 0:  # not before the counter's zero point
+                head = min(head, sampled * (a / result))
+            extended = sampled + (head if head < threshold else average / 2)
+            extended += tail
+            value = max(result * (extended / sampled), top)
+            out.append(value)
+            top = value
+        return out
 
 
 @dataclass
@@ -243,7 +239,7 @@ class Observer:
                 window = Window(first.at_s, last.at_s, len(inside), start_s, at_s)
                 arrived = window.rate(first.snapshot.arrivals, last.snapshot.arrivals)
                 signals["request_rate_rps"] = arrived / self.config.rate_window_s
-                done = np.maximum.accumulate(window.rates(first.buckets, last.buckets))
+                done = window.rates(first.buckets.tolist(), last.buckets.tolist())
                 for name, q in (
                     ("latency_p50_s", 0.5),
                     ("latency_p95_s", 0.95),

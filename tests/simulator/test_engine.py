@@ -248,3 +248,17 @@ def test_run_takes_a_spec_an_autoscaler_a_factory_or_a_policy() -> None:
     assert run(profile, given.policy, "gpu-llm", seed=1).summary.policy == "hpa"
     with pytest.raises(TypeError, match="autoscaler: must be a spec mapping"):
         run(profile, 42, "gpu-llm", seed=1)
+
+
+def test_rate_extrapolates_as_prometheus_does() -> None:
+    # promql/functions.go extrapolatedRate on a [1m] range evaluated at t = 60 s
+    from simulator.observe import Window  # noqa: PLC0415
+
+    four = Window(first_s=10.0, last_s=55.0, samples=4, start_s=0.0, end_s=60.0)
+    assert four.rate(100.0, 190.0) == pytest.approx(90 * 60 / 45)  # to both edges: 10 + 5 s
+    assert four.rate(5.0, 95.0) == pytest.approx(90 * 52.5 / 45)  # not past its zero, 2.5 s
+    assert four.rate(0.0, 90.0) == pytest.approx(90 * 50 / 45)  # a new counter: from its 0
+    gap = Window(first_s=30.0, last_s=55.0, samples=2, start_s=0.0, end_s=60.0)
+    assert gap.rate(100.0, 150.0) == pytest.approx(50 * 42.5 / 25)  # start too far: half a gap
+    # histogram buckets each on their own, then made monotonic as histogram_quantile does
+    assert four.rates([100, 5], [190, 94]) == pytest.approx([120.0, 120.0])
