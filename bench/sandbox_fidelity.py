@@ -12,8 +12,8 @@ and the simulator's difference from the sandbox; the load generator's worst send
 the load average beside it, so a slow machine shows. Runs already done (report.json present)
 are read, not rerun, unless --fresh. `--resimulate` keeps each run's sandbox side and
 measurements (startup, scrape ages) and runs the simulator side again with today's model, so a
-model fix is measured against the same real runs (report.json's "simulator" is replaced; the
-old one is kept as "simulator_before").
+model fix is measured against the same real runs (report.json's "simulator" and decisions.json's
+"simulator" are replaced; the old figures are kept as "simulator_before").
 """
 
 from __future__ import annotations
@@ -61,10 +61,16 @@ def resimulate(policy: str, profile: str, seed: int, out: Path) -> None:
     ages = {job: age / plan.m for job, age in report["measured_scrape_age_by_job_s"].items()}
     offset = compare.scrape_offset_s(plan, compare.scrape_age_s(plan, Observed(scrape_ages_s=ages)))
     startup = report["measured_startup"]["mean_s"]
-    sim = asdict(compare.simulated_figures(compare.simulate(plan, startup, offset)))
+    result = compare.simulate(plan, startup, offset)
     report.setdefault("simulator_before", report["simulator"])
-    report["simulator"] = sim
+    report["simulator"] = asdict(compare.simulated_figures(result))
     path.write_text(json.dumps(report, indent=2))
+    decisions = out / "decisions.json"
+    if decisions.exists():  # the simulator's side of it again too
+        both = json.loads(decisions.read_text())
+        records = [r.to_dict() for r in result.records]
+        both["simulator"] = compare.decision_rows(records, compare.DEFAULT_EPOCH_S, 1.0)
+        decisions.write_text(json.dumps(both, indent=1))
 
 
 def spread(values: list[float]) -> str:

@@ -6,13 +6,17 @@ Prometheus:
 - scrapes run every `scrape_interval_s` from `scrape_offset_s` (a target's scrape phase), and
   before the start for `idle_before_s` of an idle target (none by default);
 - a tick at t sees the newest scrape at or before t - `delay_s` (ingestion/evaluation lag);
-- `request_rate_rps` = increase of the arrivals counter over `rate_window_s`, divided by the
-  time between the two scrapes used (Prometheus' `rate()` without its extrapolation);
+- `request_rate_rps` is Prometheus' `rate(arrivals[rate_window_s])` evaluated at the tick:
+  the scrapes inside the window [t - window, t] (both ends, as Prometheus 2.x selects), their
+  increase extrapolated to the window's edges as `extrapolatedRate` does (to each edge when it
+  lies within 1.1 average scrape intervals, else half an interval; never before the counter's
+  zero), over the window. With 15 s scrapes at their own phase a [1m] window holds four
+  scrapes 45 s apart, so at a load step rate() reads increase / 45 s, not increase / 60 s;
 - `in_flight` and `queue_depth` are the gauges at that scrape;
-- latency percentiles are `histogram_quantile` over the increase of a Prometheus-style bucket
-  histogram (default: vLLM's e2e latency buckets) in the same window, interpolated linearly
-  inside a bucket as Prometheus does; no completion in the window -> None (missing), as
-  Prometheus' NaN is;
+- latency percentiles are `histogram_quantile` over the `rate()` of each bucket of a
+  Prometheus-style histogram (default: vLLM's e2e latency buckets) in the same window, each
+  bucket extrapolated on its own and made monotonic as Prometheus does, interpolated linearly
+  inside a bucket; no completion in the window -> None (missing), as Prometheus' NaN is;
 - `replicas` is the last decision; `ready_replicas` / `starting_replicas` are the workload's
   status at the tick itself (the controller reads them from the API, not from Prometheus).
 The next stage is `simulator.engine`, which hands each Observation to `Autoscaler.tick`.
@@ -52,7 +56,8 @@ class MetricsConfig:
     scrape_offset_s: float = 0.0
     # scraped idle (no request yet, the initial replicas ready) for this long before the start,
     # so the first rate windows hold those zeros as a real Prometheus's do for a target that
-    # was idle before the load; 0: the history begins at the start (a window is what was seen)
+    # was idle before the load; 0: the history begins at the start. rate() does not extrapolate
+    # a counter back past its zero, so the two read the same rates (tests/simulator/test_engine)
     idle_before_s: float = 0.0
 
     def __post_init__(self) -> None:
@@ -123,14 +128,16 @@ def coarse_buckets(
 
 
 def histogram_quantile(
-    q: float, bounds_s: Sequence[float], counts: Sequence[int] | npt.NDArray[np.int64]
+    q: float,
+    bounds_s: Sequence[float],
+    counts: Sequence[float] | npt.NDArray[np.int64] | npt.NDArray[np.float64],
 ) -> float | None:
     """Prometheus' histogram_quantile on cumulative `counts` (one per bound, then +Inf)."""
     cumulative = counts.tolist() if isinstance(counts, np.ndarray) else list(counts)
     return _quantile(q, bounds_s, cumulative)
 
 
-def _quantile(q: float, bounds_s: Sequence[float], cumulative: list[int]) -> float | None:
+def _quantile(q: float, bounds_s: Sequence[float], cumulative: list[float]) -> float | None:
     """`histogram_quantile` on a list it may read without copying (the tick path's)."""
     total = float(cumulative[-1])
     if total <= 0:
@@ -147,6 +154,47 @@ def _quantile(q: float, bounds_s: Sequence[float], cumulative: list[int]) -> flo
     return lower + (float(bounds_s[b]) - lower) * (rank - below) / inside
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The scrapes a range selector holds at one evaluation, and Prometheus' extrapolation of a
+    counter's increase over them (promql/functions.go `extrapolatedRate`, counters only: the
+    simulator's never reset)."""
+
+    first_s: float
+    last_s: float
+    samples: int  # >= 2
+    start_s: float  # the range's edges: [evaluation time - range, evaluation time]
+    end_s: float
+
+    def rate(self, first: float, last: float) -> float:
+        """The extrapolated increase of one counter (divide by the range for rate())."""
+        return self.rates([first], [last])[0]
+
+    def rates(self, first: Sequence[float], last: Sequence[float]) -> list[float]:
+        """`rate` of several counters (a histogram's cumulative buckets, in `le` order), made
+        monotonic as histogram_quantile makes them (a bucket below the one before it is
+        raised to it): the same float operations, in the same order, as Prometheus'."""
+        sampled = self.last_s - self.first_s
+        average = sampled / (self.samples - 1)
+        threshold = 1.1 * average
+        to_start = self.first_s - self.start_s
+        to_end = self.end_s - self.last_s
+        tail = to_end if to_end < threshold else average / 2
+        out: list[float] = []
+        top = 0.0
+        for a, b in zip(first, last, strict=True):
+            result = float(b - a)
+            head = to_start
+            if result > 0 and a >= 0:  # not before the counter's zero point
+                head = min(head, sampled * (a / result))
+            extended = sampled + (head if head < threshold else average / 2)
+            extended += tail
+            value = max(result * (extended / sampled), top)
+            out.append(value)
+            top = value
+        return out
+
+
 @dataclass
 class Observer:
     """Keeps the scrapes a rate window needs and turns them into Observations."""
@@ -157,9 +205,6 @@ class Observer:
     _starts: npt.NDArray[np.int64] | None = field(init=False)
     _scrapes: deque[Scrape] = field(init=False)
     _in_order: bool = field(init=False, default=True)
-    # The (last, first) scrape pair the signals were last computed from, and those signals.
-    _memo_pair: tuple[Scrape, Scrape] | None = field(init=False, default=None)
-    _memo: dict[str, float | None] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._index = bucket_index(self.config.buckets_s)
@@ -205,52 +250,24 @@ class Observer:
         )
 
     def _signals(self, now_s: float) -> dict[str, float | None]:
-        """The signals a tick at `now_s` sees: those of the newest scrape at or before
-        now_s - delay_s (`last`) and the oldest in the rate window before it (`first`). They
-        depend on that pair only, so they are computed once per pair, when a scrape arrives,
-        not once per tick (15 s scrapes under 2 s ticks: one in seven and a half ticks)."""
-        pair = self._pair(now_s - self.config.delay_s + 1e-9)
-        if pair is None:
+        """The signals a tick at `now_s` sees, queried at t = now_s - delay_s: the gauges of the
+        newest scrape at or before t, and rate() over the scrapes in [t - rate_window_s, t]
+        (`Window`). rate() depends on t itself (the edges it extrapolates to), so this runs
+        every tick."""
+        at_s = now_s - self.config.delay_s
+        found = self._inside(at_s + 1e-9, at_s - self.config.rate_window_s - 1e-9)
+        if found is None:
             return {}
-        if self._memo_pair is None or (
-            self._memo_pair[0] is not pair[0] or self._memo_pair[1] is not pair[1]
-        ):
-            self._memo_pair, self._memo = pair, self._window_signals(*pair)
-        return self._memo
-
-    def _pair(self, cutoff_s: float) -> tuple[Scrape, Scrape] | None:
-        """(last, first): the newest scrape at or before `cutoff_s` and the oldest within
-        `rate_window_s` before it (None before the first scrape). Scrapes are kept in time
-        order, so `last` is found from the newest end and `first` from the oldest."""
-        scrapes = self._scrapes
-        if not self._in_order:  # a caller scraped out of order: read every scrape
-            seen = [s for s in scrapes if s.at_s <= cutoff_s]
-            if not seen:
-                return None
-            last = seen[-1]
-            lo = last.at_s - self.config.rate_window_s - 1e-9
-            return last, next((s for s in seen if s.at_s >= lo), last)
-        for last in reversed(scrapes):
-            if last.at_s <= cutoff_s:
-                break
-        else:
-            return None
-        lo = last.at_s - self.config.rate_window_s - 1e-9
-        for first in scrapes:  # `last` itself qualifies, so this stops at it at the latest
-            if first.at_s >= lo:
-                return last, first
-        return last, last  # unreachable: `last` is in `scrapes`
-
-    def _window_signals(self, last: Scrape, first: Scrape) -> dict[str, float | None]:
+        first, last, samples = found
         signals: dict[str, float | None] = {
             "in_flight": float(last.snapshot.in_flight),
             "queue_depth": float(last.snapshot.queued),
         }
-        span = last.at_s - first.at_s
-        if span > 0:
-            arrived = last.snapshot.arrivals - first.snapshot.arrivals
-            signals["request_rate_rps"] = arrived / span
-            done = (last.buckets - first.buckets).tolist()
+        if samples >= 2:
+            window = Window(first.at_s, last.at_s, samples, at_s - self.config.rate_window_s, at_s)
+            arrived = window.rate(first.snapshot.arrivals, last.snapshot.arrivals)
+            signals["request_rate_rps"] = arrived / self.config.rate_window_s
+            done = window.rates(first.buckets.tolist(), last.buckets.tolist())
             bounds_s = self.config.buckets_s
             signals["latency_p50_s"] = _quantile(0.5, bounds_s, done)
             signals["latency_p95_s"] = _quantile(0.95, bounds_s, done)
@@ -263,6 +280,29 @@ class Observer:
             if finished + dropped > 0:
                 signals["error_rate"] = dropped / (finished + dropped)
         return signals
+
+    def _inside(self, end_s: float, start_s: float) -> tuple[Scrape, Scrape, int] | None:
+        """(first, last, how many) of the scrapes in [start_s, end_s], or None when no scrape
+        is at or before end_s (a gauge needs one; rate() two). Scrapes are kept in time order,
+        so both ends are found from the deque's ends; out of order, every scrape is read."""
+        scrapes = self._scrapes
+        if not self._in_order:
+            seen = [s for s in scrapes if s.at_s <= end_s]
+            if not seen:
+                return None
+            inside = [s for s in seen if s.at_s >= start_s]
+            return (inside[0] if inside else seen[-1]), seen[-1], len(inside)
+        n = len(scrapes)
+        j = n - 1
+        while j >= 0 and scrapes[j].at_s > end_s:
+            j -= 1
+        if j < 0:
+            return None
+        i = 0
+        while i < j and scrapes[i].at_s < start_s:
+            i += 1
+        samples = j - i + 1 if scrapes[i].at_s >= start_s else 0
+        return scrapes[i], scrapes[j], samples
 
 
 def _concurrency(signals: dict[str, float | None]) -> dict[str, float]:

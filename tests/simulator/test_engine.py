@@ -166,10 +166,13 @@ def test_chunk_size_does_not_change_anything() -> None:
 
 
 def test_the_policy_sees_what_prometheus_would_show() -> None:
-    # constant 10 req/s: the rate over a 60 s window of 15 s scrapes is arrivals / span
+    # constant 10 req/s, rate() over a 60 s window of 15 s scrapes: the first window holds
+    # the scrapes at 0 and 15 s, and a counter starting from 0 is not extrapolated back past
+    # its zero (Prometheus' extrapolatedRate), so it reads 15 s of arrivals over 60 s
     result = run(profiles.constant(10, 900), HPA, "gpu-llm", seed=2)
     first, later = result.records[0].inputs, result.records[10].inputs
-    assert first["request_rate_rps"] == pytest.approx(result.timeline.arrival_rate_rps[0])
+    arrived = result.timeline.arrival_rate_rps[0] * 15
+    assert first["request_rate_rps"] == pytest.approx(arrived / 60)
     assert later["request_rate_rps"] == pytest.approx(10, rel=0.25)
     assert later["in_flight"] == result.timeline.in_flight[10]
     assert later["now_s"] == 1_700_000_000.0 + 15 * 11
@@ -192,16 +195,18 @@ def test_a_scrape_phase_makes_each_tick_see_older_data() -> None:
         MetricsConfig(scrape_interval_s=15.0, scrape_offset_s=15.0)
 
 
-def test_a_target_scraped_idle_before_the_start_shows_the_zeros_in_its_first_rate_windows() -> None:
-    # Prometheus ran before the load (the sandbox): the first 60 s windows average the zeros
-    # before the start in, as rate() does; without that history a window is what was seen
+def test_a_target_scraped_idle_before_the_start_reads_the_same_rates_as_a_fresh_one() -> None:
+    # Prometheus ran before the load (the sandbox): the first 60 s windows hold the zeros
+    # before the start, and rate() does not extrapolate a counter back past its zero, so they
+    # read what a history that begins at the start reads: a ramp of increase / 60 s
     idle = MetricsConfig(scrape_interval_s=15.0, idle_before_s=75.0)
     before = run(profiles.constant(10, 300), HPA, "gpu-llm", seed=2, metrics=idle)
     seen = run(profiles.constant(10, 300), HPA, "gpu-llm", seed=2)
     first = [r.inputs["request_rate_rps"] for r in before.records[:4]]
-    assert first[0] == pytest.approx(seen.records[0].inputs["request_rate_rps"] * 15 / 60)
+    arrived = before.timeline.arrival_rate_rps[0] * 15
+    assert first[0] == pytest.approx(arrived / 60)
     assert first == sorted(first) and first[3] == pytest.approx(10, rel=0.25)  # ramps to it
-    assert before.records[5].inputs == {**seen.records[5].inputs}  # from then on: the same
+    assert [r.inputs for r in before.records] == [r.inputs for r in seen.records]
     with pytest.raises(ValueError, match="idle_before_s"):
         MetricsConfig(idle_before_s=-1.0)
 
@@ -243,3 +248,17 @@ def test_run_takes_a_spec_an_autoscaler_a_factory_or_a_policy() -> None:
     assert run(profile, given.policy, "gpu-llm", seed=1).summary.policy == "hpa"
     with pytest.raises(TypeError, match="autoscaler: must be a spec mapping"):
         run(profile, 42, "gpu-llm", seed=1)
+
+
+def test_rate_extrapolates_as_prometheus_does() -> None:
+    # promql/functions.go extrapolatedRate on a [1m] range evaluated at t = 60 s
+    from simulator.observe import Window  # noqa: PLC0415
+
+    four = Window(first_s=10.0, last_s=55.0, samples=4, start_s=0.0, end_s=60.0)
+    assert four.rate(100.0, 190.0) == pytest.approx(90 * 60 / 45)  # to both edges: 10 + 5 s
+    assert four.rate(5.0, 95.0) == pytest.approx(90 * 52.5 / 45)  # not past its zero, 2.5 s
+    assert four.rate(0.0, 90.0) == pytest.approx(90 * 50 / 45)  # a new counter: from its 0
+    gap = Window(first_s=30.0, last_s=55.0, samples=2, start_s=0.0, end_s=60.0)
+    assert gap.rate(100.0, 150.0) == pytest.approx(50 * 42.5 / 25)  # start too far: half a gap
+    # histogram buckets each on their own, then made monotonic as histogram_quantile does
+    assert four.rates([100, 5], [190, 94]) == pytest.approx([120.0, 120.0])
