@@ -152,15 +152,8 @@ class ArrivalSlots:
         interval_s = float(t_s[0])
         slots = self.counts.shape[0]
         tick = np.floor(np.arange(slots) * SLOT_S / interval_s + 1e-9).astype(np.int64)
-        inside = tick < n
-
-        def per_tick(a: Int32Array) -> npt.NDArray[np.int64]:
-            out = np.zeros((n, a.shape[1]), dtype=np.int64)
-            np.add.at(out, tick[inside], a[inside])
-            return out
-
-        counts = per_tick(self.counts)
-        waits, latencies = per_tick(self.wait_hist), per_tick(self.latency_hist)
+        counts = _per_tick(self.counts, tick, n)
+        waits, latencies = _per_tick(self.wait_hist, tick, n), _per_tick(self.latency_hist, tick, n)
         columns: dict[str, FloatArray] = {
             "requests": counts[:, C_REQUESTS].astype(np.float64),
             "dropped": counts[:, C_DROPPED].astype(np.float64),
@@ -172,6 +165,21 @@ class ArrivalSlots:
             columns[f"wait_{name}"] = bucket_quantile(q, self.wait_bounds, waits)
             columns[f"true_latency_{name}"] = bucket_quantile(q, self.latency_bounds, latencies)
         return columns
+
+
+@njit(cache=True)
+def _per_tick(a: Int32Array, tick: npt.NDArray[np.int64], n: int) -> npt.NDArray[np.int64]:
+    """Rows of `a` summed by `tick` (one per row) into `n` rows, in int64: a tick with no row
+    is 0 and rows at ticks outside [0, n) are left out (`np.add.at` over the rows inside).
+
+    E.g. ticks (0, 0, 2, 3) of rows (1, 2, 4, 8), n 3: (3, 0, 4)."""
+    out = np.zeros((n, a.shape[1]), dtype=np.int64)
+    for r in range(a.shape[0]):
+        k = tick[r]
+        if 0 <= k < n:
+            for c in range(a.shape[1]):
+                out[k, c] += a[r, c]
+    return out
 
 
 def bucket_quantile(q: float, bounds_s: FloatArray, counts: npt.NDArray[np.int64]) -> FloatArray:
