@@ -19,8 +19,10 @@ cutoffs, reuse of outdated slots); the worked examples live in tests/test_hpa_tr
 
 from __future__ import annotations
 
+import heapq
 import math
-from dataclasses import dataclass, replace
+from collections import deque
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from policies.observation import Observation
@@ -186,6 +188,10 @@ class GuardState:
     direction_changes_s: tuple[float, ...] = ()
     # No scale-down before this time (a takeover or restart with part of the history unknown).
     hold_down_until_s: float | None = None
+    # Derived, never saved nor compared: what `stabilize` keeps between ticks so that a tick
+    # costs O(1) instead of a scan of `recommendations` (see _Windows). A box of at most one,
+    # taken with an atomic list.pop: whoever takes it owns it; everyone else scans.
+    _windows: list[_Windows] = field(default_factory=list, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         def events(evs: tuple[ScaleEvent, ...]) -> list[list[Any]]:
@@ -207,15 +213,17 @@ class GuardState:
         def events(rows: Any) -> tuple[ScaleEvent, ...]:
             return tuple(ScaleEvent(int(c), float(t), bool(o)) for t, c, o in rows)
 
-        recs = data.get("recommendations")
+        rows = data.get("recommendations")
+        recs = None if rows is None else tuple((float(t), int(r)) for t, r in rows)
         hold = data.get("hold_down_until_s")
         return cls(
-            recommendations=None if recs is None else tuple((float(t), int(r)) for t, r in recs),
+            recommendations=recs,
             up_events=events(data.get("up_events", [])),
             down_events=events(data.get("down_events", [])),
             last_direction=int(data.get("last_direction", 0)),
             direction_changes_s=tuple(float(t) for t in data.get("direction_changes_s", [])),
             hold_down_until_s=None if hold is None else float(hold),
+            _windows=[] if recs is None else [_Windows(recs)],
         )
 
 
@@ -235,40 +243,211 @@ class GuardStep:
 # --- 1. stabilization ----------------------------------------------------------------------
 
 
-def stabilize(
-    desired: int, current: int, now_s: float, guards: Guards, state: GuardState
-) -> tuple[int, GuardState, str]:
-    """HPA's two-sided stabilization; returns the value, the new state and a reason."""
-    if guards.scale_up is None or guards.scale_down is None:
-        return desired, state, ""
-    recs = list(state.recommendations or ())
-    up_cutoff = now_s - guards.scale_up.stabilization_window_s
-    down_cutoff = now_s - guards.scale_down.stabilization_window_s
+_SCAN_BELOW = 32  # recommendations; below this a plain scan is as fast as the windows
+
+_UP_WHY = "ScaleUpStabilized: recent recommendations were lower; applying the lowest"
+_DOWN_WHY = "ScaleDownStabilized: recent recommendations were higher; applying the highest"
+
+
+class _Windows:
+    """`recommendations` (the tuple `owner`) arranged so that one tick is O(1) amortized.
+
+    Exactly HPA's scan, given what `_take_windows` checks: both windows as at the build and
+    `now_s` not before any recommendation. Then every cutoff is at or after every earlier one,
+    so an entry that left a window never comes back, and a new entry is the latest:
+    - `lows` / `highs`: monotonic queues, in time order, of the entries after the scale-up /
+      scale-down cutoff that can still be the min / max (an entry with a later or equal time
+      and a lower / higher or equal count hides it for good); the front is the answer;
+    - `live`: (time, slot) of every entry not yet before both cutoffs, in time order;
+      `expired`: a heap of -slot of those that are, so -expired[0] is HPA's "last entry
+      older than both cutoffs", the slot the new one overwrites.
+    `live is None` is a seed, built on its first tick (after from_json, or a short scan).
+    """
+
+    __slots__ = (
+        "down_window_s",
+        "expired",
+        "highs",
+        "latest_s",
+        "live",
+        "lows",
+        "owner",
+        "up_window_s",
+    )
+    up_window_s: float
+    down_window_s: float
+    latest_s: float
+    expired: list[int]
+    lows: deque[tuple[float, int]]
+    highs: deque[tuple[float, int]]
+
+    def __init__(self, owner: tuple[tuple[float, int], ...]) -> None:
+        self.owner = owner
+        self.live: deque[tuple[float, int]] | None = None
+
+    def build(self, up_window_s: float, down_window_s: float) -> bool:
+        """Arrange `owner`; False (and unusable) when a time is NaN or a window not finite."""
+        if not (math.isfinite(up_window_s) and math.isfinite(down_window_s)):
+            return False
+        recs = self.owner
+        times = [at_s for at_s, _ in recs]
+        if any(map(math.isnan, times)):
+            return False
+        order = sorted(range(len(recs)), key=times.__getitem__)
+        self.up_window_s, self.down_window_s = up_window_s, down_window_s
+        self.latest_s = times[order[-1]] if order else -math.inf
+        self.live, self.expired = deque((times[i], i) for i in order), []
+        # What _push would leave: an entry stays unless a later one is as low / as high.
+        lows: list[tuple[float, int]] = []
+        highs: list[tuple[float, int]] = []
+        for i in reversed(order):
+            entry = recs[i]
+            if not lows or entry[1] < lows[-1][1]:
+                lows.append(entry)
+            if not highs or entry[1] > highs[-1][1]:
+                highs.append(entry)
+        self.lows, self.highs = deque(reversed(lows)), deque(reversed(highs))
+        return True
+
+    def _push(self, entry: tuple[float, int]) -> None:
+        lows, highs, rec = self.lows, self.highs, entry[1]
+        while lows and lows[-1][1] >= rec:
+            lows.pop()
+        lows.append(entry)
+        while highs and highs[-1][1] <= rec:
+            highs.pop()
+        highs.append(entry)
+
+    def tick(self, desired: int, current: int, now_s: float) -> int:
+        """HPA's stabilized value; `owner` becomes the recommendations after this tick."""
+        assert self.live is not None
+        up_cutoff = now_s - self.up_window_s
+        down_cutoff = now_s - self.down_window_s
+        lows, highs, live = self.lows, self.highs, self.live
+        while lows and lows[0][0] <= up_cutoff:
+            lows.popleft()
+        while highs and highs[0][0] <= down_cutoff:
+            highs.popleft()
+        up_rec = desired if not lows or desired < lows[0][1] else lows[0][1]
+        down_rec = desired if not highs or desired > highs[0][1] else highs[0][1]
+        old_cutoff = up_cutoff if up_cutoff < down_cutoff else down_cutoff
+        while live and live[0][0] < old_cutoff:
+            heapq.heappush(self.expired, -live.popleft()[1])
+        entry = (now_s, desired)
+        recs = self.owner
+        if self.expired:
+            slot = -heapq.heappop(self.expired)
+            self.owner = (*recs[:slot], entry, *recs[slot + 1 :])
+        else:
+            slot = len(recs)
+            self.owner = (*recs, entry)
+        live.append((now_s, slot))
+        self._push(entry)
+        self.latest_s = now_s
+        return min(max(current, up_rec), down_rec)
+
+
+def _take_windows(
+    state: GuardState, up_window_s: float, down_window_s: float, now_s: float
+) -> _Windows | None:
+    """The state's `_Windows`, built if need be, or None: scan (a short list, a state whose
+    windows someone else took, a window change, the clock gone back)."""
+    try:
+        windows = state._windows.pop()
+    except IndexError:
+        return None
+    recs = state.recommendations or ()
+    if windows.owner is not recs:
+        state._windows.append(windows)  # not this state's: a replace() shared the box
+        return None
+    if (
+        windows.live is None
+        or windows.up_window_s != up_window_s
+        or windows.down_window_s != down_window_s
+        or not now_s >= windows.latest_s
+    ):
+        if len(recs) < _SCAN_BELOW:
+            return None
+        windows = _Windows(recs)
+        if not windows.build(up_window_s, down_window_s):
+            return None
+    return windows if now_s >= windows.latest_s else None
+
+
+def _scan(
+    desired: int,
+    current: int,
+    now_s: float,
+    up_window_s: float,
+    down_window_s: float,
+    recs: tuple[tuple[float, int], ...],
+) -> tuple[int, tuple[tuple[float, int], ...]]:
+    """HPA's scan as written: min after the up cutoff, max after the down cutoff, and the
+    last entry before both overwritten (or one appended)."""
+    up_cutoff = now_s - up_window_s
+    down_cutoff = now_s - down_window_s
     up_rec = down_rec = desired
     old_index = -1
     for i, (at_s, rec) in enumerate(recs):
-        if at_s > up_cutoff:
-            up_rec = min(rec, up_rec)
-        if at_s > down_cutoff:
-            down_rec = max(rec, down_rec)
+        if at_s > up_cutoff and rec < up_rec:
+            up_rec = rec
+        if at_s > down_cutoff and rec > down_rec:
+            down_rec = rec
         if at_s < up_cutoff and at_s < down_cutoff:
             old_index = i
-    value = min(max(current, up_rec), down_rec)
+    entry = (now_s, desired)
     if old_index >= 0:
-        recs[old_index] = (now_s, desired)
+        recs = (*recs[:old_index], entry, *recs[old_index + 1 :])
     else:
-        recs.append((now_s, desired))
-    if desired >= current:
-        why = "ScaleUpStabilized: recent recommendations were lower; applying the lowest"
+        recs = (*recs, entry)
+    return min(max(current, up_rec), down_rec), recs
+
+
+def stabilize(
+    desired: int, current: int, now_s: float, guards: Guards, state: GuardState
+) -> tuple[int, GuardState, str]:
+    """HPA's two-sided stabilization; returns the value, the new state and a reason.
+
+    Kubernetes scans every recommendation each tick (`_scan`); `_Windows` gives the same
+    answer and the same slots in O(1) amortized once the list is long. The property test in
+    tests/test_guards_stabilize.py holds both to a verbatim copy of the scan.
+    """
+    if guards.scale_up is None or guards.scale_down is None:
+        return desired, state, ""
+    up_window_s = guards.scale_up.stabilization_window_s
+    down_window_s = guards.scale_down.stabilization_window_s
+    windows = _take_windows(state, up_window_s, down_window_s, now_s)
+    if windows is None:
+        recs = state.recommendations or ()
+        value, recs = _scan(desired, current, now_s, up_window_s, down_window_s, recs)
+        windows = _Windows(recs)
     else:
-        why = "ScaleDownStabilized: recent recommendations were higher; applying the highest"
-    return value, replace(state, recommendations=tuple(recs)), why
+        value = windows.tick(desired, current, now_s)
+    new_state = GuardState(
+        windows.owner,
+        state.up_events,
+        state.down_events,
+        state.last_direction,
+        state.direction_changes_s,
+        state.hold_down_until_s,
+        [windows],
+    )
+    return value, new_state, _UP_WHY if desired >= current else _DOWN_WHY
 
 
 def record_initial_recommendation(current: int, now_s: float, state: GuardState) -> GuardState:
     if state.recommendations is not None:
         return state
-    return replace(state, recommendations=((now_s, current),))
+    recs = ((now_s, current),)
+    return GuardState(
+        recs,
+        state.up_events,
+        state.down_events,
+        state.last_direction,
+        state.direction_changes_s,
+        state.hold_down_until_s,
+        [_Windows(recs)],
+    )
 
 
 # --- 2. rate limits ------------------------------------------------------------------------
