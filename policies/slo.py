@@ -16,7 +16,12 @@ with `service_window_s` (600; a property of the model and hardware that changes 
   and a fall is believed only as the smoothed value follows it; while requests queue, at
   least in_flight / E[S] (the throughput of the busy slots, which leads the rate() window);
 - mean service time E[S]: Little's law on the requests in service, in_flight / rate, or the
-  observed p50 latency when in_flight is missing; `service_time_s` pins it;
+  observed p50 latency when in_flight is missing; `service_time_s` pins it. Little's law holds
+  in a steady state only, so a sample counts once requests have arrived for `window_s` (at a
+  sudden start the rate() window lags the requests already in service: x5 on the Azure
+  conversation trace) and little has been queued for 2 E[S] (a drained backlog's requests are
+  still in service); until a first sample counts, the newest estimate is used (a first guess
+  kept would latch that transient);
 - service variability cs2: from the spread of observed latencies while little is queued,
   assuming a lognormal service time: sigma = ln(p95 / p50) / 1.645, cs2 = exp(sigma^2) - 1;
   `service_cv` pins it; 1 (exponential) until learned;
@@ -118,6 +123,8 @@ class Calibration:
     last_now_s: float | None = None
     recent: tuple[tuple[float, int], ...] = ()  # (now_s, size) within scale_down_delay_s
     service_samples: int = 0  # trusted service-time samples so far
+    arriving_since_s: float | None = None  # since when requests arrive (rate > 0)
+    calm_since_s: float | None = None  # since when little is queued, requests arriving
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -127,6 +134,8 @@ class Calibration:
             "last_now_s": self.last_now_s,
             "recent": [list(x) for x in self.recent],
             "service_samples": self.service_samples,
+            "arriving_since_s": self.arriving_since_s,
+            "calm_since_s": self.calm_since_s,
         }
 
     @classmethod
@@ -144,6 +153,8 @@ class Calibration:
             num("last_now_s"),
             recent,
             samples,
+            num("arriving_since_s"),
+            num("calm_since_s"),
         )
 
     def held_down(self, now_s: float, size: int, delay_s: float) -> tuple[int, Calibration]:
@@ -151,6 +162,10 @@ class Calibration:
         happens only once the smaller size has been enough for the whole delay."""
         recent = (*(x for x in self.recent if x[0] > now_s - delay_s), (now_s, size))
         return max(n for _, n in recent), replace(self, recent=recent)
+
+
+def _since(since: float | None, now_s: float) -> float:
+    return now_s if since is None else since
 
 
 def _blend(old: float | None, new: float | None, weight: float) -> float | None:
@@ -162,10 +177,11 @@ def _blend(old: float | None, new: float | None, weight: float) -> float | None:
 
 
 def observed_service_s(obs: Observation, servers: int) -> tuple[float | None, bool]:
-    """E[S] and whether it is trustworthy: Little's law on requests in service holds with the
-    arrival rate only while throughput keeps up (little queued); saturated, in_flight / rate
-    under-estimates E[S], so it serves only as a first guess. A value outside 1 us..86,400 s
-    (1e-300 in flight over 2 req/s, 5 in flight over 1e-300 req/s) is no estimate."""
+    """E[S] and whether little is queued: Little's law on requests in service holds with the
+    arrival rate only while throughput keeps up (little queued; the caller also waits for a
+    steady load); saturated, in_flight / rate under-estimates E[S], a guess at most. A value
+    outside 1 us..86,400 s (1e-300 in flight over 2 req/s, 5 in flight over 1e-300 req/s) is
+    no estimate."""
     rate = obs.request_rate_rps
     if rate is not None and rate > 0 and obs.in_flight is not None and obs.in_flight > 0:
         queued = obs.queue_depth or 0.0
@@ -241,12 +257,24 @@ class SloPolicy(ParamsPolicy[SloParams]):
         samples = state.service_samples
         slow = max(1.0 - math.exp(-dt / p.service_window_s), 1.0 / (samples + 1))
         servers = obs.ready_replicas * p.slots_per_replica
-        service, trusted = observed_service_s(obs, servers)
-        if trusted and service is not None:
+        service, little_queued = observed_service_s(obs, servers)
+        rate = obs.request_rate_rps
+        arriving = calm = None
+        if rate is not None and rate > 0:
+            arriving = _since(state.arriving_since_s, obs.now_s)
+            calm = _since(state.calm_since_s, obs.now_s) if little_queued else None
+        if service is None:
+            service_s = state.service_s
+        elif (
+            arriving is not None
+            and calm is not None
+            and obs.now_s - arriving >= p.window_s
+            and obs.now_s - calm >= 2.0 * service
+        ):
             service_s = _blend(state.service_s, service, slow)
             samples += 1
-        else:
-            service_s = state.service_s if state.service_s is not None else service
+        else:  # a transient: the newest guess until a steady sample counts
+            service_s = service if samples == 0 else state.service_s
         return Calibration(
             rate_rps=_blend(state.rate_rps, obs.request_rate_rps, weight),
             service_s=service_s,
@@ -255,6 +283,8 @@ class SloPolicy(ParamsPolicy[SloParams]):
             # like HPA's initial recommendation: no scale-down within the delay of starting
             recent=state.recent if state.last_now_s is not None else ((obs.now_s, obs.replicas),),
             service_samples=samples,
+            arriving_since_s=arriving,
+            calm_since_s=calm,
         )
 
     def inputs(self, obs: Observation, cal: Calibration) -> Sizing | Proposal:

@@ -116,11 +116,54 @@ def test_a_backlog_is_sized_to_drain_within_backlog_drain_s() -> None:
 def test_a_saturated_target_does_not_teach_it_a_short_service_time() -> None:
     a = slo(service_cv=1.0, window_s=15)
     calm = {"ready_replicas": 4, "request_rate_rps": 10.0, "queue_depth": 0.0}
-    a.step(Observation(now_s=T0, replicas=4, in_flight=20.0, **calm))  # E[S] = 2 s
+    a.step(Observation(now_s=T0, replicas=4, in_flight=20.0, **calm))
+    a.step(Observation(now_s=T0 + 15, replicas=4, in_flight=20.0, **calm))  # E[S] = 2 s, counted
     # saturated: 32 in service, 400 queued; in_flight / rate = 3.2 s is not E[S] any more
     busy = {"ready_replicas": 4, "request_rate_rps": 10.0, "queue_depth": 400.0}
     record = a.step(Observation(now_s=T0 + 60, replicas=4, in_flight=32.0, **busy))
     assert record.details["service_s"] == 2.0
+
+
+def test_little_s_law_counts_only_once_the_load_has_been_calm_for_the_window() -> None:
+    # a sudden start: 3 warm replicas take 42 requests while rate() has seen 0.93 req/s of a
+    # 6 req/s load (the Azure conversation trace's first tick); 42 / 0.93 = 45 s is the rate
+    # window's lag, not E[S] (8.5 s here), and must not outlive the transient in a mean
+    a = slo(service_cv=1.0, window_s=60, slots_per_replica=16)
+    seen = []
+    for t, in_flight, rate in [(15, 42, 0.93), (30, 41, 2.11), (45, 51, 6.0)]:
+        obs = Observation(
+            now_s=T0 + t, replicas=4, ready_replicas=4, request_rate_rps=rate,
+            in_flight=in_flight, queue_depth=0.0,
+        )  # fmt: skip
+        seen.append(a.step(obs).details["service_s"])
+    assert seen == [42 / 0.93, 41 / 2.11, 8.5]  # the newest guess while none counts
+    before = a.state["policy_state"]["service_samples"]
+    for t in range(60, 90, 15):  # calm since t = 15: counted from t = 75 on
+        obs = Observation(
+            now_s=T0 + t, replicas=4, ready_replicas=4, request_rate_rps=6.0,
+            in_flight=48.0, queue_depth=0.0,
+        )  # fmt: skip
+        record = a.step(obs)
+    assert before == 0 and a.state["policy_state"]["service_samples"] == 1
+    assert record.details["service_s"] == 8.0  # the first counted sample, alone
+
+
+def test_requests_a_drained_backlog_left_in_service_do_not_count() -> None:
+    a = slo(service_cv=1.0, window_s=30, slots_per_replica=8)
+    steady = {"replicas": 8, "ready_replicas": 8, "request_rate_rps": 10.0}
+    for t in range(0, 60, 15):  # calm from t = 0: counted at t = 30 and 45
+        a.step(Observation(now_s=T0 + t, in_flight=20.0, queue_depth=0.0, **steady))
+    cal = a.state["policy_state"]
+    assert cal["service_samples"] == 2 and cal["service_s"] == 2.0
+    a.step(Observation(now_s=T0 + 60, in_flight=64.0, queue_depth=300.0, **steady))
+    # the backlog moved into service: 60 in flight at 10 req/s is not a 6 s service time
+    record = a.step(Observation(now_s=T0 + 75, in_flight=60.0, queue_depth=0.0, **steady))
+    assert record.details["service_s"] == 2.0
+    assert a.state["policy_state"]["service_samples"] == 2
+    # 2 E[S] of calm later the backlog is served, and Little's law counts again
+    record = a.step(Observation(now_s=T0 + 90, in_flight=23.0, queue_depth=0.0, **steady))
+    assert a.state["policy_state"]["service_samples"] == 3
+    assert record.details["service_s"] == pytest.approx(2.0 + (2.3 - 2.0) / 3)
 
 
 def test_no_scale_down_within_the_delay_of_starting() -> None:
